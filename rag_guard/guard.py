@@ -1,0 +1,194 @@
+"""The sufficiency guard: (question, documents) → `Verdict`, as a LangChain Runnable.
+
+One prompt, one generated token with its top alternatives, one probability. Everything that can go wrong
+(the model call, a reply without logprobs, no True/False among the alternatives) ends in a refusal that
+carries its reason: the guard fails closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import patch_config
+from pydantic import ConfigDict, Field, model_validator
+
+from rag_guard.decision import Decision, decide
+from rag_guard.errors import InvalidQuestionError
+from rag_guard.logprobs import LogprobError, alternatives, p_true, parse_logprobs
+from rag_guard.prompts import GUARD_INSTRUCTION, build_messages
+from rag_guard.results import Timings, Verdict
+
+log = logging.getLogger(__name__)
+
+MAX_QUESTION_CHARS = 4000
+
+
+class GuardInput(TypedDict):
+    question: str
+    documents: list[Document]
+
+
+def clean_question(question: Any) -> str:
+    """The question stripped; `InvalidQuestionError` when it is not usable text."""
+    if isinstance(question, bytes):
+        try:
+            question = question.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidQuestionError("The question is not valid UTF-8 text.") from None
+    if not isinstance(question, str):
+        raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
+    question = question.strip()
+    if not question:
+        raise InvalidQuestionError("The question is empty: ask something about the documents.")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidQuestionError(
+            f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}."
+        )
+    return question
+
+
+def verdict_from_reply(
+    message: BaseMessage, answer_threshold: float, clarify_threshold: float, timings: Timings | None = None
+) -> Verdict:
+    """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted."""
+    timings = timings or Timings()
+    raw = message.response_metadata.get("logprobs")
+    try:
+        position = parse_logprobs(raw)[0]
+        p = p_true(position)
+    except LogprobError as exc:
+        return Verdict(
+            decision=Decision.REFUSE,
+            p_sufficient=None,
+            token=message.text[:20] or None,
+            reason=f"refused: no trustworthy probability ({exc})",
+            timings=timings,
+        )
+    decision = decide(p, answer_threshold, clarify_threshold)
+    bound = {
+        Decision.ANSWER: f">= answer_threshold {answer_threshold}",
+        Decision.CLARIFY: f"in [clarify_threshold {clarify_threshold}, answer_threshold {answer_threshold})",
+        Decision.REFUSE: f"< clarify_threshold {clarify_threshold}",
+    }[decision]
+    return Verdict(
+        decision=decision,
+        p_sufficient=p,
+        token=position.token,
+        logprob=position.logprob,
+        alternatives=alternatives(position),
+        reason=f"p_sufficient {p:.3f} {bound}",
+        timings=timings,
+    )
+
+
+class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
+    """Judge whether `documents` are enough to answer `question`; plug into any LCEL chain.
+
+    Input: `{"question": str, "documents": list[Document]}`. Output: `Verdict`.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    judge: BaseChatModel
+    """A chat model that returns logprobs in `response_metadata["logprobs"]`."""
+    judge_kwargs: dict[str, Any] | None = None
+    """Call options that make the judge generate one token with alternatives; None uses OpenAI's names
+    (`max_tokens=1, logprobs=True, top_logprobs=...`), which ChatOpenAI and the embedded model take."""
+    answer_threshold: float = Field(0.5, ge=0, le=1)
+    clarify_threshold: float = Field(0.2, ge=0, le=1)
+    top_logprobs: int = Field(20, ge=2, le=20)
+    instruction: str = GUARD_INSTRUCTION
+    context_window: int | None = None
+    """The judge's context window in tokens; when set, lower-ranked documents are dropped to fit."""
+    reserve_tokens: int = 320
+    """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SufficiencyGuard:
+        if self.clarify_threshold > self.answer_threshold:
+            raise ValueError("clarify_threshold must not exceed answer_threshold")
+        return self
+
+    @property
+    def call_options(self) -> dict[str, Any]:
+        if self.judge_kwargs is not None:
+            return self.judge_kwargs
+        return {"max_tokens": 1, "logprobs": True, "top_logprobs": self.top_logprobs}
+
+    # --- preparing the prompt -------------------------------------------------------------------------
+
+    def messages(self, question: str, documents: Sequence[Document]) -> list[BaseMessage]:
+        return build_messages(question, documents, self.instruction)
+
+    def fit(self, question: str, documents: Sequence[Document]) -> tuple[list[Document], bool]:
+        """Drop the lowest-ranked documents until the prompt fits the context window; never cut the question."""
+        docs = list(documents)
+        if self.context_window is None:
+            return docs, False
+        budget = self.context_window - self.reserve_tokens
+        truncated = False
+        while docs and self.judge.get_num_tokens_from_messages(self.messages(question, docs)) > budget:
+            docs.pop()
+            truncated = True
+        return docs, truncated
+
+    # --- the Runnable ---------------------------------------------------------------------------------
+
+    def invoke(self, input: GuardInput, config: RunnableConfig | None = None, **kwargs: Any) -> Verdict:
+        return self._call_with_config(self._judge, input, config, run_type="chain")
+
+    async def ainvoke(self, input: GuardInput, config: RunnableConfig | None = None, **kwargs: Any) -> Verdict:
+        return await self._acall_with_config(self._ajudge, input, config, run_type="chain")
+
+    def _prepare(self, input: GuardInput) -> tuple[list[BaseMessage], bool]:
+        question = clean_question(input["question"])
+        documents, truncated = self.fit(question, input.get("documents") or [])
+        return self.messages(question, documents), truncated
+
+    def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
+        messages, truncated = self._prepare(input)
+        started = time.perf_counter()
+        try:
+            reply = self.judge.invoke(
+                messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
+            )
+        except Exception as exc:
+            return self._failed(exc, time.perf_counter() - started)
+        return self._finish(reply, truncated, time.perf_counter() - started)
+
+    async def _ajudge(
+        self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> Verdict:
+        messages, truncated = self._prepare(input)
+        started = time.perf_counter()
+        try:
+            reply = await self.judge.ainvoke(
+                messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
+            )
+        except Exception as exc:
+            return self._failed(exc, time.perf_counter() - started)
+        return self._finish(reply, truncated, time.perf_counter() - started)
+
+    def _finish(self, reply: BaseMessage, truncated: bool, seconds: float) -> Verdict:
+        verdict = verdict_from_reply(reply, self.answer_threshold, self.clarify_threshold, Timings(guard_s=seconds))
+        if truncated:
+            verdict.context_truncated = True
+            verdict.reason += "; lower-ranked passages were left out to fit the context window"
+        return verdict
+
+    def _failed(self, exc: Exception, seconds: float) -> Verdict:
+        log.error("guard model call failed, refusing: %s", exc)
+        return Verdict(
+            decision=Decision.REFUSE,
+            p_sufficient=None,
+            reason=f"refused: the guard model call failed ({type(exc).__name__}: {exc})",
+            timings=Timings(guard_s=seconds),
+        )

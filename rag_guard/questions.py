@@ -1,0 +1,58 @@
+"""Labelled question files (JSON Lines): `{"question": str, "answerable": bool, "answer": str?}`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rag_guard.errors import CorpusError
+
+
+class LabelledQuestion(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    question: str
+    answerable: bool
+    answer: str | None = None
+    kind: str | None = None
+    """Optional grouping (answerable, partial, unanswerable, off_topic) used to pick demo questions."""
+
+
+def load_questions(path: Path) -> list[LabelledQuestion]:
+    """Every line parsed and validated; errors name the file and line."""
+    if not path.is_file():
+        raise CorpusError(f"Questions file {path} not found.")
+    questions: list[LabelledQuestion] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(LabelledQuestion.model_validate(json.loads(line)))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            first = str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else _first_error(exc)
+            raise CorpusError(
+                f"{path}:{number}: not a labelled question ({first}). Each line must be a JSON object "
+                'like {"question": "...", "answerable": true, "answer": "..."}.'
+            ) from None
+    if not questions:
+        raise CorpusError(f"Questions file {path} holds no questions.")
+    return questions
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False)[0]
+    return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+
+
+def representative(questions: list[LabelledQuestion], per_kind: int = 2) -> list[LabelledQuestion]:
+    """A few questions of each kind, in file order: what `rag-guard demo` shows by default."""
+    chosen: list[LabelledQuestion] = []
+    counts: dict[str, int] = {}
+    for q in questions:
+        kind = q.kind or ("answerable" if q.answerable else "unanswerable")
+        if counts.get(kind, 0) < per_kind:
+            counts[kind] = counts.get(kind, 0) + 1
+            chosen.append(q)
+    return chosen

@@ -1,0 +1,108 @@
+"""What the guard and the pipeline return: pydantic models, so they serialise to JSON as they are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag_guard.decision import Decision
+
+
+class Timings(BaseModel):
+    """Wall-clock seconds per stage; a stage that did not run stays None."""
+
+    retrieval_s: float | None = None
+    guard_s: float | None = None
+    generation_s: float | None = None
+    total_s: float | None = None
+
+
+class Verdict(BaseModel):
+    """The guard's judgement of one (question, documents) pair."""
+
+    decision: Decision
+    p_sufficient: float | None
+    """P(True) normalised over the True/False spellings; None when no trustworthy probability was obtained."""
+    token: str | None = None
+    """The token the model generated at the verdict position."""
+    logprob: float | None = None
+    alternatives: dict[str, float] = Field(default_factory=dict)
+    """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
+    reason: str
+    """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
+    context_truncated: bool = False
+    """True when lower-ranked chunks were left out to fit the model's context window."""
+    timings: Timings = Field(default_factory=Timings)
+
+
+class Source(BaseModel):
+    """A retrieved chunk, as cited in answers: `[n]` in the text refers to `label` n."""
+
+    label: int
+    source: str
+    chunk_index: int | None = None
+    score: float | None = None
+    text: str
+
+
+class GuardedAnswer(BaseModel):
+    """One question's outcome: an answer from the context, a clarifying question, or a refusal."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    question: str
+    decision: Decision
+    answer: str | None = None
+    """Set only when decision is `answer`."""
+    message: str | None = None
+    """The clarifying question or the refusal, when the pipeline did not answer."""
+    p_sufficient: float | None
+    sources: list[Source] = Field(default_factory=list)
+    verdict: Verdict
+    answer_logprobs: list[dict[str, Any]] | None = Field(default=None, repr=False)
+    """The answer's tokens with their logprobs, where the model returns them."""
+
+
+class GuardedAnswerChunk(BaseModel):
+    """A piece of a streamed `GuardedAnswer`: the first carries the verdict, later ones add text.
+
+    Chunks add up with `+` (as LangChain message chunks do), so `sum` of a stream is the full result.
+    """
+
+    question: str | None = None
+    decision: Decision | None = None
+    p_sufficient: float | None = None
+    sources: list[Source] | None = None
+    verdict: Verdict | None = None
+    answer: str | None = None
+    """Answer text added by this chunk."""
+    message: str | None = None
+    """Clarifying question or refusal text added by this chunk."""
+
+    def __add__(self, other: GuardedAnswerChunk) -> GuardedAnswerChunk:
+        def join(a: str | None, b: str | None) -> str | None:
+            return None if a is None and b is None else (a or "") + (b or "")
+
+        return GuardedAnswerChunk(
+            question=self.question or other.question,
+            decision=self.decision or other.decision,
+            p_sufficient=self.p_sufficient if self.verdict is not None else other.p_sufficient,
+            sources=self.sources if self.sources is not None else other.sources,
+            verdict=self.verdict or other.verdict,
+            answer=join(self.answer, other.answer),
+            message=join(self.message, other.message),
+        )
+
+    def to_answer(self) -> GuardedAnswer:
+        if self.verdict is None or self.decision is None or self.question is None:
+            raise ValueError("the stream ended before the guard's verdict arrived")
+        return GuardedAnswer(
+            question=self.question,
+            decision=self.decision,
+            answer=self.answer,
+            message=self.message,
+            p_sufficient=self.p_sufficient,
+            sources=self.sources or [],
+            verdict=self.verdict,
+        )

