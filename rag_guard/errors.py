@@ -27,7 +27,7 @@ class CorpusError(RagGuardError):
     """The corpus directory or one of its files cannot be used."""
 
 
-class InvalidQuestionError(RagGuardError):
+class InvalidQuestionError(RagGuardError, ValueError):
     """The question is empty or otherwise unusable."""
 
     exit_code = 2

@@ -6,6 +6,7 @@ Pure functions only (no I/O), so the probability the guard gates on is trivially
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,8 @@ TRUE_WORDS = frozenset({"true", "yes"})
 FALSE_WORDS = frozenset({"false", "no"})
 # Servers round; a logprob of +1e-7 is a certainty, not an error.
 _ROUNDING_SLACK = 1e-6
+# Tokenisers glue punctuation and blanks to words ("(True", " true", "_TRUE"): strip them before matching.
+_NOT_A_WORD = string.punctuation + string.whitespace
 
 
 class LogprobError(ValueError):
@@ -75,7 +78,7 @@ def _parse_entry(entry: Any, where: str, *, nested: bool = False) -> TokenLogpro
 
 def verdict_word(token: str) -> bool | None:
     """True / False for a spelling of yes or no (any case, surrounding blanks or punctuation), else None."""
-    word = token.strip().strip(".,:;!\"'`*").lower()
+    word = token.strip(_NOT_A_WORD).lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:

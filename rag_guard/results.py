@@ -100,8 +100,8 @@ class GuardedAnswerChunk(BaseModel):
         return GuardedAnswer(
             question=self.question,
             decision=self.decision,
-            answer=self.answer,
-            message=self.message,
+            answer=self.answer.strip() if self.answer is not None else None,
+            message=self.message.strip() if self.message is not None else None,
             p_sufficient=self.p_sufficient,
             sources=self.sources or [],
             verdict=self.verdict,

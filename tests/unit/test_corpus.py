@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from rag_guard.corpus import chunk_id, scan_corpus
+from rag_guard.errors import CorpusError
+
+
+def make_corpus(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.md").write_text("# A\n\n" + "Alpha sentence. " * 80, encoding="utf-8")
+    (root / "sub" / "b.txt").write_text("Beta text. " * 10, encoding="utf-8")
+    (root / "ignored.json").write_text("{}", encoding="utf-8")
+    return root
+
+
+def test_chunk_id_depends_on_source_position_and_text():
+    base = chunk_id("a.md", 0, "text")
+    assert base == chunk_id("a.md", 0, "text")
+    assert len({base, chunk_id("b.md", 0, "text"), chunk_id("a.md", 1, "text"), chunk_id("a.md", 0, "text!")}) == 4
+
+
+def test_scanning_twice_gives_the_same_ids(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    first = scan_corpus(corpus, 300, 50)
+    second = scan_corpus(corpus, 300, 50)
+    assert [c.id for c in first.chunks] == [c.id for c in second.chunks]
+    assert len(first.chunks) > 2
+
+
+def test_chunks_keep_relative_source_and_index(tmp_path):
+    scan = scan_corpus(make_corpus(tmp_path / "corpus"), 300, 50)
+    sources = {c.metadata["source"] for c in scan.chunks}
+    assert sources == {"a.md", "sub/b.txt"}
+    indices = [c.metadata["chunk_index"] for c in scan.chunks if c.metadata["source"] == "a.md"]
+    assert indices == list(range(len(indices)))
+
+
+def test_unusable_files_are_skipped_with_a_reason_and_the_rest_kept(tmp_path):
+    corpus = make_corpus(tmp_path / "corpus")
+    (corpus / "empty.md").write_text("", encoding="utf-8")
+    (corpus / "blank.txt").write_text("  \n\t", encoding="utf-8")
+    (corpus / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
+    (corpus / "binary.md").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
+    scan = scan_corpus(corpus, 300, 50)
+    assert set(scan.skipped) == {"empty.md", "blank.txt", "latin1.txt", "binary.md"}
+    assert "UTF-8" in scan.skipped["latin1.txt"]
+    assert "binary" in scan.skipped["binary.md"]
+    assert scan.files == 2
+
+
+def test_missing_corpus_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(CorpusError, match="does not exist"):
+        scan_corpus(tmp_path / "nowhere", 300, 50)

@@ -1,0 +1,103 @@
+import pytest
+from langchain_core.documents import Document
+from langchain_core.runnables import RunnablePassthrough
+
+from rag_guard.decision import Decision
+from rag_guard.errors import InvalidQuestionError
+from rag_guard.guard import SufficiencyGuard
+from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
+
+DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
+
+
+def guard_with(p_true: float, **kwargs) -> SufficiencyGuard:
+    return SufficiencyGuard(judge=judge_then_answer(p_true), answer_threshold=0.6, clarify_threshold=0.3, **kwargs)
+
+
+@pytest.mark.parametrize(("p", "decision"), [(0.9, Decision.ANSWER), (0.4, Decision.CLARIFY), (0.1, Decision.REFUSE)])
+def test_guard_decides_by_thresholds(p, decision):
+    verdict = guard_with(p).invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    assert verdict.decision is decision
+    assert verdict.p_sufficient == pytest.approx(p, abs=1e-3)
+
+
+def test_verdict_carries_token_logprob_alternatives_and_timing():
+    verdict = guard_with(0.8).invoke({"question": "q?", "documents": DOCS})
+    assert verdict.token == "True"
+    assert verdict.logprob == pytest.approx(-0.2231, abs=1e-3)
+    assert verdict.alternatives["True"] == pytest.approx(0.8)
+    assert verdict.alternatives["False"] == pytest.approx(0.2)
+    assert verdict.timings.guard_s is not None
+
+
+def test_guard_asks_for_exactly_one_token_with_top_logprobs():
+    guard = guard_with(0.8, top_logprobs=7)
+    guard.invoke({"question": "q?", "documents": DOCS})
+    call = guard.judge.calls[0]
+    assert (call["max_tokens"], call["logprobs"], call["top_logprobs"]) == (1, True, 7)
+
+
+def test_prompt_puts_the_instruction_after_the_delimited_context():
+    guard = guard_with(0.8)
+    guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    user = guard.judge.calls[0]["messages"][-1].text
+    assert user.index("<context>") < user.index("</context>") < user.index("Question:") < user.index("True or False")
+
+
+def test_reply_without_logprobs_refuses_with_the_reason():
+    guard = SufficiencyGuard(judge=FakeChatModel(reply=lambda m, k: ("True", None)))
+    verdict = guard.invoke({"question": "q?", "documents": DOCS})
+    assert verdict.decision is Decision.REFUSE
+    assert verdict.p_sufficient is None
+    assert "no token logprobs" in verdict.reason
+
+
+def test_reply_without_any_true_false_alternative_refuses():
+    guard = SufficiencyGuard(judge=FakeChatModel(reply=lambda m, k: ("The", openai_logprobs({"The": 0.9, "A": 0.1}))))
+    verdict = guard.invoke({"question": "q?", "documents": DOCS})
+    assert verdict.decision is Decision.REFUSE
+    assert "no True/False" in verdict.reason
+
+
+def test_model_failure_refuses_instead_of_raising():
+    def boom(messages, kwargs):
+        raise TimeoutError("model took too long")
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=boom)).invoke({"question": "q?", "documents": DOCS})
+    assert verdict.decision is Decision.REFUSE
+    assert "TimeoutError" in verdict.reason
+
+
+@pytest.mark.parametrize("question", ["", "   \n", b"\xff\xfe", None])
+def test_unusable_questions_raise_a_clear_error(question):
+    with pytest.raises(InvalidQuestionError):
+        guard_with(0.9).invoke({"question": question, "documents": DOCS})
+
+
+def test_thresholds_in_wrong_order_are_rejected():
+    with pytest.raises(ValueError, match="clarify_threshold"):
+        SufficiencyGuard(judge=judge_then_answer(0.5), answer_threshold=0.2, clarify_threshold=0.5)
+
+
+def test_documents_that_do_not_fit_are_dropped_lowest_rank_first_and_reported():
+    docs = [Document(page_content=f"passage {i} " + "word " * 200, metadata={"source": f"{i}.md"}) for i in range(4)]
+    guard = guard_with(0.9, context_window=700, reserve_tokens=100)  # the fake counts ~4 chars per token
+    fitted, truncated = guard.fit("q?", docs)
+    assert truncated
+    assert [d.metadata["source"] for d in fitted] == ["0.md", "1.md"][: len(fitted)]
+    assert 0 < len(fitted) < 4
+    verdict = guard.invoke({"question": "q?", "documents": docs})
+    assert verdict.context_truncated
+    assert "left out" in verdict.reason
+
+
+def test_guard_composes_inside_an_lcel_chain():
+    chain = {"question": RunnablePassthrough(), "documents": FixedRetriever(documents=DOCS)} | guard_with(0.9)
+    assert chain.invoke("When did Voyager 2 launch?").decision is Decision.ANSWER
+
+
+async def test_guard_ainvoke_and_batch_agree_with_invoke():
+    guard = guard_with(0.45)
+    item = {"question": "q?", "documents": DOCS}
+    assert (await guard.ainvoke(item)).decision is Decision.CLARIFY
+    assert [v.decision for v in guard.batch([item, item])] == [Decision.CLARIFY] * 2

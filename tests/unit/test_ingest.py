@@ -1,0 +1,75 @@
+"""Ingest against a real on-disk Chroma, with a deterministic fake embedding so no model is needed."""
+
+from pathlib import Path
+
+import pytest
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from rag_guard.config import ChromaSettings
+from rag_guard.errors import CorpusError
+from rag_guard.retrieval import ChromaRetriever, ingest, open_store
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "one.md").write_text("Honeybees dance to share where flowers are. " * 20, encoding="utf-8")
+    (corpus / "two.md").write_text("Tides follow the Moon around the Earth. " * 20, encoding="utf-8")
+    settings = ChromaSettings(persist_directory=tmp_path / "chroma", chunk_size=300, chunk_overlap=30)
+    store = open_store(settings, DeterministicFakeEmbedding(size=16))
+    return corpus, settings, store
+
+
+def ids(store):
+    return sorted(store.get(include=[])["ids"])
+
+
+def test_reingesting_unchanged_files_adds_nothing(setup):
+    corpus, settings, store = setup
+    first = ingest(store, corpus, settings)
+    before = ids(store)
+    second = ingest(store, corpus, settings)
+    assert first.added == first.chunks == len(before)
+    assert (second.added, second.removed, second.unchanged) == (0, 0, first.chunks)
+    assert ids(store) == before
+
+
+def test_edited_file_replaces_its_chunks_and_deleted_file_disappears(setup):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    (corpus / "one.md").write_text("Honeybees now do something else entirely. " * 5, encoding="utf-8")
+    (corpus / "two.md").unlink()
+    report = ingest(store, corpus, settings)
+    remaining = store.get(include=["metadatas", "documents"])
+    assert {m["source"] for m in remaining["metadatas"]} == {"one.md"}
+    assert all("something else" in d for d in remaining["documents"])
+    assert report.removed > 0
+    assert len(remaining["ids"]) == report.chunks
+
+
+def test_the_store_persists_on_disk(setup):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    reopened = open_store(settings, DeterministicFakeEmbedding(size=16))
+    assert ids(reopened) == ids(store)
+
+
+def test_retriever_returns_k_chunks_with_source_and_score(setup):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    docs = ChromaRetriever(store=store, k=2).invoke("Honeybees dance to share where flowers are.")
+    assert len(docs) == 2
+    assert all({"source", "chunk_index", "score"} <= d.metadata.keys() for d in docs)
+
+
+def test_a_corpus_with_nothing_usable_is_an_error_and_leaves_the_store_alone(setup, tmp_path):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    before = ids(store)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "blank.md").write_text("", encoding="utf-8")
+    with pytest.raises(CorpusError, match="No usable"):
+        ingest(store, empty, settings)
+    assert ids(store) == before

@@ -1,0 +1,125 @@
+import pytest
+from langchain_core.documents import Document
+
+from rag_guard.decision import Decision
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.prompts import REFUSAL
+from rag_guard.results import GuardedAnswerChunk
+from tests.fakes import FixedRetriever, judge_then_answer
+
+DOCS = [
+    Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md", "chunk_index": 0}),
+    Document(
+        page_content="Voyager 1 launched on 5 September 1977.", metadata={"source": "voyager.md", "chunk_index": 1}
+    ),
+]
+
+
+def pipeline(p_true: float, *, fail_retrieval: bool = False) -> GuardedRAG:
+    model = judge_then_answer(p_true, answer="It launched on 20 August 1977 [1].")
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
+    return GuardedRAG(retriever=FixedRetriever(documents=DOCS, fail=fail_retrieval), guard=guard, answerer=model)
+
+
+def generation_calls(rag: GuardedRAG) -> list[dict]:
+    return [c for c in rag.answerer.calls if c.get("max_tokens") != 1]
+
+
+def test_sufficient_context_is_answered_with_sources():
+    result = pipeline(0.9).invoke("When did Voyager 2 launch?")
+    assert result.decision is Decision.ANSWER
+    assert result.answer == "It launched on 20 August 1977 [1]."
+    assert result.message is None
+    assert [s.source for s in result.sources] == ["voyager.md", "voyager.md"]
+    assert result.sources[0].label == 1
+
+
+def test_answer_prompt_shares_the_guard_prompt_prefix():
+    rag = pipeline(0.9)
+    rag.invoke("When did Voyager 2 launch?")
+    guard_user = rag.answerer.calls[0]["messages"][-1].text
+    answer_user = rag.answerer.calls[1]["messages"][-1].text
+    shared = guard_user[: guard_user.index("Task:")]
+    assert answer_user.startswith(shared)
+    assert "Question: When did Voyager 2 launch?" in shared
+
+
+def test_middle_band_asks_a_clarifying_question():
+    result = pipeline(0.45).invoke({"question": "When did it launch?"})
+    assert result.decision is Decision.CLARIFY
+    assert result.answer is None
+    assert result.message
+
+
+def test_low_probability_refuses_without_generating():
+    rag = pipeline(0.05)
+    result = rag.invoke("Who won the 2014 FIFA World Cup?")
+    assert result.decision is Decision.REFUSE
+    assert result.answer is None
+    assert result.message == REFUSAL
+    assert generation_calls(rag) == []
+
+
+def test_retrieval_failure_refuses_with_the_reason():
+    rag = pipeline(0.99, fail_retrieval=True)
+    result = rag.invoke("When did Voyager 2 launch?")
+    assert result.decision is Decision.REFUSE
+    assert "retrieval failed" in result.verdict.reason
+    assert rag.answerer.calls == []
+
+
+def test_stream_yields_the_verdict_before_any_answer_text():
+    chunks = list(pipeline(0.9).stream("When did Voyager 2 launch?"))
+    assert isinstance(chunks[0], GuardedAnswerChunk)
+    assert chunks[0].verdict is not None and chunks[0].answer is None
+    assert all(c.verdict is None for c in chunks[1:])
+    assert len(chunks) > 2
+    merged = sum(chunks[1:], chunks[0]).to_answer()
+    assert merged.answer.strip() == "It launched on 20 August 1977 [1]."
+
+
+def test_stream_of_a_refusal_is_one_chunk_with_the_message():
+    chunks = list(pipeline(0.01).stream("Who won the 2014 FIFA World Cup?"))
+    assert len(chunks) == 1
+    assert chunks[0].decision is Decision.REFUSE
+    assert chunks[0].message == REFUSAL
+
+
+def test_batch_keeps_order():
+    rag = pipeline(0.9)
+    results = rag.batch(["When did Voyager 2 launch?", "When did Voyager 1 launch?"])
+    assert [r.question for r in results] == ["When did Voyager 2 launch?", "When did Voyager 1 launch?"]
+
+
+async def test_ainvoke_and_astream_match_invoke():
+    rag = pipeline(0.9)
+    result = await rag.ainvoke("When did Voyager 2 launch?")
+    assert result.decision is Decision.ANSWER
+    chunks = [c async for c in rag.astream("When did Voyager 2 launch?")]
+    assert chunks[0].verdict is not None
+    assert "".join(c.answer or "" for c in chunks).strip() == result.answer.strip()
+
+
+def test_timings_cover_every_stage_that_ran():
+    timings = pipeline(0.9).invoke("When did Voyager 2 launch?").verdict.timings
+    assert None not in (timings.retrieval_s, timings.guard_s, timings.generation_s, timings.total_s)
+    assert timings.total_s >= timings.guard_s
+
+
+def test_callbacks_see_the_nested_steps():
+    from langchain_core.tracers.context import collect_runs
+
+    with collect_runs() as collector:
+        pipeline(0.9).invoke("When did Voyager 2 launch?")
+    root = collector.traced_runs[0]
+    names = {child.name for child in root.child_runs}
+    assert {"FixedRetriever", "SufficiencyGuard", "FakeChatModel"} <= names
+
+
+@pytest.mark.parametrize("question", ["", "   "])
+def test_empty_questions_are_rejected_before_any_model_call(question):
+    rag = pipeline(0.9)
+    with pytest.raises(ValueError, match="empty"):
+        rag.invoke(question)
+    assert rag.answerer.calls == []
