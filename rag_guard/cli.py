@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rag_guard.config import Settings, load_config
@@ -216,6 +216,10 @@ def _table(results: list[GuardedAnswer]) -> Table:
     return table
 
 
+def _updater(progress: Progress, task: TaskID) -> Callable[[int, int], None]:
+    return lambda done, total: progress.update(task, completed=done, total=total)
+
+
 def _progress() -> Progress:
     return Progress(
         SpinnerColumn(),
@@ -246,9 +250,5 @@ def prepare_model(
                 raise RagGuardError(f"Unknown preset {name!r}; choose from {', '.join(PRESETS)}.")
             with _progress() as progress:
                 task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
-                path = ensure_preset(
-                    PRESETS[name],
-                    settings.cache_dir,
-                    lambda done, total: progress.update(task, completed=done, total=total),
-                )
+                path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
             out.print(f"{name}: {path}")

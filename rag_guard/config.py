@@ -79,9 +79,9 @@ class ChromaSettings(_Section):
 class GuardSettings(_Section):
     """The sufficiency gate: one True/False token, turned into P(sufficient), compared to thresholds."""
 
-    answer_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    answer_threshold: float = Field(0.7, ge=0.0, le=1.0)
     """At or above this P(sufficient) the pipeline answers."""
-    clarify_threshold: float = Field(0.2, ge=0.0, le=1.0)
+    clarify_threshold: float = Field(0.45, ge=0.0, le=1.0)
     """At or above this (and below answer_threshold) it asks a clarifying question; below it refuses."""
     top_logprobs: int = Field(20, ge=2, le=20)
     """Alternatives read at the verdict token; more alternatives find more True/False spellings."""

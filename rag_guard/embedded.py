@@ -29,6 +29,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from rag_guard.errors import ModelUnavailableError
 
+_EVAL_BLOCK = 64
+"""Prompt tokens per llama.cpp batch; as fast as larger batches on CPU, and the unit of prefix reuse."""
 _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
@@ -76,6 +78,8 @@ class _LoadedModel:
             add_generation_prompt=True,
         )
         self.name = meta.get("general.name", path.stem)
+        self.prompt_tokens = 0
+        """How many leading cached tokens are the last prompt, evaluated in aligned blocks."""
 
 
 _MODELS: dict[tuple[str, int, int | None, int], _LoadedModel] = {}
@@ -202,7 +206,7 @@ class ChatLlamaCpp(BaseChatModel):
                 )
             max_tokens = min(max_tokens, self.n_ctx - len(tokens))
             started = time.perf_counter()
-            reused = self._evaluate_prompt(llama, tokens)
+            reused = self._evaluate_prompt(model, tokens)
             prompt_eval_s = time.perf_counter() - started
 
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -227,7 +231,7 @@ class ChatLlamaCpp(BaseChatModel):
                     finish_reason = "stop"
                 emit, pending = (pending, "") if hit is not None else _split_holdback(pending, holdback)
                 yield self._chunk(emit, entry, run_manager)
-                if hit is not None:
+                if hit is not None or generated == max_tokens:
                     break
                 llama.eval([token])
             tail = pending + decoder.decode(b"", final=True)
@@ -258,22 +262,30 @@ class ChatLlamaCpp(BaseChatModel):
             run_manager.on_llm_new_token(text, chunk=chunk)
         return chunk
 
-    def _evaluate_prompt(self, llama: Any, tokens: list[int]) -> int:
-        """Evaluate `tokens`, reusing the cached prefix; return how many prompt tokens were reused."""
+    def _evaluate_prompt(self, model: _LoadedModel, tokens: list[int]) -> int:
+        """Evaluate `tokens`, reusing the cached prefix; return how many prompt tokens were reused.
+
+        Tokens are always evaluated in blocks aligned to absolute positions, and reuse stops at a block
+        boundary inside the previous prompt: each block then sees exactly the same batch as in a cold
+        evaluation, so reuse changes no logit, not even in the last bit (a test pins this).
+        """
+        llama = model.llama
         keep = 0
         if self.reuse_prefix and llama.n_tokens > 0:
-            cached = llama._input_ids
+            cached = llama._input_ids[: model.prompt_tokens]
             limit = min(len(cached), len(tokens))
             mismatch = np.nonzero(cached[:limit] != np.asarray(tokens[:limit]))[0]
             keep = int(mismatch[0]) if mismatch.size else limit
             # The last prompt token is always evaluated again: its logits are the ones we read.
-            keep = min(keep, len(tokens) - 1)
+            keep = (min(keep, len(tokens) - 1) // _EVAL_BLOCK) * _EVAL_BLOCK
         if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
             llama.n_tokens = keep
         else:
             keep = 0
             llama.reset()
-        llama.eval(tokens[keep:])
+        for start in range(keep, len(tokens), _EVAL_BLOCK):
+            llama.eval(tokens[start : start + _EVAL_BLOCK])
+        model.prompt_tokens = len(tokens)
         return keep
 
     @staticmethod

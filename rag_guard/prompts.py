@@ -29,7 +29,8 @@ GUARD_INSTRUCTION = (
 
 ANSWER_INSTRUCTION = (
     "Task: answer the question in one to three sentences using only the passages above. After each "
-    "statement cite the passage it comes from as [1], [2], ... Do not add facts the passages do not state."
+    "statement cite the passage it comes from as [1], [2], ... Do not add facts the passages do not state; if they "
+    "answer only part of the question, answer that part and say what they leave out."
 )
 
 CLARIFY_INSTRUCTION = (

