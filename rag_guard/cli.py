@@ -165,7 +165,8 @@ def _print_answer(result: GuardedAnswer) -> None:
 
 def _print_sources(result: GuardedAnswer) -> None:
     if result.decision is Decision.ANSWER:
-        for source in result.sources:
+        cited = [s for s in result.sources if s.label in result.cited] or result.sources
+        for source in cited:
             out.print(f"[dim][{source.label}] {source.source} (chunk {source.chunk_index})[/]", highlight=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +61,8 @@ class GuardedAnswer(BaseModel):
     p_sufficient: float | None
     sources: list[Source] = Field(default_factory=list)
     verdict: Verdict
+    cited: list[int] = Field(default_factory=list)
+    """Labels of the sources the answer cites as [n], in order of first citation."""
     answer_logprobs: list[dict[str, Any]] | None = Field(default=None, repr=False)
     """The answer's tokens with their logprobs, where the model returns them."""
 
@@ -97,12 +100,20 @@ class GuardedAnswerChunk(BaseModel):
     def to_answer(self) -> GuardedAnswer:
         if self.verdict is None or self.decision is None or self.question is None:
             raise ValueError("the stream ended before the guard's verdict arrived")
+        answer = self.answer.strip() if self.answer is not None else None
         return GuardedAnswer(
             question=self.question,
             decision=self.decision,
-            answer=self.answer.strip() if self.answer is not None else None,
+            answer=answer,
             message=self.message.strip() if self.message is not None else None,
             p_sufficient=self.p_sufficient,
             sources=self.sources or [],
+            cited=citations(answer or "", len(self.sources or [])),
             verdict=self.verdict,
         )
+
+
+def citations(text: str, n_sources: int) -> list[int]:
+    """The [n] labels in `text` that name one of the `n_sources` passages, first occurrence order."""
+    labels = (int(m) for m in re.findall(r"\[(\d{1,3})\]", text))
+    return list(dict.fromkeys(label for label in labels if 1 <= label <= n_sources))

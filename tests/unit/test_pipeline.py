@@ -33,6 +33,7 @@ def test_sufficient_context_is_answered_with_sources():
     assert result.message is None
     assert [s.source for s in result.sources] == ["voyager.md", "voyager.md"]
     assert result.sources[0].label == 1
+    assert result.cited == [1]
 
 
 def test_answer_prompt_shares_the_guard_prompt_prefix():
@@ -123,3 +124,9 @@ def test_empty_questions_are_rejected_before_any_model_call(question):
     with pytest.raises(ValueError, match="empty"):
         rag.invoke(question)
     assert rag.answerer.calls == []
+
+
+def test_citations_keep_valid_labels_in_first_mention_order():
+    from rag_guard.results import citations
+
+    assert citations("B [2], A [1], again [2], bogus [7] [0]", n_sources=3) == [2, 1]
