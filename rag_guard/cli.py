@@ -18,6 +18,7 @@ from rich.table import Table
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.errors import RagGuardError
+from rag_guard.pipeline import GuardedRAG
 from rag_guard.results import GuardedAnswer
 
 app = typer.Typer(
@@ -55,8 +56,7 @@ def _spinner(text: str) -> Iterator[None]:
         yield
 
 
-def _pipeline(settings: Settings):
-    from rag_guard.pipeline import GuardedRAG
+def _pipeline(settings: Settings) -> GuardedRAG:
     from rag_guard.retrieval import ensure_ingested
 
     with _spinner("Loading the embedding model, the store and the language model..."):
@@ -127,7 +127,7 @@ def ask(
             _print_answer(result)
 
 
-def _stream_answer(rag: Any, question: str) -> GuardedAnswer:
+def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
     merged = None
     for chunk in rag.stream(question):
         if chunk.verdict is not None:

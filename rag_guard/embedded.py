@@ -170,12 +170,9 @@ class ChatLlamaCpp(BaseChatModel):
             merged = chunk if merged is None else merged + chunk
         assert merged is not None  # _stream always yields its final chunk
         message = merged.message
-        metadata = dict(message.response_metadata)
-        if "logprobs" in metadata:
-            metadata["logprobs"] = {"content": metadata["logprobs"]["content"]}
         final = AIMessage(
             content=message.content,
-            response_metadata=metadata,
+            response_metadata=message.response_metadata,
             usage_metadata=message.usage_metadata,
             id=message.id,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from rag_guard.decision import Decision
 
@@ -49,8 +49,6 @@ class Source(BaseModel):
 
 class GuardedAnswer(BaseModel):
     """One question's outcome: an answer from the context, a clarifying question, or a refusal."""
-
-    model_config = ConfigDict(use_enum_values=False)
 
     question: str
     decision: Decision

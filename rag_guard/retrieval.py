@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from rag_guard.config import ChromaSettings, EmbeddingSettings
+from rag_guard.config import ChromaSettings, EmbeddingSettings, Settings
 from rag_guard.corpus import CorpusScan, scan_corpus
 from rag_guard.errors import CorpusError, RagGuardError
 
@@ -137,7 +137,7 @@ class ChromaRetriever(BaseRetriever):
         ]
 
 
-def ensure_ingested(retriever: BaseRetriever, settings: Any) -> None:
+def ensure_ingested(retriever: BaseRetriever, settings: Settings) -> None:
     """Refuse to run questions against an empty collection: every answer would be a refusal."""
     store = getattr(retriever, "store", None)
     if isinstance(store, Chroma) and not store.get(limit=1, include=[])["ids"]:
