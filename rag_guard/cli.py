@@ -242,14 +242,18 @@ def prepare_model(
 ) -> None:
     """Assemble and checksum the embedded GGUF model(s) from their PyPI parts (once; later runs are instant)."""
     with _user_errors():
-        from rag_guard.model_files import PRESETS, ensure_preset
+        from rag_guard.model_files import PRESETS, assembled_path, ensure_preset
 
         settings = _settings(config)
         names = preset or [settings.model.preset]
         for name in names:
             if name not in PRESETS:
-                raise RagGuardError(f"Unknown preset {name!r}; choose from {', '.join(PRESETS)}.")
-            with _progress() as progress:
-                task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
-                path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
+                raise typer.BadParameter(
+                    f"unknown preset {name!r}; choose from {', '.join(PRESETS)}", param_hint="--preset"
+                )
+            path = assembled_path(PRESETS[name], settings.cache_dir)
+            if not path.is_file():
+                with _progress() as progress:
+                    task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
+                    path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
             out.print(f"{name}: {path}")
