@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 CLI     := $(VENV)/bin/rag-guard
 STAMP   := $(VENV)/.installed
 
-.PHONY: install models ingest demo test unit lint bench clean
+.PHONY: install models ingest demo test unit lint clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -37,11 +37,8 @@ test: models
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check rag_guard tests bench
-	$(VENV)/bin/ruff format --check rag_guard tests bench
-
-bench: models
-	$(PY) bench/latency.py
+	$(VENV)/bin/ruff check rag_guard tests
+	$(VENV)/bin/ruff format --check rag_guard tests
 
 clean:
 	rm -rf $(VENV) .rag_guard .pytest_cache
