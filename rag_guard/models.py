@@ -21,7 +21,3 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         temperature=model.temperature,
         seed=model.seed,
     )
-
-
-def context_window(settings: Settings) -> int | None:
-    return settings.model.n_ctx
