@@ -144,7 +144,7 @@ def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
 
 
 def answer_json(result: GuardedAnswer) -> dict[str, Any]:
-    data = result.model_dump(mode="json", exclude={"answer_logprobs"})
+    data = result.model_dump(mode="json")
     for source in data["sources"]:
         source.pop("text", None)
     return data

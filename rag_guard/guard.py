@@ -128,17 +128,15 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     def messages(self, question: str, documents: Sequence[Document]) -> list[BaseMessage]:
         return build_messages(question, documents, self.instruction)
 
-    def fit(self, question: str, documents: Sequence[Document]) -> tuple[list[Document], bool]:
-        """Drop the lowest-ranked documents until the prompt fits the context window; never cut the question."""
+    def fit(self, question: str, documents: Sequence[Document]) -> list[Document]:
+        """The documents, lowest-ranked dropped until the prompt fits the context window; never the question."""
         docs = list(documents)
         if self.context_window is None:
-            return docs, False
+            return docs
         budget = self.context_window - self.reserve_tokens
-        truncated = False
         while docs and self.judge.get_num_tokens_from_messages(self.messages(question, docs)) > budget:
             docs.pop()
-            truncated = True
-        return docs, truncated
+        return docs
 
     # --- the Runnable ---------------------------------------------------------------------------------
 
@@ -148,47 +146,51 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     async def ainvoke(self, input: GuardInput, config: RunnableConfig | None = None, **kwargs: Any) -> Verdict:
         return await self._acall_with_config(self._ajudge, input, config, run_type="chain")
 
-    def _prepare(self, input: GuardInput) -> tuple[list[BaseMessage], bool]:
+    def _prepare(self, input: GuardInput) -> tuple[list[BaseMessage], int, int]:
+        """The judge's prompt, how many documents it holds, and how many were given."""
         question = clean_question(input["question"])
-        documents, truncated = self.fit(question, input.get("documents") or [])
-        return self.messages(question, documents), truncated
+        given = input.get("documents") or []
+        documents = self.fit(question, given)
+        return self.messages(question, documents), len(documents), len(given)
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
-        messages, truncated = self._prepare(input)
+        messages, used, given = self._prepare(input)
         started = time.perf_counter()
         try:
             reply = self.judge.invoke(
                 messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, time.perf_counter() - started)
-        return self._finish(reply, truncated, time.perf_counter() - started)
+            return self._failed(exc, used, time.perf_counter() - started)
+        return self._finish(reply, used, given, time.perf_counter() - started)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Verdict:
-        messages, truncated = self._prepare(input)
+        messages, used, given = self._prepare(input)
         started = time.perf_counter()
         try:
             reply = await self.judge.ainvoke(
                 messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, time.perf_counter() - started)
-        return self._finish(reply, truncated, time.perf_counter() - started)
+            return self._failed(exc, used, time.perf_counter() - started)
+        return self._finish(reply, used, given, time.perf_counter() - started)
 
-    def _finish(self, reply: BaseMessage, truncated: bool, seconds: float) -> Verdict:
+    def _finish(self, reply: BaseMessage, used: int, given: int, seconds: float) -> Verdict:
         verdict = verdict_from_reply(reply, self.answer_threshold, self.clarify_threshold, Timings(guard_s=seconds))
-        if truncated:
+        verdict.documents_used = used
+        if used < given:
             verdict.context_truncated = True
             verdict.reason += "; lower-ranked passages were left out to fit the context window"
         return verdict
 
-    def _failed(self, exc: Exception, seconds: float) -> Verdict:
+    def _failed(self, exc: Exception, used: int, seconds: float) -> Verdict:
         log.error("guard model call failed, refusing: %s", exc)
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
             reason=f"refused: the guard model call failed ({type(exc).__name__}: {exc})",
+            documents_used=used,
             timings=Timings(guard_s=seconds),
         )

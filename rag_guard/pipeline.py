@@ -157,8 +157,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
             return
         retrieval_s = time.perf_counter() - t0
-        documents, _ = self.guard.fit(question, documents)
         verdict = self.guard.invoke({"question": question, "documents": documents}, config=child("guard"))
+        documents = documents[: verdict.documents_used]
         verdict.timings.retrieval_s = retrieval_s
         prompt = self._follow_up(verdict.decision, question, documents)
         yield self._header(question, documents, verdict)
@@ -175,11 +175,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     # --- async ----------------------------------------------------------------------------------------
 
     async def ainvoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
-        merged: GuardedAnswerChunk | None = None
-        async for chunk in self.astream(input, config, **kwargs):
-            merged = chunk if merged is None else merged + chunk
-        assert merged is not None
-        return merged.to_answer()
+        chunks = [chunk async for chunk in self.astream(input, config, **kwargs)]
+        return _merge(iter(chunks)).to_answer()
 
     async def astream(
         self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
@@ -207,8 +204,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
                 continue
             retrieval_s = time.perf_counter() - t0
-            documents, _ = self.guard.fit(question, documents)
             verdict = await self.guard.ainvoke({"question": question, "documents": documents}, config=child("guard"))
+            documents = documents[: verdict.documents_used]
             verdict.timings.retrieval_s = retrieval_s
             prompt = self._follow_up(verdict.decision, question, documents)
             yield self._header(question, documents, verdict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +33,8 @@ class Verdict(BaseModel):
     """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
     context_truncated: bool = False
     """True when lower-ranked chunks were left out to fit the model's context window."""
+    documents_used: int | None = None
+    """How many of the documents, from the top rank down, the judge saw; the answer sees the same ones."""
     timings: Timings = Field(default_factory=Timings)
 
 
@@ -61,8 +62,6 @@ class GuardedAnswer(BaseModel):
     verdict: Verdict
     cited: list[int] = Field(default_factory=list)
     """Labels of the sources the answer cites as [n], in order of first citation."""
-    answer_logprobs: list[dict[str, Any]] | None = Field(default=None, repr=False)
-    """The answer's tokens with their logprobs, where the model returns them."""
 
 
 class GuardedAnswerChunk(BaseModel):

@@ -82,12 +82,12 @@ def test_thresholds_in_wrong_order_are_rejected():
 def test_documents_that_do_not_fit_are_dropped_lowest_rank_first_and_reported():
     docs = [Document(page_content=f"passage {i} " + "word " * 200, metadata={"source": f"{i}.md"}) for i in range(4)]
     guard = guard_with(0.9, context_window=700, reserve_tokens=100)  # the fake counts ~4 chars per token
-    fitted, truncated = guard.fit("q?", docs)
-    assert truncated
+    fitted = guard.fit("q?", docs)
     assert [d.metadata["source"] for d in fitted] == ["0.md", "1.md"][: len(fitted)]
     assert 0 < len(fitted) < 4
     verdict = guard.invoke({"question": "q?", "documents": docs})
     assert verdict.context_truncated
+    assert verdict.documents_used == len(fitted)
     assert "left out" in verdict.reason
 
 

@@ -93,6 +93,16 @@ def test_batch_keeps_order():
     assert [r.question for r in results] == ["When did Voyager 2 launch?", "When did Voyager 1 launch?"]
 
 
+async def test_ainvoke_reports_truncation_like_invoke():
+    long_docs = [Document(page_content="word " * 200, metadata={"source": f"{i}.md"}) for i in range(4)]
+    model = judge_then_answer(0.9)
+    guard = SufficiencyGuard(judge=model, context_window=700, reserve_tokens=100)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=long_docs), guard=guard, answerer=model)
+    result = await rag.ainvoke("q?")
+    assert result.verdict.context_truncated
+    assert len(result.sources) == result.verdict.documents_used < 4
+
+
 async def test_ainvoke_and_astream_match_invoke():
     rag = pipeline(0.9)
     result = await rag.ainvoke("When did Voyager 2 launch?")
@@ -130,3 +140,21 @@ def test_citations_keep_valid_labels_in_first_mention_order():
     from rag_guard.results import citations
 
     assert citations("B [2], A [1], again [2], bogus [7] [0]", n_sources=3) == [2, 1]
+
+
+def test_passages_left_out_to_fit_the_window_are_reported_and_not_sent_to_the_answer():
+    long_docs = [
+        Document(page_content=f"passage {i} " + "word " * 200, metadata={"source": f"{i}.md"}) for i in range(4)
+    ]
+    model = judge_then_answer(0.9)
+    # the fake counts ~4 characters a token: two or three of the four passages fit
+    guard = SufficiencyGuard(
+        judge=model, answer_threshold=0.6, clarify_threshold=0.3, context_window=700, reserve_tokens=100
+    )
+    rag = GuardedRAG(retriever=FixedRetriever(documents=long_docs), guard=guard, answerer=model)
+    result = rag.invoke("q?")
+    assert result.verdict.context_truncated
+    assert 0 < len(result.sources) < 4
+    answer_prompt = generation_calls(rag)[0]["messages"][-1].text
+    assert f"[{len(result.sources)}] (source:" in answer_prompt
+    assert f"[{len(result.sources) + 1}] (source:" not in answer_prompt
