@@ -19,7 +19,7 @@ from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.errors import RagGuardError
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.results import GuardedAnswer
+from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, merge_chunks
 
 app = typer.Typer(
     help="A hallucination guard for RAG: answer only when the model judges the retrieved context sufficient.",
@@ -128,17 +128,18 @@ def ask(
 
 
 def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
-    merged = None
-    for chunk in rag.stream(question):
-        if chunk.verdict is not None:
-            out.print(_verdict_line(chunk.verdict.decision, chunk.p_sufficient), highlight=False)
-        text = chunk.answer or chunk.message
-        if text:
-            out.print(text, end="", highlight=False, markup=False)
-        merged = chunk if merged is None else merged + chunk
-        sys.stdout.flush()
+    def shown(chunks: Iterator[GuardedAnswerChunk]) -> Iterator[GuardedAnswerChunk]:
+        for chunk in chunks:
+            if chunk.verdict is not None:
+                out.print(_verdict_line(chunk.verdict.decision, chunk.p_sufficient), highlight=False)
+            text = chunk.answer or chunk.message
+            if text:
+                out.print(text, end="", highlight=False, markup=False)
+                sys.stdout.flush()
+            yield chunk
+
+    result = merge_chunks(shown(rag.stream(question)))
     out.print()
-    result = merged.to_answer()
     _print_sources(result)
     return result
 

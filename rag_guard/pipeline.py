@@ -24,7 +24,7 @@ from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard, clean_question
 from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, build_messages
-from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict
+from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     def _invoke(
         self, input: QuestionInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> GuardedAnswer:
-        return _merge(self._chunks(input, run_manager, config, stream=False)).to_answer()
+        return merge_chunks(self._chunks(input, run_manager, config, stream=False))
 
     def stream(
         self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
@@ -176,7 +176,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
 
     async def ainvoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
         chunks = [chunk async for chunk in self.astream(input, config, **kwargs)]
-        return _merge(iter(chunks)).to_answer()
+        return merge_chunks(chunks)
 
     async def astream(
         self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
@@ -215,15 +215,6 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                     if piece.text:
                         yield self._text_chunk(verdict.decision, piece.text)
             _close_timings(verdict.timings, started, t1, generated=prompt is not None)
-
-
-def _merge(chunks: Iterator[GuardedAnswerChunk]) -> GuardedAnswerChunk:
-    merged: GuardedAnswerChunk | None = None
-    for chunk in chunks:
-        merged = chunk if merged is None else merged + chunk
-    if merged is None:
-        raise RuntimeError("the pipeline produced no result")
-    return merged
 
 
 def _close_timings(timings: Timings, started: float, generation_started: float, *, generated: bool) -> None:

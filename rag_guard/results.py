@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
@@ -108,6 +109,16 @@ class GuardedAnswerChunk(BaseModel):
             cited=citations(answer or "", len(self.sources or [])),
             verdict=self.verdict,
         )
+
+
+def merge_chunks(chunks: Iterable[GuardedAnswerChunk]) -> GuardedAnswer:
+    """The whole answer a stream of chunks adds up to."""
+    merged: GuardedAnswerChunk | None = None
+    for chunk in chunks:
+        merged = chunk if merged is None else merged + chunk
+    if merged is None:
+        raise ValueError("the stream produced no chunk")
+    return merged.to_answer()
 
 
 def citations(text: str, n_sources: int) -> list[int]:
