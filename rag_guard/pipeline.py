@@ -68,22 +68,17 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
         """Build the whole pipeline from config.yaml (or loaded `Settings`); the store must be ingested."""
-        from rag_guard.models import build_chat_model
+        from rag_guard.models import build_models
         from rag_guard.retrieval import ChromaRetriever, build_embeddings, open_store
 
         settings = config if isinstance(config, Settings) else load_config(config)
-        model = build_chat_model(settings)
+        models = build_models(settings)
         store = open_store(settings.chroma, build_embeddings(settings.embeddings))
-        guard = SufficiencyGuard(
-            judge=model,
-            answer_threshold=settings.guard.answer_threshold,
-            clarify_threshold=settings.guard.clarify_threshold,
-            top_logprobs=settings.guard.top_logprobs,
-            context_window=settings.model.n_ctx,
-            reserve_tokens=settings.model.max_tokens + 96,
-            **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
+        return cls(
+            retriever=ChromaRetriever(store=store, k=settings.chroma.k),
+            guard=SufficiencyGuard.from_settings(settings, models.judge),
+            answerer=models.answerer,
         )
-        return cls(retriever=ChromaRetriever(store=store, k=settings.chroma.k), guard=guard, answerer=model)
 
     # --- shared steps ---------------------------------------------------------------------------------
 

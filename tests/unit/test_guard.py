@@ -49,7 +49,7 @@ def test_reply_without_logprobs_refuses_with_the_reason():
     verdict = guard.invoke({"question": "q?", "documents": DOCS})
     assert verdict.decision is Decision.REFUSE
     assert verdict.p_sufficient is None
-    assert "no token logprobs" in verdict.reason
+    assert "returned no logprobs" in verdict.reason
 
 
 def test_reply_without_any_true_false_alternative_refuses():
@@ -65,7 +65,7 @@ def test_model_failure_refuses_instead_of_raising():
 
     verdict = SufficiencyGuard(judge=FakeChatModel(reply=boom)).invoke({"question": "q?", "documents": DOCS})
     assert verdict.decision is Decision.REFUSE
-    assert "TimeoutError" in verdict.reason
+    assert "did not reply in time" in verdict.reason
 
 
 @pytest.mark.parametrize("question", ["", "   \n", b"\xff\xfe", None])

@@ -1,0 +1,116 @@
+"""Why a model call failed, in words a user can act on: which server, which model, what to run.
+
+The guard and `rag-guard doctor` turn client exceptions (openai, ollama, httpx, LangChain's standard
+`Model*Error`s) into one sentence each; the guard then refuses with that sentence as its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import ollama
+import openai
+from langchain_core.exceptions import (
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelTimeoutError,
+)
+from langchain_core.language_models import BaseChatModel
+
+from rag_guard.config import SERVER_DEFAULT_URLS
+
+_TIMEOUTS = (ModelTimeoutError, openai.APITimeoutError, httpx.TimeoutException, TimeoutError)
+_UNREACHABLE = (ModelConnectionError, openai.APIConnectionError, httpx.TransportError, ConnectionError)
+_NOT_FOUND = (ModelNotFoundError, openai.NotFoundError)
+_DENIED = (
+    ModelAuthenticationError,
+    ModelPermissionDeniedError,
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a chat model talks to, read off the LangChain client."""
+
+    provider: str
+    name: str
+    url: str | None = None
+    timeout_s: float | None = None
+    retries: int | None = None
+
+    @property
+    def server(self) -> str:
+        if self.url is None:
+            return f"the {self.provider} model {self.name!r}"
+        kind = {"ollama": "Ollama server", "openai": "OpenAI-compatible server"}.get(self.provider, "server")
+        return f"the {kind} at {self.url}"
+
+
+def target_of(chat: BaseChatModel) -> Target:
+    from langchain_ollama import ChatOllama
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    if isinstance(chat, ChatOllama):
+        timeout = (chat.client_kwargs or {}).get("timeout")
+        return Target("ollama", chat.model, chat.base_url or SERVER_DEFAULT_URLS["ollama"], _seconds(timeout))
+    if isinstance(chat, BaseChatOpenAI):
+        url = chat.openai_api_base or SERVER_DEFAULT_URLS["openai"]
+        return Target("openai", chat.model_name, url, _seconds(chat.request_timeout), chat.max_retries)
+    name = getattr(chat, "model_path", None) or getattr(chat, "model", None) or type(chat).__name__
+    return Target(chat._llm_type, str(name))
+
+
+def explain_failure(exc: BaseException, chat: BaseChatModel) -> str:
+    """One sentence: what failed and how to fix it."""
+    target = target_of(chat)
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, _TIMEOUTS):
+        within = f"within {target.timeout_s:g} s" if target.timeout_s else "in time"
+        retried = f" (tried {1 + target.retries} times)" if target.retries else ""
+        return (
+            f"{target.server} did not reply {within}{retried}: raise model.timeout_s, "
+            "or check that the server is not overloaded"
+        )
+    if isinstance(exc, _UNREACHABLE):
+        if target.provider == "ollama":
+            how = "start it with `ollama serve`"
+        else:
+            how = "start it (llama.cpp: `python -m llama_cpp.server --model FILE.gguf --port PORT`)"
+        return f"cannot reach {target.server}: {how}, or fix model.base_url"
+    if isinstance(exc, _NOT_FOUND) or (isinstance(exc, ollama.ResponseError) and status == 404):
+        if target.provider == "ollama":
+            return f"model {target.name!r} is not on {target.server}: run `ollama pull {target.name}`"
+        return f"{target.server} has no model {target.name!r}: set model.name to one it serves ({target.url}/models)"
+    if isinstance(exc, _DENIED) or status in (401, 403):
+        return f"{target.server} rejected the API key: check the variable that model.api_key_env names"
+    if isinstance(exc, ollama.ResponseError):
+        return f"{target.server} replied with an error: {exc.error} (HTTP {status})"
+    return f"the {target.provider} model call failed ({type(exc).__name__}: {exc})"
+
+
+def explain_missing_logprobs(chat: BaseChatModel) -> str:
+    """Why a reply came back without logprobs, and what to use instead."""
+    target = target_of(chat)
+    if target.provider == "ollama":
+        return (
+            f"{target.server} returned no logprobs for {target.name!r}: Ollama returns them from version 0.12.11 "
+            "on; upgrade it (`ollama --version` shows yours)"
+        )
+    if target.provider == "openai":
+        return (
+            f"{target.server} returned no logprobs for {target.name!r}: use a server and model that return them "
+            "(OpenAI's GPT-4o family, DeepSeek's deepseek-chat, vLLM, llama.cpp's server; not reasoning models)"
+        )
+    return f"{target.server} returned no logprobs"
+
+
+def _seconds(timeout: object) -> float | None:
+    if isinstance(timeout, int | float):
+        return float(timeout)
+    read = getattr(timeout, "read", None)
+    return float(read) if isinstance(read, int | float) else None
