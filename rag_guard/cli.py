@@ -259,3 +259,25 @@ def prepare_model(
                     task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
                     path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
             out.print(f"{name}: {path}")
+
+
+@app.command()
+def doctor(config: ConfigOption = None) -> None:
+    """Check the config, the model server and model, the judge's logprobs and the store; exit 1 if any fail."""
+    from rag_guard.doctor import run_checks
+
+    with _spinner("Checking..."):
+        checks = run_checks(config)
+    table = Table(title="rag_guard doctor", show_lines=True)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("details", ratio=1, overflow="fold")
+    for check in checks:
+        status = "[green]ready[/]" if check.ok else "[bold red]fix[/]"
+        table.add_row(check.name, status, check.detail)
+    out.print(table)
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        err.print(f"[bold red]Not ready:[/] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+    out.print("[green]Everything is ready.[/]")

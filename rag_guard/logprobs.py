@@ -44,8 +44,11 @@ def parse_logprobs(raw: Any) -> list[TokenLogprob]:
     """Turn a provider's logprobs into `TokenLogprob`s.
 
     Accepts the OpenAI shape `{"content": [{"token", "logprob", "bytes", "top_logprobs": [...]}]}`
-    (ChatOpenAI, the embedded model) and Ollama's bare list of the same entries.
+    (ChatOpenAI, the embedded model) and Ollama's bare list of the same entries, as dicts or as the ollama
+    client's pydantic `Logprob` objects.
     """
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump()
     if isinstance(raw, Mapping):
         raw = raw.get("content")
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes) or not raw:
@@ -54,6 +57,8 @@ def parse_logprobs(raw: Any) -> list[TokenLogprob]:
 
 
 def _parse_entry(entry: Any, where: str, *, nested: bool = False) -> TokenLogprob:
+    if isinstance(entry, BaseModel):
+        entry = entry.model_dump()
     if not isinstance(entry, Mapping):
         raise LogprobError(f"{where} is a {type(entry).__name__}, not an object")
     token = entry.get("token")
