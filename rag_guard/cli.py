@@ -81,13 +81,15 @@ def ingest(
 ) -> None:
     """Load the corpus into the Chroma collection; re-running only applies what changed."""
     with _user_errors():
-        from rag_guard.retrieval import build_embeddings, open_store
+        from rag_guard.retrieval import build_embeddings, embedding_label, open_store
         from rag_guard.retrieval import ingest as run_ingest
 
         settings = _settings(config)
         corpus_dir = corpus or settings.demo.corpus_dir
         with _spinner("Loading the embedding model..."):
-            store = open_store(settings.chroma, build_embeddings(settings.embeddings))
+            embeddings = build_embeddings(settings.embeddings)
+            label = embedding_label(settings.embeddings)
+            store = open_store(settings.chroma, embeddings, label, replace_mismatched=True)
         with _progress() as progress:
             task = progress.add_task("Embedding chunks", total=None)
             report = run_ingest(

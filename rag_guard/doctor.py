@@ -103,7 +103,7 @@ def _probe(settings: Settings, judge: BaseChatModel) -> Check:
 
 
 def _store_checks(settings: Settings) -> list[Check]:
-    from rag_guard.retrieval import build_embeddings, open_store
+    from rag_guard.retrieval import build_embeddings, embedding_label, open_store
 
     try:
         embeddings = build_embeddings(settings.embeddings)
@@ -113,10 +113,10 @@ def _store_checks(settings: Settings) -> list[Check]:
     checks = [Check(name="embeddings", ok=True, detail=f"{dimensions}-dimensional vectors")]
     chroma = settings.chroma
     try:
-        store = open_store(chroma, embeddings)
+        store = open_store(chroma, embeddings, embedding_label(settings.embeddings))
         chunks = len(store.get(include=[])["ids"])
         if chunks:
-            store.similarity_search("probe", k=1)  # fails when the store was built with other embeddings
+            store.similarity_search("probe", k=1)
     except Exception as exc:
         checks.append(Check(name="chroma store", ok=False, detail=f"{chroma.persist_directory}: {exc}"))
         return checks

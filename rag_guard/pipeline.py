@@ -69,11 +69,12 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
         """Build the whole pipeline from config.yaml (or loaded `Settings`); the store must be ingested."""
         from rag_guard.models import build_models
-        from rag_guard.retrieval import ChromaRetriever, build_embeddings, open_store
+        from rag_guard.retrieval import ChromaRetriever, build_embeddings, embedding_label, open_store
 
         settings = config if isinstance(config, Settings) else load_config(config)
         models = build_models(settings)
-        store = open_store(settings.chroma, build_embeddings(settings.embeddings))
+        embeddings = build_embeddings(settings.embeddings)
+        store = open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
         return cls(
             retriever=ChromaRetriever(store=store, k=settings.chroma.k),
             guard=SufficiencyGuard.from_settings(settings, models.judge),

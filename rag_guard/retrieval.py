@@ -58,13 +58,50 @@ def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
     )
 
 
-def open_store(settings: ChromaSettings, embeddings: Embeddings) -> Chroma:
+def embedding_label(settings: EmbeddingSettings) -> str:
+    """Which embeddings filled a collection, recorded in its metadata: vectors from two models never mix."""
+    return f"{settings.provider}:{settings.model or BUNDLED_EMBEDDING}"
+
+
+def open_store(
+    settings: ChromaSettings,
+    embeddings: Embeddings,
+    embedded_by: str | None = None,
+    *,
+    replace_mismatched: bool = False,
+) -> Chroma:
+    """The collection, created with cosine distance if new.
+
+    With `embedded_by`, a collection filled by other embeddings is an error (its vectors are not comparable
+    with the question's), or, for `replace_mismatched` (ingest), emptied so it can be filled again.
+    """
+    import chromadb
+
     settings.persist_directory.mkdir(parents=True, exist_ok=True)
+    client = chromadb.PersistentClient(path=str(settings.persist_directory))
+    metadata = {"hnsw:space": "cosine", **({"embedded_by": embedded_by} if embedded_by else {})}
+    collection = client.get_or_create_collection(settings.collection, metadata=metadata)
+    recorded = (collection.metadata or {}).get("embedded_by")
+    if embedded_by and recorded is None:  # a collection from before labels, or opened without one
+        kept = {key: value for key, value in (collection.metadata or {}).items() if not key.startswith("hnsw:")}
+        collection.modify(metadata={**kept, "embedded_by": embedded_by})  # Chroma refuses hnsw:* changes
+    if embedded_by and recorded and recorded != embedded_by:
+        if not replace_mismatched:
+            raise CorpusError(
+                f"The collection '{settings.collection}' in {settings.persist_directory} holds vectors from "
+                f"{recorded}, but the config now embeds with {embedded_by}. Run `rag-guard ingest` to embed the "
+                "corpus again, or set chroma.collection to a new name."
+            )
+        log.warning(
+            "collection %s was embedded with %s; emptying it for %s", settings.collection, recorded, embedded_by
+        )
+        client.delete_collection(settings.collection)
+        client.create_collection(settings.collection, metadata=metadata)
     return Chroma(
+        client=client,
         collection_name=settings.collection,
         embedding_function=embeddings,
-        persist_directory=str(settings.persist_directory),
-        collection_metadata={"hnsw:space": "cosine"},
+        collection_metadata=metadata,
     )
 
 

@@ -13,12 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -77,10 +77,45 @@ class OllamaScript:
     answer: list[str] = field(default_factory=lambda: ["Voyager", " 2", " launched", " in", " 1977", " [1]", "."])
     logprobs: bool = True
     """False replays an Ollama older than 0.12.11, which ignores the logprobs request fields."""
-    delay_s: float = 0.0
 
 
-class OllamaReplay:
+Reply = tuple[int, str, list[dict[str, Any]]]
+"""(HTTP status, content type, JSON objects: one body, or the lines of an NDJSON stream)."""
+
+
+class JsonServer:
+    """A threaded HTTP server on a free loopback port that answers every request with `reply(path, body)`.
+
+    It records each request (path, JSON body) and waits `delay_s` before replying, for timeout tests.
+    """
+
+    def __init__(self, reply: Callable[[str, dict[str, Any]], Reply] | None = None, delay_s: float = 0.0) -> None:
+        self._reply = reply
+        self.delay_s = delay_s
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle(self, path: str, body: dict[str, Any]) -> Reply:
+        self.requests.append((path, body))
+        time.sleep(self.delay_s)
+        return self.reply(path, body)
+
+    def reply(self, path: str, body: dict[str, Any]) -> Reply:
+        assert self._reply is not None, "pass reply= or override reply()"
+        return self._reply(path, body)
+
+
+class OllamaReplay(JsonServer):
     """A protocol replay of Ollama's HTTP API, not an Ollama: no model runs here.
 
     It answers /api/chat, /api/tags and /api/embed in the shapes Ollama documents (an NDJSON stream of
@@ -90,29 +125,15 @@ class OllamaReplay:
     """
 
     def __init__(self, script: OllamaScript | None = None) -> None:
+        super().__init__()
         self.script = script or OllamaScript()
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> OllamaReplay:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def chats(self) -> list[dict[str, Any]]:
         return [body for path, body in self.requests if path == "/api/chat"]
 
     # --- replies -----------------------------------------------------------------------------------------
 
-    def reply(self, path: str, body: dict[str, Any]) -> tuple[int, str, list[dict[str, Any]]]:
-        """(HTTP status, content type, JSON objects: one body, or the NDJSON lines of a stream)."""
-        self.requests.append((path, body))
-        time.sleep(self.script.delay_s)
+    def reply(self, path: str, body: dict[str, Any]) -> Reply:
         if path == "/api/tags":
             return 200, "application/json", [{"models": [_model_entry(name) for name in self.script.models]}]
         name = _full_name(body.get("model", ""))
@@ -161,14 +182,14 @@ class OllamaReplay:
         return lines if body.get("stream", True) else [_join(lines)]
 
 
-def _handler_for(replay: OllamaReplay) -> type[BaseHTTPRequestHandler]:
+def _handler_for(server: JsonServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            self._send(*replay.reply(self.path, {}))
+            self._send(*server.handle(self.path, {}))
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            self._send(*replay.reply(self.path, json.loads(self.rfile.read(length) or b"{}")))
+            self._send(*server.handle(self.path, json.loads(self.rfile.read(length) or b"{}")))
 
         def _send(self, status: int, content_type: str, objects: list[dict[str, Any]]) -> None:
             payload = "".join(json.dumps(obj) + "\n" for obj in objects).encode()

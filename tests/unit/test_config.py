@@ -94,3 +94,25 @@ def test_cli_exits_2_and_names_the_key_for_a_broken_config(tmp_path):
     result = CliRunner().invoke(app, ["ask", "What is oven spring?", "--config", str(path)])
     assert result.exit_code == 2
     assert "guard.clarify_threshold" in result.output
+
+
+def test_server_provider_without_a_model_name_is_refused_with_an_example(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "model:\n  provider: ollama\n"), env={})
+    assert "needs name" in str(info.value)
+    assert "qwen2.5:7b" in str(info.value)
+
+
+def test_guard_model_is_configurable_from_the_environment(tmp_path):
+    env = {"RAG_GUARD_GUARD__MODEL__PROVIDER": "openai", "RAG_GUARD_GUARD__MODEL__NAME": "deepseek-chat"}
+    settings = load_config(write(tmp_path, "model:\n  preset: small\n"), env=env)
+    assert settings.guard.model is not None
+    assert (settings.guard.model.provider, settings.guard.model.name) == ("openai", "deepseek-chat")
+    assert settings.guard.model.url == "https://api.openai.com/v1"
+    assert settings.model.url is None
+
+
+def test_ollama_embeddings_need_a_model_name(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "embeddings:\n  provider: ollama\n"), env={})
+    assert "nomic-embed-text" in str(info.value)

@@ -73,3 +73,19 @@ def test_a_corpus_with_nothing_usable_is_an_error_and_leaves_the_store_alone(set
     with pytest.raises(CorpusError, match="No usable"):
         ingest(store, empty, settings)
     assert ids(store) == before
+
+
+def test_a_store_filled_by_other_embeddings_is_refused_for_questions_and_refilled_by_ingest(setup):
+    corpus, settings, _ = setup
+    first = open_store(settings, DeterministicFakeEmbedding(size=16), "fake:a")
+    ingest(first, corpus, settings)
+
+    with pytest.raises(CorpusError) as info:
+        open_store(settings, DeterministicFakeEmbedding(size=8), "fake:b")
+    assert "holds vectors from fake:a" in str(info.value)
+    assert "rag-guard ingest" in str(info.value)
+
+    refilled = open_store(settings, DeterministicFakeEmbedding(size=8), "fake:b", replace_mismatched=True)
+    report = ingest(refilled, corpus, settings)
+    assert report.added == report.chunks
+    assert open_store(settings, DeterministicFakeEmbedding(size=8), "fake:b").similarity_search("tides", k=1)
