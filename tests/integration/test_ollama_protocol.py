@@ -126,3 +126,13 @@ def test_doctor_says_to_pull_a_missing_model_and_fails(default_config, replay):
     text = " ".join(result.output.split())
     assert "ollama pull qwen2.5:7b" in text
     assert "Not ready: answerer model, judge logprobs" in text
+
+
+async def test_async_pipeline_over_ollama_uses_the_async_client_with_the_same_fields(default_config, replay):
+    rag = GuardedRAG.from_config(load_config(default_config, env=ollama_env(replay.url)))
+    result = await rag.ainvoke(QUESTION)
+    judge_call, _ = replay.chats()
+    assert judge_call["options"]["num_predict"] == 1
+    assert judge_call["top_logprobs"] == 20
+    assert result.p_sufficient == pytest.approx(0.918, abs=1e-3)
+    assert result.answer == "Voyager 2 launched in 1977 [1]."

@@ -189,3 +189,10 @@ def test_doctor_fails_and_says_what_is_wrong_when_the_server_is_down(default_con
     text = " ".join(result.output.split())
     assert "cannot reach the OpenAI-compatible server" in text
     assert "Not ready: answerer server" in text
+
+
+async def test_async_pipeline_over_the_server_answers(default_config, server_url):
+    rag = GuardedRAG.from_config(load_config(default_config, env=openai_env(server_url, **ALWAYS_ANSWER)))
+    result = await rag.ainvoke(QUESTION)
+    assert result.verdict.p_sufficient is not None
+    assert "1977" in (result.answer or "")
