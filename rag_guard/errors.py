@@ -31,3 +31,7 @@ class InvalidQuestionError(RagGuardError, ValueError):
     """The question is empty or otherwise unusable."""
 
     exit_code = 2
+
+
+class GenerationError(RagGuardError):
+    """The answerer failed after the guard's verdict: nothing was answered, and the message says why."""

@@ -22,7 +22,9 @@ from pydantic import ConfigDict
 
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
+from rag_guard.errors import GenerationError
 from rag_guard.guard import SufficiencyGuard, clean_question
+from rag_guard.model_errors import explain_failure
 from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, build_messages
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
 
@@ -100,6 +102,14 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             timings=Timings(retrieval_s=seconds),
         )
 
+    def _generation_failed(self, verdict: Verdict, exc: Exception) -> GenerationError:
+        why = explain_failure(exc, self.answerer)
+        log.error("answer model failed after the verdict: %s", why)
+        return GenerationError(
+            f"The guard's verdict was {verdict.decision.value} ({verdict.reason}), but the answer model failed, "
+            f"so nothing was answered: {why}"
+        )
+
     def _header(self, question: str, documents: list[Document], verdict: Verdict) -> GuardedAnswerChunk:
         refusing = verdict.decision is Decision.REFUSE
         return GuardedAnswerChunk(
@@ -159,13 +169,16 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         prompt = self._follow_up(verdict.decision, question, documents)
         yield self._header(question, documents, verdict)
         t1 = time.perf_counter()
-        if prompt is not None and stream:
-            for piece in self.answerer.stream(prompt, config=child("generate")):
-                if piece.text:
-                    yield self._text_chunk(verdict.decision, piece.text)
-        elif prompt is not None:
-            reply = self.answerer.invoke(prompt, config=child("generate"))
-            yield self._text_chunk(verdict.decision, reply.text)
+        try:
+            if prompt is not None and stream:
+                for piece in self.answerer.stream(prompt, config=child("generate")):
+                    if piece.text:
+                        yield self._text_chunk(verdict.decision, piece.text)
+            elif prompt is not None:
+                reply = self.answerer.invoke(prompt, config=child("generate"))
+                yield self._text_chunk(verdict.decision, reply.text)
+        except Exception as exc:
+            raise self._generation_failed(verdict, exc) from exc
         _close_timings(verdict.timings, started, t1, generated=prompt is not None)
 
     # --- async ----------------------------------------------------------------------------------------
@@ -206,10 +219,13 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             prompt = self._follow_up(verdict.decision, question, documents)
             yield self._header(question, documents, verdict)
             t1 = time.perf_counter()
-            if prompt is not None:
-                async for piece in self.answerer.astream(prompt, config=child("generate")):
-                    if piece.text:
-                        yield self._text_chunk(verdict.decision, piece.text)
+            try:
+                if prompt is not None:
+                    async for piece in self.answerer.astream(prompt, config=child("generate")):
+                        if piece.text:
+                            yield self._text_chunk(verdict.decision, piece.text)
+            except Exception as exc:
+                raise self._generation_failed(verdict, exc) from exc
             _close_timings(verdict.timings, started, t1, generated=prompt is not None)
 
 

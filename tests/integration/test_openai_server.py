@@ -196,3 +196,20 @@ async def test_async_pipeline_over_the_server_answers(default_config, server_url
     result = await rag.ainvoke(QUESTION)
     assert result.verdict.p_sufficient is not None
     assert "1977" in (result.answer or "")
+
+
+def test_answerer_down_after_the_judge_said_answer_stops_with_a_message(default_config, server_url):
+    down = f"http://127.0.0.1:{free_port()}"
+    env = {
+        "RAG_GUARD_MODEL__PROVIDER": "ollama",
+        "RAG_GUARD_MODEL__NAME": "qwen2.5:7b",
+        "RAG_GUARD_MODEL__BASE_URL": down,
+        "RAG_GUARD_MODEL__MAX_RETRIES": "0",
+        **{key.replace("MODEL__", "GUARD__MODEL__"): value for key, value in openai_env(server_url).items()},
+        **ALWAYS_ANSWER,
+    }
+    result = run("ask", QUESTION, "--json", "--config", str(default_config), env=env)
+    assert result.exit_code == 1
+    assert "nothing was answered" in result.output
+    assert f"cannot reach the Ollama server at {down}" in " ".join(result.output.split())
+    assert "{" not in result.stdout

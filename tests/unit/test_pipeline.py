@@ -2,11 +2,12 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_guard.decision import Decision
+from rag_guard.errors import GenerationError
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.prompts import REFUSAL
 from rag_guard.results import GuardedAnswerChunk
-from tests.fakes import FixedRetriever, judge_then_answer
+from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer
 
 DOCS = [
     Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md", "chunk_index": 0}),
@@ -68,6 +69,32 @@ def test_retrieval_failure_refuses_with_the_reason():
     assert result.decision is Decision.REFUSE
     assert "retrieval failed" in result.verdict.reason
     assert rag.answerer.calls == []
+
+
+def broken_answerer(p_true: float) -> GuardedRAG:
+    judge = judge_then_answer(p_true)
+
+    def down(messages, kwargs):
+        raise ConnectionError("connection refused")
+
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.6, clarify_threshold=0.3)
+    return GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=FakeChatModel(reply=down))
+
+
+def test_answerer_failure_after_the_verdict_raises_a_clear_error_and_answers_nothing():
+    with pytest.raises(GenerationError) as info:
+        broken_answerer(0.9).invoke("When did Voyager 2 launch?")
+    assert "verdict was answer" in str(info.value)
+    assert "nothing was answered" in str(info.value)
+
+
+async def test_answerer_failure_while_streaming_async_stops_after_the_verdict():
+    chunks = []
+    with pytest.raises(GenerationError):
+        async for chunk in broken_answerer(0.9).astream("When did Voyager 2 launch?"):
+            chunks.append(chunk)
+    assert [chunk.answer for chunk in chunks] == [None]
+    assert chunks[0].decision is Decision.ANSWER
 
 
 def test_stream_yields_the_verdict_before_any_answer_text():
