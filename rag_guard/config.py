@@ -128,6 +128,9 @@ class GuardSettings(_Section):
     """Replaces the built-in guard instruction; it must ask for a single True or False."""
     model: ModelSettings | None = None
     """A judge apart from the answerer (same keys as `model:`); empty means `model:` judges too."""
+    fail_mode: Literal["refuse", "error"] = "refuse"
+    """When no trustworthy probability can be had: `refuse` (with the reason) or `error` (raise, for
+    developers). No setting answers without a verdict."""
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:

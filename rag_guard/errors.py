@@ -35,3 +35,7 @@ class InvalidQuestionError(RagGuardError, ValueError):
 
 class GenerationError(RagGuardError):
     """The answerer failed after the guard's verdict: nothing was answered, and the message says why."""
+
+
+class GuardFailure(RagGuardError):
+    """No trustworthy probability could be had (fail_mode "error"); under "refuse" this is a refusal instead."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
@@ -22,7 +22,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
-from rag_guard.errors import InvalidQuestionError
+from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.logprobs import LogprobError, alternatives, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
@@ -124,6 +124,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Counts a prompt's tokens for `context_window`; None uses the judge's `get_num_tokens_from_messages`."""
     reserve_tokens: int = 320
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
+    fail_mode: Literal["refuse", "error"] = "refuse"
+    """Without a trustworthy probability: refuse with the reason, or raise `GuardFailure`. Never answer."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
@@ -147,6 +149,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             context_window=min(judged_by.n_ctx, settings.model.n_ctx),
             token_counter=token_counter(judged_by, judge),
             reserve_tokens=settings.model.max_tokens + 96,
+            fail_mode=settings.guard.fail_mode,
             **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
         )
 
@@ -220,18 +223,26 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             missing_logprobs=explain_missing_logprobs(self.judge),
         )
         verdict.documents_used = used
+        if verdict.p_sufficient is None:
+            return self._untrusted(verdict, None)
         if used < given:
             verdict.context_truncated = True
             verdict.reason += "; lower-ranked passages were left out to fit the context window"
         return verdict
 
     def _failed(self, exc: Exception, used: int, seconds: float) -> Verdict:
-        why = explain_failure(exc, self.judge)
-        log.error("guard model call failed, refusing: %s", why)
-        return Verdict(
+        verdict = Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
-            reason=f"refused: {why}",
+            reason=f"refused: {explain_failure(exc, self.judge)}",
             documents_used=used,
             timings=Timings(guard_s=seconds),
         )
+        return self._untrusted(verdict, exc)
+
+    def _untrusted(self, verdict: Verdict, exc: Exception | None) -> Verdict:
+        """Log a verdict without a probability, then refuse with it or raise, as `fail_mode` says."""
+        log.error("guard has no trustworthy probability: %s", verdict.reason)
+        if self.fail_mode == "error":
+            raise GuardFailure(verdict.reason.removeprefix("refused: ")) from exc
+        return verdict

@@ -22,7 +22,7 @@ from pydantic import ConfigDict
 
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
-from rag_guard.errors import GenerationError
+from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.guard import SufficiencyGuard, clean_question
 from rag_guard.model_errors import explain_failure
 from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, build_messages
@@ -95,6 +95,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
 
     def _retrieval_failed(self, exc: Exception, seconds: float) -> Verdict:
         log.error("retrieval failed, refusing: %s", exc)
+        if self.guard.fail_mode == "error":
+            raise GuardFailure(f"retrieval failed ({type(exc).__name__}: {exc})") from exc
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,

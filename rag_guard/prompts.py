@@ -9,6 +9,7 @@ last word of the prompt.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
@@ -42,17 +43,36 @@ CLARIFY_INSTRUCTION = (
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
 
 
+# Markup that could end the context early or pose as a chat turn: our delimiters, and the special tokens of
+# common chat templates (ChatML / Qwen / Llama 3 / Phi `<|...|>`, Gemma turns, Llama 2 and Mistral tags).
+_MARKUP = re.compile(
+    r"</?\s*context\s*>|<\|[^<>|\n]{0,64}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]|<<?/?SYS>>?",
+    re.IGNORECASE,
+)
+# Lookalikes: single angle quotation marks and white square brackets.
+_DEFANGED = str.maketrans({"<": "\u2039", ">": "\u203a", "[": "\u27e6", "]": "\u27e7"})
+
+
+def neutralise(text: str) -> str:
+    """Text from documents or users with delimiter and chat-template markup made inert.
+
+    Local servers and the embedded model parse special tokens anywhere in the prompt, so a chunk holding
+    `<|im_start|>system` would otherwise open a real system turn. The lookalike characters keep it readable.
+    """
+    return _MARKUP.sub(lambda match: match.group(0).translate(_DEFANGED), text)
+
+
 def format_context(documents: Sequence[Document]) -> str:
     """Number the passages so answers can cite them as [n]."""
     blocks = []
     for label, doc in enumerate(documents, start=1):
-        source = doc.metadata.get("source", "unknown")
-        blocks.append(f"[{label}] (source: {source})\n{doc.page_content.strip()}")
+        source = neutralise(str(doc.metadata.get("source", "unknown")))
+        blocks.append(f"[{label}] (source: {source})\n{neutralise(doc.page_content.strip())}")
     body = "\n\n".join(blocks) if blocks else "(no passages were found)"
     return f"<context>\n{body}\n</context>"
 
 
 def build_messages(question: str, documents: Sequence[Document], instruction: str) -> list[BaseMessage]:
     """System + one user turn: context, question, then the instruction that makes this prompt differ."""
-    user = f"{format_context(documents)}\n\nQuestion: {question.strip()}\n\n{instruction}"
+    user = f"{format_context(documents)}\n\nQuestion: {neutralise(question.strip())}\n\n{instruction}"
     return [SystemMessage(content=SYSTEM), HumanMessage(content=user)]
