@@ -48,6 +48,10 @@ def clean_question(question: Any) -> str:
             raise InvalidQuestionError("The question is not valid UTF-8 text.") from None
     if not isinstance(question, str):
         raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes from the command line arrive as lone surrogates
+        raise InvalidQuestionError("The question is not valid UTF-8 text; check the terminal's encoding.") from None
     question = question.strip()
     if not question:
         raise InvalidQuestionError("The question is empty: ask something about the documents.")
@@ -173,6 +177,11 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         count = self.token_counter or self.judge.get_num_tokens_from_messages
         while docs and count(self.messages(question, docs)) > budget:
             docs.pop()
+        if not docs and (needed := count(self.messages(question, docs))) > budget:
+            raise InvalidQuestionError(
+                f"The question is too long for the model: with the prompt around it, it takes {needed} of the "
+                f"{budget} tokens the context window leaves. Shorten it, or raise model.n_ctx."
+            )
         return docs
 
     # --- the Runnable ---------------------------------------------------------------------------------

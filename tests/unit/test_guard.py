@@ -68,7 +68,7 @@ def test_model_failure_refuses_instead_of_raising():
     assert "did not reply in time" in verdict.reason
 
 
-@pytest.mark.parametrize("question", ["", "   \n", b"\xff\xfe", None])
+@pytest.mark.parametrize("question", ["", "   \n", b"\xff\xfe", "caf\udce9?", None, 42, "x" * 4001])
 def test_unusable_questions_raise_a_clear_error(question):
     with pytest.raises(InvalidQuestionError):
         guard_with(0.9).invoke({"question": question, "documents": DOCS})
@@ -89,6 +89,23 @@ def test_documents_that_do_not_fit_are_dropped_lowest_rank_first_and_reported():
     assert verdict.context_truncated
     assert verdict.documents_used == len(fitted)
     assert "left out" in verdict.reason
+
+
+def test_a_long_question_is_kept_whole_and_the_context_is_cut_instead():
+    docs = [Document(page_content=f"passage {i} " + "word " * 100, metadata={"source": f"{i}.md"}) for i in range(4)]
+    question = "Which of the probes " + "and which other probes " * 100 + "launched first?"
+    guard = guard_with(0.9, context_window=1200, reserve_tokens=100)
+    verdict = guard.invoke({"question": question, "documents": docs})
+    assert verdict.context_truncated
+    assert verdict.documents_used < 4
+    assert question in guard.judge.calls[0]["messages"][-1].text
+
+
+def test_a_question_that_alone_overflows_the_window_is_a_clear_error():
+    guard = guard_with(0.9, context_window=600, reserve_tokens=100)
+    with pytest.raises(InvalidQuestionError, match="too long for the model"):
+        guard.invoke({"question": "why " * 900, "documents": DOCS})
+    assert guard.judge.calls == []
 
 
 def test_guard_composes_inside_an_lcel_chain():

@@ -1,0 +1,55 @@
+"""Bad input at the command line: one clear message, a non-zero exit, no traceback, and no model loaded."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from rag_guard.cli import app
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.mark.parametrize(
+    ("question", "message"),
+    [
+        ("", "empty"),
+        ("   \t ", "empty"),
+        ("caf\udce9 au lait?", "not valid UTF-8"),
+        ("why " * 1500, "keep it under 4000"),
+    ],
+)
+def test_unusable_question_exits_2_with_the_reason(question, message):
+    result = run("ask", question)
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "is empty"),
+        ("guard: {answer_threshold: 0.7", "not valid YAML"),
+        ("guard:\n  answer_threshold: 1.5\n", "guard.answer_threshold"),
+        ("guard:\n  answer_threshold: 0.3\n  clarify_threshold: 0.6\n", "must not exceed answer_threshold"),
+        ("guard:\n  fail_mode: answer\n", "'refuse' or 'error'"),
+    ],
+)
+def test_broken_config_exits_2_with_the_reason(tmp_path, text, message):
+    config = tmp_path / "config.yaml"
+    config.write_text(text, encoding="utf-8")
+    result = run("ask", "What is oven spring?", "--config", str(config))
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
+
+
+def test_missing_corpus_directory_exits_non_zero_and_names_it(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+    result = run("ingest", "--config", str(config), "--corpus", str(tmp_path / "nowhere"))
+    assert result.exit_code == 1
+    assert "nowhere" in result.output
+    assert "does not exist" in result.output
