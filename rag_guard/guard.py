@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -23,6 +24,7 @@ from pydantic import ConfigDict, Field, model_validator
 from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
 from rag_guard.errors import GuardFailure, InvalidQuestionError
+from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, alternatives, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
@@ -103,6 +105,15 @@ def verdict_from_reply(
         reason=f"p_sufficient {p:.3f} {bound}",
         timings=timings,
     )
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    """The judge's prompt, the documents it holds, and how many documents were given."""
+
+    messages: list[BaseMessage]
+    documents: list[Document]
+    given: int
 
 
 class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
@@ -192,38 +203,37 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     async def ainvoke(self, input: GuardInput, config: RunnableConfig | None = None, **kwargs: Any) -> Verdict:
         return await self._acall_with_config(self._ajudge, input, config, run_type="chain")
 
-    def _prepare(self, input: GuardInput) -> tuple[list[BaseMessage], int, int]:
-        """The judge's prompt, how many documents it holds, and how many were given."""
+    def _prepare(self, input: GuardInput) -> _Prompt:
         question = clean_question(input["question"])
         given = input.get("documents") or []
         documents = self.fit(question, given)
-        return self.messages(question, documents), len(documents), len(given)
+        return _Prompt(self.messages(question, documents), documents, len(given))
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
-        messages, used, given = self._prepare(input)
+        prompt = self._prepare(input)
         started = time.perf_counter()
         try:
             reply = self.judge.invoke(
-                messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
+                prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, used, time.perf_counter() - started)
-        return self._finish(reply, used, given, time.perf_counter() - started)
+            return self._failed(exc, prompt, time.perf_counter() - started)
+        return self._finish(reply, prompt, time.perf_counter() - started)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Verdict:
-        messages, used, given = self._prepare(input)
+        prompt = self._prepare(input)
         started = time.perf_counter()
         try:
             reply = await self.judge.ainvoke(
-                messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
+                prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, used, time.perf_counter() - started)
-        return self._finish(reply, used, given, time.perf_counter() - started)
+            return self._failed(exc, prompt, time.perf_counter() - started)
+        return self._finish(reply, prompt, time.perf_counter() - started)
 
-    def _finish(self, reply: BaseMessage, used: int, given: int, seconds: float) -> Verdict:
+    def _finish(self, reply: BaseMessage, prompt: _Prompt, seconds: float) -> Verdict:
         verdict = verdict_from_reply(
             reply,
             self.answer_threshold,
@@ -231,20 +241,24 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             Timings(guard_s=seconds),
             missing_logprobs=explain_missing_logprobs(self.judge),
         )
-        verdict.documents_used = used
+        verdict.documents_used = len(prompt.documents)
         if verdict.p_sufficient is None:
             return self._untrusted(verdict, None)
-        if used < given:
+        if len(prompt.documents) < prompt.given:
             verdict.context_truncated = True
             verdict.reason += "; lower-ranked passages were left out to fit the context window"
+        withheld = sum(sanitise(doc.page_content)[1] for doc in prompt.documents)
+        if withheld:
+            verdict.instructions_withheld = withheld
+            verdict.reason += f"; {withheld} sentence(s) addressed to the assistant were withheld from the passages"
         return verdict
 
-    def _failed(self, exc: Exception, used: int, seconds: float) -> Verdict:
+    def _failed(self, exc: Exception, prompt: _Prompt, seconds: float) -> Verdict:
         verdict = Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
             reason=f"refused: {explain_failure(exc, self.judge)}",
-            documents_used=used,
+            documents_used=len(prompt.documents),
             timings=Timings(guard_s=seconds),
         )
         return self._untrusted(verdict, exc)

@@ -9,11 +9,12 @@ last word of the prompt.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from rag_guard.injection import neutralise, sanitise
 
 SYSTEM = (
     "You are a careful assistant for questions about a document collection. You rely only on the "
@@ -43,31 +44,13 @@ CLARIFY_INSTRUCTION = (
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
 
 
-# Markup that could end the context early or pose as a chat turn: our delimiters, and the special tokens of
-# common chat templates (ChatML / Qwen / Llama 3 / Phi `<|...|>`, Gemma turns, Llama 2 and Mistral tags).
-_MARKUP = re.compile(
-    r"</?\s*context\s*>|<\|[^<>|\n]{0,64}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]|<<?/?SYS>>?",
-    re.IGNORECASE,
-)
-# Lookalikes: single angle quotation marks and white square brackets.
-_DEFANGED = str.maketrans({"<": "\u2039", ">": "\u203a", "[": "\u27e6", "]": "\u27e7"})
-
-
-def neutralise(text: str) -> str:
-    """Text from documents or users with delimiter and chat-template markup made inert.
-
-    Local servers and the embedded model parse special tokens anywhere in the prompt, so a chunk holding
-    `<|im_start|>system` would otherwise open a real system turn. The lookalike characters keep it readable.
-    """
-    return _MARKUP.sub(lambda match: match.group(0).translate(_DEFANGED), text)
-
-
 def format_context(documents: Sequence[Document]) -> str:
     """Number the passages so answers can cite them as [n]."""
     blocks = []
     for label, doc in enumerate(documents, start=1):
         source = neutralise(str(doc.metadata.get("source", "unknown")))
-        blocks.append(f"[{label}] (source: {source})\n{neutralise(doc.page_content.strip())}")
+        text, _ = sanitise(doc.page_content.strip())
+        blocks.append(f"[{label}] (source: {source})\n{text}")
     body = "\n\n".join(blocks) if blocks else "(no passages were found)"
     return f"<context>\n{body}\n</context>"
 

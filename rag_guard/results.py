@@ -36,6 +36,9 @@ class Verdict(BaseModel):
     """True when lower-ranked chunks were left out to fit the model's context window."""
     documents_used: int | None = None
     """How many of the documents, from the top rank down, the judge saw; the answer sees the same ones."""
+    instructions_withheld: int = 0
+    """Sentences in those documents that addressed the model ("ignore previous instructions", "reply True")
+    and were replaced by a marker before the judge and the answerer saw them."""
     timings: Timings = Field(default_factory=Timings)
 
 
