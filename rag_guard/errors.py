@@ -39,3 +39,7 @@ class GenerationError(RagGuardError):
 
 class GuardFailure(RagGuardError):
     """No trustworthy probability could be had (fail_mode "error"); under "refuse" this is a refusal instead."""
+
+
+class StoreBusyError(RagGuardError):
+    """Another process is ingesting into the same Chroma directory."""

