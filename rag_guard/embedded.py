@@ -11,6 +11,7 @@ thread-safe). The KV cache of the previous prompt is kept, so a prompt that star
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import os
 import threading
@@ -93,6 +94,15 @@ def load_model(path: Path, n_ctx: int, n_threads: int | None = None, seed: int =
         if key not in _MODELS:
             _MODELS[key] = _LoadedModel(Path(path), n_ctx, n_threads, seed)
         return _MODELS[key]
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free the models while the interpreter is intact: llama.cpp's own finaliser fails during shutdown."""
+    with _MODELS_LOCK:
+        for model in _MODELS.values():
+            model.llama.close()
+        _MODELS.clear()
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
