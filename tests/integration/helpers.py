@@ -21,3 +21,30 @@ def ask_json(config: Path, question: str, env: dict[str, str] | None = None) -> 
     result = run("ask", question, "--json", "--config", str(config), env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+def ollama_env(url: str, **extra: str) -> dict[str, str]:
+    """Environment overrides that make `model:` an Ollama model at `url`."""
+    return {
+        "RAG_GUARD_MODEL__PROVIDER": "ollama",
+        "RAG_GUARD_MODEL__NAME": "qwen2.5:7b",
+        "RAG_GUARD_MODEL__BASE_URL": url,
+        **extra,
+    }
+
+
+def openai_env(url: str, **extra: str) -> dict[str, str]:
+    """Environment overrides that make `model:` the small model on an OpenAI-compatible server at `url`."""
+    return {
+        "RAG_GUARD_MODEL__PROVIDER": "openai",
+        "RAG_GUARD_MODEL__NAME": "small",
+        "RAG_GUARD_MODEL__BASE_URL": url,
+        "OPENAI_API_KEY": "",
+        **extra,
+    }
+
+
+def as_judge(env: dict[str, str]) -> dict[str, str]:
+    """The same overrides for `guard.model:` instead of `model:`."""
+    prefix = "RAG_GUARD_MODEL__"
+    return {(f"RAG_GUARD_GUARD__MODEL__{k[len(prefix) :]}" if k.startswith(prefix) else k): v for k, v in env.items()}

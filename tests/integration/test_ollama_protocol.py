@@ -11,7 +11,7 @@ import pytest
 
 from rag_guard.config import load_config
 from rag_guard.pipeline import GuardedRAG
-from tests.integration.helpers import ANSWER_KEYS, ask_json, run
+from tests.integration.helpers import ANSWER_KEYS, ask_json, ollama_env, run
 from tests.servers import OllamaReplay, free_port
 
 pytestmark = pytest.mark.integration
@@ -23,15 +23,6 @@ QUESTION = "When was Voyager 2 launched?"
 def replay():
     with OllamaReplay() as server:
         yield server
-
-
-def ollama_env(url: str, **extra: str) -> dict[str, str]:
-    return {
-        "RAG_GUARD_MODEL__PROVIDER": "ollama",
-        "RAG_GUARD_MODEL__NAME": "qwen2.5:7b",
-        "RAG_GUARD_MODEL__BASE_URL": url,
-        **extra,
-    }
 
 
 def test_guard_asks_ollama_for_one_token_with_logprobs_and_answers_from_it(default_config, replay):

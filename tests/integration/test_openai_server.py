@@ -13,7 +13,7 @@ from rag_guard.config import load_config
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.models import build_chat_model
 from rag_guard.pipeline import GuardedRAG
-from tests.integration.helpers import ANSWER_KEYS, ask_json, run
+from tests.integration.helpers import ANSWER_KEYS, as_judge, ask_json, ollama_env, openai_env, run
 from tests.servers import JsonServer, OllamaReplay, free_port, llama_cpp_server
 
 pytestmark = pytest.mark.integration
@@ -27,16 +27,6 @@ def server_url(small_model, tmp_path_factory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with llama_cpp_server(small_model.model_path, alias="small", log=log) as url:
         yield url
-
-
-def openai_env(url: str, **extra: str) -> dict[str, str]:
-    return {
-        "RAG_GUARD_MODEL__PROVIDER": "openai",
-        "RAG_GUARD_MODEL__NAME": "small",
-        "RAG_GUARD_MODEL__BASE_URL": url,
-        "OPENAI_API_KEY": "",
-        **extra,
-    }
 
 
 def test_guard_over_the_server_matches_the_embedded_model(default_config, server_url, small_model):
@@ -83,13 +73,7 @@ def test_stream_over_the_server_yields_the_verdict_then_answer_text(default_conf
 def test_separate_judge_gates_the_answerer(default_config, server_url):
     """guard.model judges on the llama.cpp server; the Ollama answerer is only called to answer."""
     with OllamaReplay() as answerer:
-        env = {
-            "RAG_GUARD_MODEL__PROVIDER": "ollama",
-            "RAG_GUARD_MODEL__NAME": "qwen2.5:7b",
-            "RAG_GUARD_MODEL__BASE_URL": answerer.url,
-            **{key.replace("MODEL__", "GUARD__MODEL__"): value for key, value in openai_env(server_url).items()},
-            **ALWAYS_ANSWER,
-        }
+        env = {**ollama_env(answerer.url), **as_judge(openai_env(server_url)), **ALWAYS_ANSWER}
         result = ask_json(default_config, QUESTION, env=env)
         assert result["decision"] == "answer"
         assert result["verdict"]["token"] in {"True", "False"}  # the real model's verdict, not the replay's
@@ -201,11 +185,8 @@ async def test_async_pipeline_over_the_server_answers(default_config, server_url
 def test_answerer_down_after_the_judge_said_answer_stops_with_a_message(default_config, server_url):
     down = f"http://127.0.0.1:{free_port()}"
     env = {
-        "RAG_GUARD_MODEL__PROVIDER": "ollama",
-        "RAG_GUARD_MODEL__NAME": "qwen2.5:7b",
-        "RAG_GUARD_MODEL__BASE_URL": down,
-        "RAG_GUARD_MODEL__MAX_RETRIES": "0",
-        **{key.replace("MODEL__", "GUARD__MODEL__"): value for key, value in openai_env(server_url).items()},
+        **ollama_env(down, RAG_GUARD_MODEL__MAX_RETRIES="0"),
+        **as_judge(openai_env(server_url)),
         **ALWAYS_ANSWER,
     }
     result = run("ask", QUESTION, "--json", "--config", str(default_config), env=env)
