@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 CLI     := $(VENV)/bin/rag-guard
 STAMP   := $(VENV)/.installed
 
-.PHONY: install models ingest demo test unit lint clean
+.PHONY: install models ingest demo test unit lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -36,9 +36,13 @@ unit: install
 test: models
 	$(PY) -m pytest -q
 
+# Not part of `make test`: about 40 minutes on 2 cores. Writes bench/results/<UTC time>.json.
+bench: ingest
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: install
-	$(VENV)/bin/ruff check rag_guard tests
-	$(VENV)/bin/ruff format --check rag_guard tests
+	$(VENV)/bin/ruff check rag_guard tests bench
+	$(VENV)/bin/ruff format --check rag_guard tests bench
 
 clean:
 	rm -rf $(VENV) .rag_guard .pytest_cache

@@ -58,6 +58,9 @@ class ModelSettings(_Section):
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     """0 is greedy decoding: the same question gives the same answer."""
     seed: int = 0
+    concurrency: int = Field(4, ge=1, le=256)
+    """ollama/openai: requests in flight at once (`abatch`, `eval`, `serve`). The embedded model always
+    runs one request at a time, whatever this says."""
 
     @model_validator(mode="after")
     def _server_needs_name(self) -> ModelSettings:
@@ -131,6 +134,9 @@ class GuardSettings(_Section):
     fail_mode: Literal["refuse", "error"] = "refuse"
     """When no trustworthy probability can be had: `refuse` (with the reason) or `error` (raise, for
     developers). No setting answers without a verdict."""
+    mode: Literal["two_call", "single_pass"] = "two_call"
+    """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
+    generation whose first token is the verdict; the answer streams on only if the gate passes."""
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
@@ -138,6 +144,11 @@ class GuardSettings(_Section):
             raise ValueError(
                 f"clarify_threshold ({self.clarify_threshold}) must not exceed answer_threshold "
                 f"({self.answer_threshold})"
+            )
+        if self.mode == "single_pass" and self.model is not None:
+            raise ValueError(
+                "mode single_pass reads the verdict from the answerer's own first token, so it cannot use a "
+                "separate guard.model: remove guard.model, or set mode: two_call"
             )
         return self
 

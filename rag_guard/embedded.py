@@ -13,19 +13,21 @@ from __future__ import annotations
 
 import atexit
 import codecs
+import contextlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rag_guard.errors import ModelUnavailableError
@@ -151,6 +153,13 @@ class ChatLlamaCpp(BaseChatModel):
             self._model = load_model(self.model_path, self.n_ctx, self.n_threads, self.seed)
         return self._model
 
+    def forget_prompt(self) -> None:
+        """Drop the cached prompt, so the next call evaluates its whole prompt (benchmarks start cold)."""
+        model = self.loaded
+        with model.lock:
+            model.llama.reset()
+            model.prompt_tokens = 0
+
     # --- tokens ---------------------------------------------------------------------------------------
 
     def prompt_tokens(self, messages: Sequence[BaseMessage]) -> list[int]:
@@ -259,6 +268,28 @@ class ChatLlamaCpp(BaseChatModel):
                     chunk_position="last",
                 )
             )
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        """`_stream` in a worker thread, closed as soon as the consumer stops.
+
+        LangChain's default leaves the sync generator suspended when the consumer stops early (a
+        single-pass refusal does), holding the model's lock until garbage collection.
+        """
+        pieces = self._stream(messages, stop, run_manager.get_sync() if run_manager else None, **kwargs)
+        done = object()
+        try:
+            while (item := await run_in_executor(None, next, pieces, done)) is not done:
+                yield item  # type: ignore[misc]
+        finally:
+            # ValueError: still running in a worker after a cancellation; dropped, it closes when that returns.
+            with contextlib.suppress(ValueError):
+                pieces.close()
 
     def _chunk(
         self, text: str, entry: dict[str, Any] | None, run_manager: CallbackManagerForLLMRun | None

@@ -108,7 +108,7 @@ def verdict_from_reply(
 
 
 @dataclass(frozen=True)
-class _Prompt:
+class JudgePrompt:
     """The judge's prompt, the documents it holds, and how many documents were given."""
 
     messages: list[BaseMessage]
@@ -203,37 +203,39 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     async def ainvoke(self, input: GuardInput, config: RunnableConfig | None = None, **kwargs: Any) -> Verdict:
         return await self._acall_with_config(self._ajudge, input, config, run_type="chain")
 
-    def _prepare(self, input: GuardInput) -> _Prompt:
-        question = clean_question(input["question"])
-        given = input.get("documents") or []
+    def prepare(self, question: str, given: Sequence[Document], instruction: str | None = None) -> JudgePrompt:
+        """The prompt with the documents that fit; `instruction` replaces the guard's (single-pass mode)."""
+        question = clean_question(question)
         documents = self.fit(question, given)
-        return _Prompt(self.messages(question, documents), documents, len(given))
+        messages = build_messages(question, documents, instruction or self.instruction)
+        return JudgePrompt(messages, documents, len(given))
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
-        prompt = self._prepare(input)
+        prompt = self.prepare(input["question"], input.get("documents") or [])
         started = time.perf_counter()
         try:
             reply = self.judge.invoke(
                 prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, prompt, time.perf_counter() - started)
-        return self._finish(reply, prompt, time.perf_counter() - started)
+            return self.failed(exc, prompt, time.perf_counter() - started)
+        return self.finish(reply, prompt, time.perf_counter() - started)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Verdict:
-        prompt = self._prepare(input)
+        prompt = self.prepare(input["question"], input.get("documents") or [])
         started = time.perf_counter()
         try:
             reply = await self.judge.ainvoke(
                 prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
             )
         except Exception as exc:
-            return self._failed(exc, prompt, time.perf_counter() - started)
-        return self._finish(reply, prompt, time.perf_counter() - started)
+            return self.failed(exc, prompt, time.perf_counter() - started)
+        return self.finish(reply, prompt, time.perf_counter() - started)
 
-    def _finish(self, reply: BaseMessage, prompt: _Prompt, seconds: float) -> Verdict:
+    def finish(self, reply: BaseMessage, prompt: JudgePrompt, seconds: float) -> Verdict:
+        """The verdict read off `reply`'s first token (a whole reply, or the first chunk of a stream)."""
         verdict = verdict_from_reply(
             reply,
             self.answer_threshold,
@@ -253,7 +255,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             verdict.reason += f"; {withheld} sentence(s) addressed to the assistant were withheld from the passages"
         return verdict
 
-    def _failed(self, exc: Exception, prompt: _Prompt, seconds: float) -> Verdict:
+    def failed(self, exc: Exception, prompt: JudgePrompt, seconds: float) -> Verdict:
+        """The verdict when the model call raised: refuse with the explained cause, or raise."""
         verdict = Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,

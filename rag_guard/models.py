@@ -77,12 +77,14 @@ def load_models(*chats: BaseChatModel) -> None:
             _ = chat.loaded
 
 
-def guard_call_options(model: ModelSettings, top_logprobs: int) -> dict[str, Any]:
-    """Options for the judge's call: one generated token, with its `top_logprobs` alternatives."""
+def guard_call_options(model: ModelSettings, top_logprobs: int, tokens: int = 1) -> dict[str, Any]:
+    """Options for the judge's call: `tokens` generated (one, or a whole answer in single-pass mode), with
+    the `top_logprobs` alternatives of each."""
     if model.provider == "ollama":
         # `options` replaces the model's whole option set, so it repeats the sampling settings.
-        return {"logprobs": True, "top_logprobs": top_logprobs, "options": {**_ollama_options(model), "num_predict": 1}}
-    return {"max_tokens": 1, "logprobs": True, "top_logprobs": top_logprobs}
+        options = {**_ollama_options(model), "num_predict": tokens}
+        return {"logprobs": True, "top_logprobs": top_logprobs, "options": options}
+    return {"max_tokens": tokens, "logprobs": True, "top_logprobs": top_logprobs}
 
 
 def token_counter(model: ModelSettings, chat: BaseChatModel) -> TokenCounter:

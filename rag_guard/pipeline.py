@@ -15,6 +15,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessageChunk, BaseMessageChunk
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
@@ -24,8 +25,16 @@ from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.guard import SufficiencyGuard, clean_question
+from rag_guard.logprobs import verdict_word
 from rag_guard.model_errors import explain_failure
-from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, build_messages
+from rag_guard.prompts import (
+    ANSWER_INSTRUCTION,
+    CLARIFY_INSTRUCTION,
+    REFUSAL,
+    SINGLE_PASS_INSTRUCTION,
+    build_messages,
+    strip_verdict_lead,
+)
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
 
 log = logging.getLogger(__name__)
@@ -66,22 +75,69 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     answerer: BaseChatModel
     """Writes answers and clarifying questions; often the same model as `guard.judge`."""
     refusal: str = REFUSAL
+    single_pass: bool = False
+    """Read the verdict off the first token of the answer's own generation, which goes on only if the gate
+    passes; the judge must then be the answerer. False: a one-token verdict, then a second call."""
+    single_pass_options: dict[str, Any] | None = None
+    """Call options for the single-pass generation (logprobs on its first token); None uses OpenAI's names."""
+    max_concurrency: int | None = None
+    """Questions in flight at once in `batch` / `abatch` when the call's config does not say."""
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
         """Build the whole pipeline from config.yaml (or loaded `Settings`); the store must be ingested."""
-        from rag_guard.models import build_models
+        from rag_guard.models import build_models, guard_call_options
         from rag_guard.retrieval import ChromaRetriever, build_embeddings, embedding_label, open_store
 
         settings = config if isinstance(config, Settings) else load_config(config)
         models = build_models(settings)
         embeddings = build_embeddings(settings.embeddings)
         store = open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
+        embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
         return cls(
             retriever=ChromaRetriever(store=store, k=settings.chroma.k),
             guard=SufficiencyGuard.from_settings(settings, models.judge),
             answerer=models.answerer,
+            single_pass=settings.guard.mode == "single_pass",
+            single_pass_options=guard_call_options(
+                settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
+            ),
+            # An embedded model runs one call at a time; interleaving questions would only evict each
+            # question's cached prefix between its verdict and its answer.
+            max_concurrency=1 if embedded else settings.model.concurrency,
         )
+
+    # --- batching -------------------------------------------------------------------------------------
+
+    def batch(
+        self,
+        inputs: list[QuestionInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[GuardedAnswer]:
+        return super().batch(inputs, self._bounded(config), return_exceptions=return_exceptions, **kwargs)
+
+    async def abatch(
+        self,
+        inputs: list[QuestionInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[GuardedAnswer]:
+        return await super().abatch(inputs, self._bounded(config), return_exceptions=return_exceptions, **kwargs)
+
+    def _bounded(self, config: RunnableConfig | list[RunnableConfig] | None) -> Any:
+        """The call's config with `max_concurrency` defaulted to the pipeline's own bound."""
+        if self.max_concurrency is None:
+            return config
+        if isinstance(config, list):
+            return [self._bounded(c) for c in config]
+        bounded = dict(config or {})
+        bounded.setdefault("max_concurrency", self.max_concurrency)
+        return RunnableConfig(**bounded)  # type: ignore[typeddict-item]
 
     # --- shared steps ---------------------------------------------------------------------------------
 
@@ -165,14 +221,20 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
             return
         retrieval_s = time.perf_counter() - t0
-        verdict = self.guard.invoke({"question": question, "documents": documents}, config=child("guard"))
+        if self.single_pass:
+            verdict, answer_stream = self._first_token_verdict(question, documents, child("guard"))
+        else:
+            verdict = self.guard.invoke({"question": question, "documents": documents}, config=child("guard"))
+            answer_stream = None
         documents = documents[: verdict.documents_used]
         verdict.timings.retrieval_s = retrieval_s
-        prompt = self._follow_up(verdict.decision, question, documents)
+        prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
         yield self._header(question, documents, verdict)
         t1 = time.perf_counter()
         try:
-            if prompt is not None and stream:
+            if answer_stream is not None:
+                yield from _answer_after_verdict(answer_stream)
+            elif prompt is not None and stream:
                 for piece in self.answerer.stream(prompt, config=child("generate")):
                     if piece.text:
                         yield self._text_chunk(verdict.decision, piece.text)
@@ -181,7 +243,35 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 yield self._text_chunk(verdict.decision, reply.text)
         except Exception as exc:
             raise self._generation_failed(verdict, exc) from exc
-        _close_timings(verdict.timings, started, t1, generated=prompt is not None)
+        _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
+
+    def _first_token_verdict(
+        self, question: str, documents: list[Document], config: RunnableConfig
+    ) -> tuple[Verdict, Iterator[BaseMessageChunk] | None]:
+        """Single pass: the verdict from the generation's first token, and the rest of it when it answers.
+
+        The generation is closed (stopped) unless the gate passes with "True" as the token actually
+        generated; a clarifying question, or an answer after any other first token, takes a second call.
+        """
+        prompt = self.guard.prepare(question, documents, SINGLE_PASS_INSTRUCTION)
+        started = time.perf_counter()
+        pieces = self.answerer.stream(prompt.messages, config=config, **self._single_pass_call)
+        answering = False
+        try:
+            try:
+                first = _first_scored(pieces)
+            except Exception as exc:
+                return self.guard.failed(exc, prompt, time.perf_counter() - started), None
+            verdict = self.guard.finish(first, prompt, time.perf_counter() - started)
+            answering = _gate_passed_on_true(verdict, first)
+            return verdict, pieces if answering else None
+        finally:
+            if not answering:
+                pieces.close()
+
+    @property
+    def _single_pass_call(self) -> dict[str, Any]:
+        return self.single_pass_options or {"logprobs": True, "top_logprobs": self.guard.top_logprobs}
 
     # --- async ----------------------------------------------------------------------------------------
 
@@ -215,20 +305,86 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
                 continue
             retrieval_s = time.perf_counter() - t0
-            verdict = await self.guard.ainvoke({"question": question, "documents": documents}, config=child("guard"))
+            if self.single_pass:
+                verdict, answer_stream = await self._afirst_token_verdict(question, documents, child("guard"))
+            else:
+                verdict = await self.guard.ainvoke(
+                    {"question": question, "documents": documents}, config=child("guard")
+                )
+                answer_stream = None
             documents = documents[: verdict.documents_used]
             verdict.timings.retrieval_s = retrieval_s
-            prompt = self._follow_up(verdict.decision, question, documents)
+            prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
             yield self._header(question, documents, verdict)
             t1 = time.perf_counter()
             try:
-                if prompt is not None:
+                if answer_stream is not None:
+                    async for chunk in _aanswer_after_verdict(answer_stream):
+                        yield chunk
+                elif prompt is not None:
                     async for piece in self.answerer.astream(prompt, config=child("generate")):
                         if piece.text:
                             yield self._text_chunk(verdict.decision, piece.text)
             except Exception as exc:
                 raise self._generation_failed(verdict, exc) from exc
-            _close_timings(verdict.timings, started, t1, generated=prompt is not None)
+            _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
+
+    async def _afirst_token_verdict(
+        self, question: str, documents: list[Document], config: RunnableConfig
+    ) -> tuple[Verdict, AsyncIterator[BaseMessageChunk] | None]:
+        """`_first_token_verdict`, async."""
+        prompt = self.guard.prepare(question, documents, SINGLE_PASS_INSTRUCTION)
+        started = time.perf_counter()
+        pieces = self.answerer.astream(prompt.messages, config=config, **self._single_pass_call)
+        answering = False
+        try:
+            try:
+                first = await _afirst_scored(pieces)
+            except Exception as exc:
+                return self.guard.failed(exc, prompt, time.perf_counter() - started), None
+            verdict = self.guard.finish(first, prompt, time.perf_counter() - started)
+            answering = _gate_passed_on_true(verdict, first)
+            return verdict, pieces if answering else None
+        finally:
+            if not answering:
+                await pieces.aclose()
+
+
+def _gate_passed_on_true(verdict: Verdict, first: BaseMessageChunk) -> bool:
+    return verdict.decision is Decision.ANSWER and verdict_word(first.text) is True
+
+
+def _first_scored(pieces: Iterator[BaseMessageChunk]) -> BaseMessageChunk:
+    """The first chunk with text or logprobs (OpenAI-style streams open with an empty role chunk)."""
+    for piece in pieces:
+        if piece.text or piece.response_metadata.get("logprobs"):
+            return piece
+    return AIMessageChunk(content="")  # an empty stream: the guard reads "no logprobs" and refuses
+
+
+async def _afirst_scored(pieces: AsyncIterator[BaseMessageChunk]) -> BaseMessageChunk:
+    async for piece in pieces:
+        if piece.text or piece.response_metadata.get("logprobs"):
+            return piece
+    return AIMessageChunk(content="")
+
+
+def _answer_after_verdict(pieces: Iterator[BaseMessageChunk]) -> Iterator[GuardedAnswerChunk]:
+    leading = True
+    for piece in pieces:
+        text = strip_verdict_lead(piece.text) if leading else piece.text
+        if text:
+            leading = False
+            yield GuardedAnswerChunk(answer=text)
+
+
+async def _aanswer_after_verdict(pieces: AsyncIterator[BaseMessageChunk]) -> AsyncIterator[GuardedAnswerChunk]:
+    leading = True
+    async for piece in pieces:
+        text = strip_verdict_lead(piece.text) if leading else piece.text
+        if text:
+            leading = False
+            yield GuardedAnswerChunk(answer=text)
 
 
 def _close_timings(timings: Timings, started: float, generation_started: float, *, generated: bool) -> None:

@@ -41,7 +41,20 @@ CLARIFY_INSTRUCTION = (
     "question only."
 )
 
+SINGLE_PASS_INSTRUCTION = (
+    "Task: first judge whether the passages above state the information needed to answer the question, "
+    "exactly as asked. Begin your reply with one word, True or False: False if they do not mention it, if they "
+    "only cover part of it, or if a detail of the question does not match them. After True, go on with the "
+    "answer in one to three sentences using only the passages, citing them as [1], [2], ..."
+)
+"""Single-pass mode: the verdict is the first token, and the answer follows it in the same generation."""
+
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
+
+
+def strip_verdict_lead(text: str) -> str:
+    """The answer that follows a single-pass verdict, without the blanks and punctuation after "True"."""
+    return text.lstrip(" \t\r\n:.,;-")
 
 
 def format_context(documents: Sequence[Document]) -> str:
