@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -283,3 +284,36 @@ def doctor(config: ConfigOption = None) -> None:
         err.print(f"[bold red]Not ready:[/] {', '.join(failed)}", highlight=False)
         raise typer.Exit(1)
     out.print("[green]Everything is ready.[/]")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8000).")] = None,
+) -> None:
+    """Serve guarded answers behind the OpenAI chat API (POST /v1/chat/completions) until Ctrl-C or SIGTERM."""
+    import uvicorn
+
+    from rag_guard.models import is_loopback
+    from rag_guard.server import create_app
+
+    with _user_errors():
+        settings = _settings(config)
+        serving = settings.serve.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+        rag = _pipeline(settings)
+    app_ = create_app(rag, serving)
+    if not is_loopback(f"http://{serving.host}") and not os.environ.get(serving.api_key_env):
+        err.print(
+            f"[yellow]warning:[/] listening on {serving.host} without a token: anyone who can reach this port can "
+            f"ask. Set ${serving.api_key_env} to require `Authorization: Bearer ...`.",
+            highlight=False,
+        )
+    err.print(f"Serving '{serving.model_name}' on http://{serving.host}:{serving.port}/v1", highlight=False)
+    uvicorn.run(
+        app_,
+        host=serving.host,
+        port=serving.port,
+        timeout_graceful_shutdown=int(serving.shutdown_grace_s),
+        log_level="info",
+    )

@@ -99,7 +99,19 @@ class EmbeddingSettings(_Section):
 class ChromaSettings(_Section):
     """Where chunks are stored and how many come back per question."""
 
+    mode: Literal["embedded", "http"] = "embedded"
+    """`embedded` keeps the store in `persist_directory`; `http` talks to a Chroma server (`chroma run`)."""
     persist_directory: Path = Path(".rag_guard/chroma")
+    """embedded: the store. Both modes: where the ingest lock lives."""
+    host: str = Field("localhost", min_length=1)
+    """http: the Chroma server's host."""
+    port: int = Field(8000, ge=1, le=65535)
+    """http: the Chroma server's port (Chroma's default is 8000, like `rag-guard serve`'s: move one of them)."""
+    ssl: bool = False
+    """http: connect with HTTPS."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """http: sent with every request, e.g. an auth token. A value written `${NAME}` is read from the
+    environment variable NAME, so secrets stay out of config.yaml."""
     collection: str = Field(
         "rag_guard", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
     )
@@ -108,6 +120,13 @@ class ChromaSettings(_Section):
     chunk_size: int = Field(800, ge=100, le=20000)
     """Characters per chunk."""
     chunk_overlap: int = Field(120, ge=0)
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages."""
+        if self.mode == "http":
+            return f"the Chroma server at {'https' if self.ssl else 'http'}://{self.host}:{self.port}"
+        return str(self.persist_directory)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> ChromaSettings:
@@ -162,6 +181,28 @@ class DemoSettings(_Section):
     """Questions shown by `rag-guard demo` without --all; empty means a few of each kind from the questions file."""
 
 
+class ServeSettings(_Section):
+    """`rag-guard serve`: the OpenAI-compatible HTTP endpoint."""
+
+    host: str = "127.0.0.1"
+    """Loopback only, unless told otherwise (0.0.0.0 listens on every interface)."""
+    port: int = Field(8000, ge=1, le=65535)
+    model_name: str = Field("rag-guard", min_length=1)
+    """The model id that /v1/models lists and replies carry."""
+    api_key_env: str = Field("RAG_GUARD_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """When this environment variable is set, requests need `Authorization: Bearer <its value>`."""
+    max_request_bytes: int = Field(262_144, ge=1024)
+    """Larger request bodies get 413."""
+    request_timeout_s: float = Field(300.0, gt=0)
+    """A request still unanswered after this long (queueing included) gets 504."""
+    queue_size: int = Field(16, ge=0)
+    """Requests that may wait for a free model; more get 503 with Retry-After."""
+    retry_after_s: int = Field(10, ge=1)
+    """The Retry-After a busy server sends."""
+    shutdown_grace_s: float = Field(60.0, ge=0)
+    """On SIGTERM/Ctrl-C, how long requests in flight may take to finish before the server stops."""
+
+
 class Settings(_Section):
     """Everything a user tunes; one instance per process, built by `load_config`."""
 
@@ -170,6 +211,7 @@ class Settings(_Section):
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     guard: GuardSettings = Field(default_factory=GuardSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
     cache_dir: Path = Path("~/.cache/rag_guard")
     """Where assembled GGUF models are kept (shared by every checkout)."""
     source: Path | None = Field(None, exclude=True)

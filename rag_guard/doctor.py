@@ -118,12 +118,12 @@ def _store_checks(settings: Settings) -> list[Check]:
         if chunks:
             store.similarity_search("probe", k=1)
     except Exception as exc:
-        checks.append(Check(name="chroma store", ok=False, detail=f"{chroma.persist_directory}: {exc}"))
+        checks.append(Check(name="chroma store", ok=False, detail=f"{chroma.location}: {exc}"))
         return checks
     if not chunks:
-        detail = f"collection '{chroma.collection}' in {chroma.persist_directory} is empty: run `rag-guard ingest`"
+        detail = f"collection '{chroma.collection}' in {chroma.location} is empty: run `rag-guard ingest`"
         checks.append(Check(name="chroma store", ok=False, detail=detail))
     else:
-        detail = f"{chunks} chunks in '{chroma.collection}' at {chroma.persist_directory}"
+        detail = f"{chunks} chunks in '{chroma.collection}' at {chroma.location}"
         checks.append(Check(name="chroma store", ok=True, detail=detail))
     return checks

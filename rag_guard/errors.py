@@ -43,3 +43,7 @@ class GuardFailure(RagGuardError):
 
 class StoreBusyError(RagGuardError):
     """Another process is ingesting into the same Chroma directory."""
+
+
+class StoreUnavailableError(RagGuardError):
+    """The Chroma server (chroma.mode: http) cannot be reached or refused the connection."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 from langchain_chroma import Chroma
@@ -19,7 +20,10 @@ from pydantic import ConfigDict
 
 from rag_guard.config import SERVER_DEFAULT_URLS, ChromaSettings, EmbeddingSettings, Settings
 from rag_guard.corpus import CorpusScan, scan_corpus
-from rag_guard.errors import CorpusError, RagGuardError, StoreBusyError
+from rag_guard.errors import ConfigError, CorpusError, RagGuardError, StoreBusyError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +81,7 @@ def open_store(
     With `embedded_by`, a collection filled by other embeddings is an error (its vectors are not comparable
     with the question's), or, for `replace_mismatched` (ingest), emptied so it can be filled again.
     """
-    import chromadb
-
-    settings.persist_directory.mkdir(parents=True, exist_ok=True)
-    client = chromadb.PersistentClient(path=str(settings.persist_directory))
+    client = chroma_client(settings)
     metadata = {"hnsw:space": "cosine", **({"embedded_by": embedded_by} if embedded_by else {})}
     collection = client.get_or_create_collection(settings.collection, metadata=metadata)
     recorded = (collection.metadata or {}).get("embedded_by")
@@ -90,7 +91,7 @@ def open_store(
     if embedded_by and recorded and recorded != embedded_by:
         if not replace_mismatched:
             raise CorpusError(
-                f"The collection '{settings.collection}' in {settings.persist_directory} holds vectors from "
+                f"The collection '{settings.collection}' in {settings.location} holds vectors from "
                 f"{recorded}, but the config now embeds with {embedded_by}. Run `rag-guard ingest` to embed the "
                 "corpus again, or set chroma.collection to a new name."
             )
@@ -105,6 +106,43 @@ def open_store(
         embedding_function=embeddings,
         collection_metadata=metadata,
     )
+
+
+def chroma_client(settings: ChromaSettings) -> ClientAPI:
+    """An on-disk client (embedded) or a connection to a Chroma server (http), checked with a heartbeat."""
+    import chromadb
+
+    if settings.mode == "embedded":
+        settings.persist_directory.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.persist_directory))
+    url = f"{'https' if settings.ssl else 'http'}://{settings.host}:{settings.port}"
+    try:
+        return chromadb.HttpClient(
+            host=settings.host,
+            port=settings.port,
+            ssl=settings.ssl,
+            headers=_expand_env(settings.headers),
+            settings=chromadb.Settings(anonymized_telemetry=False),
+        )
+    except Exception as exc:  # chromadb raises ValueError/ConnectionError/httpx errors by version
+        raise StoreUnavailableError(
+            f"Cannot reach the Chroma server at {url} ({type(exc).__name__}: {exc}). Start it with "
+            f"`chroma run --path DIR --host {settings.host} --port {settings.port}`, or fix chroma.host, "
+            "chroma.port, chroma.ssl and chroma.headers (or set chroma.mode: embedded)."
+        ) from None
+
+
+def _expand_env(headers: dict[str, str]) -> dict[str, str]:
+    """Header values written `${NAME}` come from the environment; a missing variable is an error."""
+    expanded = {}
+    for key, value in headers.items():
+        match = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", value.strip())
+        if match:
+            if match[1] not in os.environ:
+                raise ConfigError(f"chroma.headers.{key} reads ${match[1]}, which is not set: export it first.")
+            value = os.environ[match[1]]
+        expanded[key] = value
+    return expanded
 
 
 @dataclass
@@ -129,6 +167,7 @@ def ingest(
     transaction), chunk ids are content hashes, and the next run adds whatever is missing. A file lock keeps
     a second ingest into the same directory from interleaving with this one.
     """
+    settings.persist_directory.mkdir(parents=True, exist_ok=True)
     lock = FileLock(settings.persist_directory / INGEST_LOCK)
     try:
         lock.acquire(timeout=0)
@@ -211,6 +250,6 @@ def ensure_ingested(retriever: BaseRetriever, settings: Settings) -> None:
     store = getattr(retriever, "store", None)
     if isinstance(store, Chroma) and not store.get(limit=1, include=[])["ids"]:
         raise CorpusError(
-            f"The collection '{settings.chroma.collection}' in {settings.chroma.persist_directory} is empty. "
+            f"The collection '{settings.chroma.collection}' in {settings.chroma.location} is empty. "
             "Run `rag-guard ingest` first (make demo does it for you)."
         )
