@@ -257,6 +257,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10_000, help="store size for retrieval and ingest figures")
     parser.add_argument("--skip-latency", action="store_true", help="only the store figures (no model runs)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show up when redirected to a file too
 
     settings = load_config(args.config)
     questions = sample(load_questions(args.questions), args.limit)

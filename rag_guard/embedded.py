@@ -6,7 +6,7 @@ decoding is a loop over those logits, so every generated token comes with its lo
 
 Each process loads a GGUF once; calls share that instance under a lock (llama.cpp contexts are not
 thread-safe). The KV cache of the previous prompt is kept, so a prompt that starts with the same tokens
-(the guard's prompt, then the answer's) only evaluates its new suffix.
+(the guard's prompt, then the answer's, which continues it) only evaluates its new suffix.
 """
 
 from __future__ import annotations
@@ -303,9 +303,11 @@ class ChatLlamaCpp(BaseChatModel):
     def _evaluate_prompt(self, model: _LoadedModel, tokens: list[int]) -> int:
         """Evaluate `tokens`, reusing the cached prefix; return how many prompt tokens were reused.
 
-        Tokens are always evaluated in blocks aligned to absolute positions, and reuse stops at a block
-        boundary inside the previous prompt: each block then sees exactly the same batch as in a cold
-        evaluation, so reuse changes no logit, not even in the last bit (a test pins this).
+        A new prompt is evaluated in blocks aligned to absolute positions, from a block boundary inside the
+        shared prefix: each block then sees exactly the batch a cold evaluation gives it, so its logits are
+        the same to the last bit (the guard's verdict does not depend on what ran before; a test pins this).
+        A prompt that continues the whole previous one (the answer after the verdict) is evaluated from where
+        that one ended, since no verdict is read from it.
         """
         llama = model.llama
         keep = 0
@@ -314,8 +316,10 @@ class ChatLlamaCpp(BaseChatModel):
             limit = min(len(cached), len(tokens))
             mismatch = np.nonzero(cached[:limit] != np.asarray(tokens[:limit]))[0]
             keep = int(mismatch[0]) if mismatch.size else limit
-            # The last prompt token is always evaluated again: its logits are the ones we read.
-            keep = (min(keep, len(tokens) - 1) // _EVAL_BLOCK) * _EVAL_BLOCK
+            continues = keep == len(cached) < len(tokens)
+            if not continues:
+                # The last prompt token is always evaluated again: its logits are the ones we read.
+                keep = (min(keep, len(tokens) - 1) // _EVAL_BLOCK) * _EVAL_BLOCK
         if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
             llama.n_tokens = keep
         else:

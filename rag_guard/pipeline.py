@@ -33,6 +33,7 @@ from rag_guard.prompts import (
     REFUSAL,
     SINGLE_PASS_INSTRUCTION,
     build_messages,
+    follow_up,
     strip_verdict_lead,
 )
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
@@ -142,11 +143,17 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     # --- shared steps ---------------------------------------------------------------------------------
 
     def _follow_up(self, decision: Decision, question: str, documents: list[Document]) -> list[Any] | None:
-        """The prompt for the second call, or None when the pipeline refuses without generating."""
+        """The prompt for the second call, or None when the pipeline refuses without generating.
+
+        It continues the judge's prompt (rebuilt here exactly as the judge saw it), so the KV cache of the
+        verdict serves it whole.
+        """
+        instruction = SINGLE_PASS_INSTRUCTION if self.single_pass else self.guard.instruction
+        judged = build_messages(question, documents, instruction)
         if decision is Decision.ANSWER:
-            return build_messages(question, documents, ANSWER_INSTRUCTION)
+            return follow_up(judged, "True", ANSWER_INSTRUCTION)
         if decision is Decision.CLARIFY:
-            return build_messages(question, documents, CLARIFY_INSTRUCTION)
+            return follow_up(judged, "False", CLARIFY_INSTRUCTION)
         return None
 
     def _retrieval_failed(self, exc: Exception, seconds: float) -> Verdict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -30,38 +31,76 @@ def free_port() -> int:
 
 
 @contextmanager
-def llama_cpp_server(model: Path, alias: str, log: Path, n_ctx: int = 4096) -> Iterator[str]:
-    """Run `python -m llama_cpp.server` on `model`; yields its OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--seed", "0"]
+def process_server(
+    name: str, command: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `command` until `ready_url` answers 200; stop it with SIGTERM (then SIGKILL) afterwards."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/v1"
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
-        _wait_until_up(f"{url}/models", process, log)
-        yield url
+        _wait_until_up(name, ready_url, process, log)
+        yield process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
 
 
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 120) -> None:
+@contextmanager
+def llama_cpp_server(model: Path, alias: str, log: Path, n_ctx: int = 4096) -> Iterator[str]:
+    """Run `python -m llama_cpp.server` on `model`; yields its OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--seed", "0"]
+    url = f"http://127.0.0.1:{port}/v1"
+    with process_server("llama.cpp server", command, f"{url}/models", log):
+        yield url
+
+
+@contextmanager
+def chroma_server(data: Path, log: Path) -> Iterator[int]:
+    """A real `chroma run` on loopback with its data in `data`; yields its port."""
+    port = free_port()
+    chroma = Path(sys.executable).with_name("chroma")
+    command = [str(chroma), "run", "--path", str(data), "--host", "127.0.0.1", "--port", str(port)]
+    with process_server("chroma server", command, f"http://127.0.0.1:{port}/api/v2/heartbeat", log):
+        yield port
+
+
+@dataclass
+class Served:
+    """A running `rag-guard serve`: its OpenAI base URL and its process."""
+
+    base_url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def rag_guard_server(config: Path, log: Path, env: dict[str, str]) -> Iterator[Served]:
+    """`rag-guard serve --config CONFIG` on a free loopback port, ready (/readyz 200); `env` adds overrides."""
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("rag-guard")), "serve", "--config", str(config), "--port", str(port)]
+    environ = {**os.environ, "RAG_GUARD_API_KEY": "", **env}
+    with process_server("rag-guard serve", command, f"http://127.0.0.1:{port}/readyz", log, env=environ) as process:
+        yield Served(f"http://127.0.0.1:{port}/v1", process)
+
+
+def _wait_until_up(name: str, url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"llama.cpp server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.25)
-    raise RuntimeError(f"llama.cpp server not up after {timeout_s} s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{name} not up after {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
 # --- Ollama -----------------------------------------------------------------------------------------------

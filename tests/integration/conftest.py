@@ -1,7 +1,9 @@
-"""Integration fixtures: the real embedded models and a real on-disk Chroma in a temporary directory."""
+"""Integration fixtures: the real embedded models, a real on-disk Chroma in a temporary directory, and a real
+Chroma server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from typer.testing import CliRunner
 from rag_guard.cli import app
 from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.model_files import PRESETS, ensure_preset
+from tests.servers import Served, chroma_server, rag_guard_server
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path("~/.cache/rag_guard").expanduser()
@@ -33,3 +36,26 @@ def default_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["ingest", "--config", str(config)])
     assert result.exit_code == 0, result.output
     return config
+
+
+@pytest.fixture(scope="session")
+def chroma_http_env(tmp_path_factory: pytest.TempPathFactory, default_config: Path) -> Iterator[dict[str, str]]:
+    """A real `chroma run` server on loopback, holding the bundled corpus; yields the overrides that use it."""
+    root = tmp_path_factory.mktemp("chroma-server")
+    with chroma_server(root / "data", root / "chroma.log") as port:
+        env = {
+            "RAG_GUARD_CHROMA__MODE": "http",
+            "RAG_GUARD_CHROMA__HOST": "127.0.0.1",
+            "RAG_GUARD_CHROMA__PORT": str(port),
+            "RAG_GUARD_CHROMA__PERSIST_DIRECTORY": str(root / "lock"),
+        }
+        result = CliRunner().invoke(app, ["ingest", "--config", str(default_config)], env=env)
+        assert result.exit_code == 0, result.output
+        yield env
+
+
+@pytest.fixture(scope="session")
+def default_server(default_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """`rag-guard serve` on the default model and the bundled corpus, without a token."""
+    with rag_guard_server(default_config, tmp_path_factory.mktemp("serve") / "serve.log", {}) as served:
+        yield served

@@ -1,4 +1,5 @@
-"""The in-process llama.cpp chat model on the small preset: logprobs shape, streaming, async, prefix reuse."""
+"""The in-process llama.cpp chat model on the small preset: logprobs shape, streaming, async, prefix reuse,
+single-pass mode."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import math
 import pytest
 from langchain_core.documents import Document
 
+from rag_guard.decision import Decision
 from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.guard import SufficiencyGuard
-from rag_guard.logprobs import parse_logprobs
-from rag_guard.prompts import ANSWER_INSTRUCTION, GUARD_INSTRUCTION, build_messages
+from rag_guard.logprobs import p_true, parse_logprobs
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.prompts import ANSWER_INSTRUCTION, GUARD_INSTRUCTION, SINGLE_PASS_INSTRUCTION, build_messages
+from tests.fakes import FixedRetriever
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +81,32 @@ def test_prompt_longer_than_the_window_is_a_clear_error(small_model):
     long_doc = [Document(page_content="word " * 5000, metadata={"source": "long.md"})]
     with pytest.raises(ValueError, match="context window"):
         small_model.invoke(build_messages("q?", long_doc, GUARD_INSTRUCTION), max_tokens=1)
+
+
+def single_pass_pipeline(model: ChatLlamaCpp, answer_threshold: float, clarify_threshold: float) -> GuardedRAG:
+    guard = SufficiencyGuard(judge=model, answer_threshold=answer_threshold, clarify_threshold=clarify_threshold)
+    return GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model, single_pass=True)
+
+
+def test_single_pass_verdict_is_the_first_token_of_the_answer_generation(small_model):
+    rag = single_pass_pipeline(small_model, 0.0, 0.0)
+    result = rag.invoke("When was Voyager 2 launched?")
+    one_token = small_model.invoke(
+        build_messages("When was Voyager 2 launched?", DOCS, SINGLE_PASS_INSTRUCTION),
+        max_tokens=1,
+        logprobs=True,
+        top_logprobs=20,
+    )
+    assert result.p_sufficient == p_true(parse_logprobs(one_token.response_metadata["logprobs"])[0])
+    assert result.decision is Decision.ANSWER
+    assert result.answer and not result.answer.lower().startswith("true")
+
+
+async def test_a_single_pass_refusal_stops_generating_and_frees_the_model(small_model):
+    rag = single_pass_pipeline(small_model, 1.0, 1.0)
+    refused = await rag.ainvoke("When was Voyager 2 launched?")
+    assert refused.decision is Decision.REFUSE
+    assert refused.answer is None
+    # the stopped generation released the model's lock: the next calls run
+    assert rag.invoke("When was Voyager 2 launched?").decision is Decision.REFUSE
+    assert small_model.invoke("Say hi.", max_tokens=2).content

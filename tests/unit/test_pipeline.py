@@ -5,7 +5,7 @@ from rag_guard.decision import Decision
 from rag_guard.errors import GenerationError
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import REFUSAL
+from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from rag_guard.results import GuardedAnswerChunk
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer
 
@@ -37,14 +37,24 @@ def test_sufficient_context_is_answered_with_sources():
     assert result.cited == [1]
 
 
-def test_answer_prompt_shares_the_guard_prompt_prefix():
+def test_answer_prompt_continues_the_guard_prompt_whole():
     rag = pipeline(0.9)
     rag.invoke("When did Voyager 2 launch?")
-    guard_user = rag.answerer.calls[0]["messages"][-1].text
-    answer_user = rag.answerer.calls[1]["messages"][-1].text
-    shared = guard_user[: guard_user.index("Task:")]
-    assert answer_user.startswith(shared)
-    assert "Question: When did Voyager 2 launch?" in shared
+    judged = rag.answerer.calls[0]["messages"]
+    answer = rag.answerer.calls[1]["messages"]
+    assert answer[: len(judged)] == judged
+    assert [m.type for m in answer[len(judged) :]] == ["ai", "human"]
+    assert answer[len(judged)].text == "True"
+    assert answer[-1].text == ANSWER_INSTRUCTION
+
+
+def test_clarify_prompt_continues_the_guard_prompt_after_a_false_verdict():
+    rag = pipeline(0.45)
+    rag.invoke("When did it launch?")
+    judged, clarify = rag.answerer.calls[0]["messages"], rag.answerer.calls[1]["messages"]
+    assert clarify[: len(judged)] == judged
+    assert clarify[len(judged)].text == "False"
+    assert clarify[-1].text == CLARIFY_INSTRUCTION
 
 
 def test_middle_band_asks_a_clarifying_question():
@@ -182,6 +192,6 @@ def test_passages_left_out_to_fit_the_window_are_reported_and_not_sent_to_the_an
     result = rag.invoke("q?")
     assert result.verdict.context_truncated
     assert 0 < len(result.sources) < 4
-    answer_prompt = generation_calls(rag)[0]["messages"][-1].text
+    answer_prompt = generation_calls(rag)[0]["messages"][1].text
     assert f"[{len(result.sources)}] (source:" in answer_prompt
     assert f"[{len(result.sources) + 1}] (source:" not in answer_prompt
