@@ -310,7 +310,7 @@ class ChatLlamaCpp(BaseChatModel):
         that one ended, since no verdict is read from it.
         """
         llama = model.llama
-        keep = 0
+        keep, continues = 0, False
         if self.reuse_prefix and llama.n_tokens > 0:
             cached = llama._input_ids[: model.prompt_tokens]
             limit = min(len(cached), len(tokens))
@@ -321,12 +321,15 @@ class ChatLlamaCpp(BaseChatModel):
                 # The last prompt token is always evaluated again: its logits are the ones we read.
                 keep = (min(keep, len(tokens) - 1) // _EVAL_BLOCK) * _EVAL_BLOCK
         if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
-            llama.n_tokens = keep
+            llama.n_tokens = keep  # drops what was generated after the cached prompt too
         else:
-            keep = 0
+            keep, continues = 0, False
             llama.reset()
-        for start in range(keep, len(tokens), _EVAL_BLOCK):
-            llama.eval(tokens[start : start + _EVAL_BLOCK])
+        if continues:
+            llama.eval(tokens[keep:])  # one batch: every llama.cpp call reads all the weights once
+        else:
+            for start in range(keep, len(tokens), _EVAL_BLOCK):
+                llama.eval(tokens[start : start + _EVAL_BLOCK])
         model.prompt_tokens = len(tokens)
         return keep
 

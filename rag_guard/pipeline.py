@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
@@ -32,9 +32,9 @@ from rag_guard.prompts import (
     CLARIFY_INSTRUCTION,
     REFUSAL,
     SINGLE_PASS_INSTRUCTION,
+    VerdictLead,
     build_messages,
     follow_up,
-    strip_verdict_lead,
 )
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
 
@@ -191,6 +191,25 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return GuardedAnswerChunk(answer=text)
         return GuardedAnswerChunk(message=text)
 
+    def _texts(self, decision: Decision, pieces: Iterable[BaseMessage]) -> Iterator[GuardedAnswerChunk]:
+        """The generated text as chunks; in single-pass mode without the verdict word it begins with."""
+        lead = VerdictLead() if self.single_pass else None
+        for piece in pieces:
+            if text := (lead.feed(piece.text) if lead else piece.text):
+                yield self._text_chunk(decision, text)
+        if lead and (rest := lead.flush()):
+            yield self._text_chunk(decision, rest)
+
+    async def _atexts(
+        self, decision: Decision, pieces: AsyncIterator[BaseMessage]
+    ) -> AsyncIterator[GuardedAnswerChunk]:
+        lead = VerdictLead() if self.single_pass else None
+        async for piece in pieces:
+            if text := (lead.feed(piece.text) if lead else piece.text):
+                yield self._text_chunk(decision, text)
+        if lead and (rest := lead.flush()):
+            yield self._text_chunk(decision, rest)
+
     # --- sync -----------------------------------------------------------------------------------------
 
     def invoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
@@ -240,14 +259,11 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         t1 = time.perf_counter()
         try:
             if answer_stream is not None:
-                yield from _answer_after_verdict(answer_stream)
+                yield from self._texts(verdict.decision, answer_stream)
             elif prompt is not None and stream:
-                for piece in self.answerer.stream(prompt, config=child("generate")):
-                    if piece.text:
-                        yield self._text_chunk(verdict.decision, piece.text)
+                yield from self._texts(verdict.decision, self.answerer.stream(prompt, config=child("generate")))
             elif prompt is not None:
-                reply = self.answerer.invoke(prompt, config=child("generate"))
-                yield self._text_chunk(verdict.decision, reply.text)
+                yield from self._texts(verdict.decision, [self.answerer.invoke(prompt, config=child("generate"))])
         except Exception as exc:
             raise self._generation_failed(verdict, exc) from exc
         _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
@@ -325,16 +341,14 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             yield self._header(question, documents, verdict)
             t1 = time.perf_counter()
             try:
+                if answer_stream is None and prompt is not None:
+                    answer_stream = self.answerer.astream(prompt, config=child("generate"))
                 if answer_stream is not None:
-                    async for chunk in _aanswer_after_verdict(answer_stream):
+                    async for chunk in self._atexts(verdict.decision, answer_stream):
                         yield chunk
-                elif prompt is not None:
-                    async for piece in self.answerer.astream(prompt, config=child("generate")):
-                        if piece.text:
-                            yield self._text_chunk(verdict.decision, piece.text)
             except Exception as exc:
                 raise self._generation_failed(verdict, exc) from exc
-            _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
+            _close_timings(verdict.timings, started, t1, generated=answer_stream is not None)
 
     async def _afirst_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig
@@ -374,24 +388,6 @@ async def _afirst_scored(pieces: AsyncIterator[BaseMessageChunk]) -> BaseMessage
         if piece.text or piece.response_metadata.get("logprobs"):
             return piece
     return AIMessageChunk(content="")
-
-
-def _answer_after_verdict(pieces: Iterator[BaseMessageChunk]) -> Iterator[GuardedAnswerChunk]:
-    leading = True
-    for piece in pieces:
-        text = strip_verdict_lead(piece.text) if leading else piece.text
-        if text:
-            leading = False
-            yield GuardedAnswerChunk(answer=text)
-
-
-async def _aanswer_after_verdict(pieces: AsyncIterator[BaseMessageChunk]) -> AsyncIterator[GuardedAnswerChunk]:
-    leading = True
-    async for piece in pieces:
-        text = strip_verdict_lead(piece.text) if leading else piece.text
-        if text:
-            leading = False
-            yield GuardedAnswerChunk(answer=text)
 
 
 def _close_timings(timings: Timings, started: float, generation_started: float, *, generated: bool) -> None:

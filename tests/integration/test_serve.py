@@ -176,7 +176,8 @@ def test_sigterm_lets_the_request_in_flight_finish(default_config, chroma_http_e
         assert in_flight.wait(timeout=60), "the stream did not start"  # its first event comes before the verdict
         server.process.send_signal(signal.SIGTERM)
         asker.join(timeout=120)
-        assert server.process.wait(timeout=120) == 0
+        # uvicorn re-raises the signal once it has drained, so the exit status reports SIGTERM
+        assert server.process.wait(timeout=120) in (0, -signal.SIGTERM)
     text, guard = outcome["reply"]
     assert guard["decision"] in {"answer", "clarify", "refuse"} and text
     with pytest.raises(openai.APIConnectionError):

@@ -14,7 +14,7 @@ from pydantic import Field
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import CLARIFY_INSTRUCTION, SINGLE_PASS_INSTRUCTION
+from rag_guard.prompts import CLARIFY_INSTRUCTION, SINGLE_PASS_INSTRUCTION, VerdictLead
 from tests.fakes import FixedRetriever, openai_logprobs
 from tests.unit.test_pipeline import DOCS
 
@@ -177,3 +177,19 @@ def test_stream_and_invoke_agree(p_true):
     assert merged.model_dump(exclude={"verdict"}) == rag.invoke("When did Voyager 2 launch?").model_dump(
         exclude={"verdict"}
     )
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (["\n", "Voyager", " 2", " launched."], "Voyager 2 launched."),
+        (["True", ".", " Voyager", " 2"], "Voyager 2"),
+        (["false", ":", "\n", "Which", " probe?"], "Which probe?"),
+        (["Truly", " remarkable."], "Truly remarkable."),
+        (["Tru"], "Tru"),
+        (["The answer", " is 1977."], "The answer is 1977."),
+    ],
+)
+def test_verdict_lead_drops_only_a_leading_verdict_word(pieces, expected):
+    lead = VerdictLead()
+    assert "".join(lead.feed(p) for p in pieces) + lead.flush() == expected
