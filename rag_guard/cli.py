@@ -18,7 +18,7 @@ from rich.table import Table
 
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
-from rag_guard.errors import RagGuardError
+from rag_guard.errors import CorpusError, RagGuardError
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, merge_chunks
 
@@ -93,12 +93,7 @@ def ingest(
             store = open_store(settings.chroma, embeddings, label, replace_mismatched=True)
         with _progress() as progress:
             task = progress.add_task("Embedding chunks", total=None)
-            report = run_ingest(
-                store,
-                corpus_dir,
-                settings.chroma,
-                lambda done, total: progress.update(task, completed=done, total=total),
-            )
+            report = run_ingest(store, corpus_dir, settings.chroma, _updater(progress, task))
         for name, reason in report.skipped.items():
             err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
         out.print(
@@ -199,6 +194,57 @@ def demo(
                 results.append(rag.invoke(question))
                 progress.advance(task)
         out.print(_table(results))
+
+
+@app.command("eval")
+def evaluate(
+    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=2, help="A stratified sample of this many questions.")] = None,
+) -> None:
+    """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
+    with _user_errors():
+        from rag_guard.evaluation import evaluate as run_eval
+        from rag_guard.questions import load_questions
+
+        settings = _settings(config)
+        labelled = load_questions(questions)
+        if not corpus.is_dir():
+            raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+        with _progress() as progress:
+            task = progress.add_task("Judging", total=None)
+            result = run_eval(
+                settings,
+                corpus,
+                labelled,
+                limit,
+                lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"rag_guard eval: {questions.name} ({result.n} questions)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name in (
+        "auroc",
+        "ece",
+        "answered_precision",
+        "coverage",
+        "unanswerable_refusal_rate",
+        "unanswerable_answered_rate",
+        "guard_latency_s_mean",
+        "guard_latency_s_p95",
+    ):
+        value = getattr(result, name)
+        table.add_row(name, "n/a" if value is None else f"{value:.3f}")
+    for label in ("answerable", "unanswerable"):
+        counts = getattr(result, label)
+        table.add_row(f"{label}: answer / clarify / refuse", f"{counts.answer} / {counts.clarify} / {counts.refuse}")
+    table.add_row("thresholds (answer, clarify)", f"{result.answer_threshold} / {result.clarify_threshold}")
+    out.print(table)
 
 
 def _table(results: list[GuardedAnswer]) -> Table:

@@ -1,0 +1,153 @@
+"""`rag-guard eval`: the guard over a labelled question set, in a store of its own, measured.
+
+The corpus goes into a temporary collection (a temporary directory, or a throw-away collection on a Chroma
+server), so evaluating never touches the demo store. Only the guard runs: the figures are about the gate,
+and generating answers would multiply the time without changing them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from langchain_core.retrievers import BaseRetriever
+from pydantic import BaseModel
+
+from rag_guard.config import Settings
+from rag_guard.decision import Decision
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.metrics import GateQuality, gate_quality, stratified_sample
+from rag_guard.questions import LabelledQuestion
+from rag_guard.results import Verdict
+
+Progress = Callable[[int, int], None]
+
+
+class EvalRow(BaseModel):
+    question: str
+    answerable: bool
+    kind: str | None
+    decision: Decision
+    p_sufficient: float | None
+    reason: str
+    guard_s: float | None
+    sources: list[str]
+
+
+class EvalReport(GateQuality):
+    """The gate's figures on one labelled set, its latency, and every question's verdict."""
+
+    guard_latency_s_mean: float | None
+    guard_latency_s_p95: float | None
+    rows: list[EvalRow]
+
+
+@contextmanager
+def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRetriever]:
+    """The corpus ingested into a store that disappears afterwards."""
+    from rag_guard.retrieval import (
+        ChromaRetriever,
+        build_embeddings,
+        chroma_client,
+        embedding_label,
+        ingest,
+        open_store,
+    )
+
+    embeddings = build_embeddings(settings.embeddings)
+    with tempfile.TemporaryDirectory(prefix="rag_guard_eval_") as tmp:
+        update: dict[str, object] = {"persist_directory": Path(tmp) / "chroma"}
+        if settings.chroma.mode == "http":
+            update["collection"] = f"rag_guard_eval_{uuid.uuid4().hex[:12]}"
+        chroma = settings.chroma.model_copy(update=update)
+        store = open_store(chroma, embeddings, embedding_label(settings.embeddings))
+        try:
+            ingest(store, corpus_dir, chroma)
+            yield ChromaRetriever(store=store, k=chroma.k)
+        finally:
+            if chroma.mode == "http":
+                chroma_client(chroma).delete_collection(chroma.collection)
+
+
+async def judge_all(
+    guard: SufficiencyGuard,
+    retriever: BaseRetriever,
+    questions: list[LabelledQuestion],
+    concurrency: int,
+    progress: Progress | None = None,
+) -> list[tuple[Verdict, list[str]]]:
+    """Each question's verdict and the sources it was judged on, `concurrency` at a time, in input order."""
+    slots = asyncio.Semaphore(concurrency)
+    done = 0
+
+    async def one(question: LabelledQuestion) -> tuple[Verdict, list[str]]:
+        nonlocal done
+        async with slots:
+            documents = await retriever.ainvoke(question.question)
+            verdict = await guard.ainvoke({"question": question.question, "documents": documents})
+        done += 1
+        if progress:
+            progress(done, len(questions))
+        used = documents[: verdict.documents_used]
+        return verdict, [str(doc.metadata.get("source", "unknown")) for doc in used]
+
+    return list(await asyncio.gather(*(one(q) for q in questions)))
+
+
+def evaluate(
+    settings: Settings,
+    corpus_dir: Path,
+    questions: list[LabelledQuestion],
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> EvalReport:
+    from rag_guard.models import build_models, load_models
+
+    if limit is not None:
+        questions = stratified_sample(questions, [q.answerable for q in questions], limit)
+    models = build_models(settings)
+    load_models(models.judge)
+    guard = SufficiencyGuard.from_settings(settings, models.judge)
+    # The embedded model runs one call at a time; servers take `model.concurrency`.
+    concurrency = 1 if models.judge_settings.provider == "llamacpp" else models.judge_settings.concurrency
+    with temporary_retriever(settings, corpus_dir) as retriever:
+        judged = asyncio.run(judge_all(guard, retriever, questions, concurrency, progress))
+    return report(questions, judged, settings)
+
+
+def report(
+    questions: list[LabelledQuestion], judged: list[tuple[Verdict, list[str]]], settings: Settings
+) -> EvalReport:
+    verdicts = [verdict for verdict, _ in judged]
+    quality = gate_quality(
+        [v.p_sufficient for v in verdicts],
+        [q.answerable for q in questions],
+        [v.decision for v in verdicts],
+        settings.guard.answer_threshold,
+        settings.guard.clarify_threshold,
+    )
+    latencies = [v.timings.guard_s for v in verdicts if v.timings.guard_s is not None]
+    rows = [
+        EvalRow(
+            question=q.question,
+            answerable=q.answerable,
+            kind=q.kind,
+            decision=v.decision,
+            p_sufficient=v.p_sufficient,
+            reason=v.reason,
+            guard_s=v.timings.guard_s,
+            sources=sources,
+        )
+        for q, (v, sources) in zip(questions, judged, strict=True)
+    ]
+    return EvalReport(
+        **quality.model_dump(),
+        guard_latency_s_mean=float(np.mean(latencies)) if latencies else None,
+        guard_latency_s_p95=float(np.percentile(latencies, 95)) if latencies else None,
+        rows=rows,
+    )

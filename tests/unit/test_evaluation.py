@@ -1,0 +1,62 @@
+import asyncio
+
+from rag_guard.config import Settings
+from rag_guard.decision import Decision
+from rag_guard.evaluation import judge_all, report
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.questions import LabelledQuestion
+from tests.fakes import FixedRetriever, judge_then_answer
+from tests.unit.test_pipeline import DOCS
+
+QUESTIONS = [
+    LabelledQuestion(question="When did Voyager 2 launch?", answerable=True),
+    LabelledQuestion(question="Who won in 2014?", answerable=False),
+    LabelledQuestion(question="When did Voyager 1 launch?", answerable=True),
+]
+
+
+async def test_every_question_is_judged_in_order_within_the_concurrency_bound():
+    running, peak = 0, 0
+
+    class CountingRetriever(FixedRetriever):
+        async def _aget_relevant_documents(self, query, *, run_manager):
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            await asyncio.sleep(0.01)
+            running -= 1
+            return list(self.documents)
+
+    seen: list[tuple[int, int]] = []
+    guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(
+        guard, CountingRetriever(documents=DOCS), QUESTIONS, 2, lambda done, total: seen.append((done, total))
+    )
+    assert [verdict.decision for verdict, _ in judged] == [Decision.ANSWER] * 3
+    assert judged[0][1] == ["voyager.md", "voyager.md"]
+    assert peak == 2
+    assert seen[-1] == (3, 3)
+
+
+async def test_report_has_the_figures_and_one_row_per_question():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(guard, FixedRetriever(documents=DOCS), QUESTIONS, 1)
+    result = report(QUESTIONS, judged, Settings())
+    assert result.n == 3
+    assert result.answered_precision == 2 / 3
+    assert result.coverage == 1.0
+    assert result.guard_latency_s_mean is not None
+    assert [row.question for row in result.rows] == [q.question for q in QUESTIONS]
+    payload = result.model_dump(mode="json")
+    for key in (
+        "n",
+        "auroc",
+        "ece",
+        "answered_precision",
+        "coverage",
+        "unanswerable_refusal_rate",
+        "answer_threshold",
+        "clarify_threshold",
+        "guard_latency_s_mean",
+    ):
+        assert key in payload
