@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from rag_guard.cli import app
 from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.model_files import PRESETS, ensure_preset
+from tests.integration.helpers import REPO
 from tests.servers import Served, chroma_server, rag_guard_server
 
-REPO = Path(__file__).resolve().parents[2]
 CACHE = Path("~/.cache/rag_guard").expanduser()
 
 

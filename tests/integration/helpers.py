@@ -10,6 +10,7 @@ from typer.testing import CliRunner, Result
 
 from rag_guard.cli import app
 
+REPO = Path(__file__).resolve().parents[2]
 ANSWER_KEYS = {"question", "decision", "answer", "message", "p_sufficient", "sources", "verdict", "cited"}
 
 

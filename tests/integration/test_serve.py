@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ import pytest
 from langchain_openai import ChatOpenAI
 
 from rag_guard.prompts import REFUSAL
+from tests.integration.helpers import REPO
 from tests.servers import Served, rag_guard_server
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,7 @@ def test_the_token_is_required_when_configured(small_server):
 
 def test_load_50_requests_from_8_clients_without_errors_or_unguarded_answers(small_server, tmp_path):
     client = openai.OpenAI(base_url=small_server.base_url, api_key=TOKEN, max_retries=0, timeout=300)
-    questions = [q["question"] for q in map(json.loads, Path("corpora/questions.jsonl").read_text().splitlines())]
+    questions = [q["question"] for q in map(json.loads, (REPO / "corpora/questions.jsonl").read_text().splitlines())]
 
     def one(i: int) -> tuple[float, dict[str, Any], str]:
         started = time.perf_counter()
