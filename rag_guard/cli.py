@@ -247,6 +247,70 @@ def evaluate(
     out.print(table)
 
 
+@app.command()
+def calibrate(
+    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    config: ConfigOption = None,
+    target_precision: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Share of answered questions that must be answerable.")
+    ] = 0.95,
+    write: Annotated[bool, typer.Option("--write", help="Store calibration and thresholds in the config.")] = False,
+    limit: Annotated[int | None, typer.Option(min=10, help="A stratified sample of this many questions.")] = None,
+) -> None:
+    """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
+    with _user_errors():
+        from rag_guard.calibration import choose_thresholds, fit_platt, out_of_fold
+        from rag_guard.config import write_guard_calibration
+        from rag_guard.evaluation import evaluate as run_eval
+        from rag_guard.metrics import auroc, expected_calibration_error
+        from rag_guard.questions import load_questions
+
+        settings = _settings(config)
+        labelled = load_questions(questions)
+        if not corpus.is_dir():
+            raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+        raw_settings = settings.model_copy(deep=True)
+        raw_settings.guard.calibration = None  # fit on the raw probability, whatever is stored now
+        with _progress() as progress:
+            task = progress.add_task("Judging", total=None)
+            result = run_eval(raw_settings, corpus, labelled, limit, _updater(progress, task))
+        scored = [row for row in result.rows if row.p_sufficient is not None]  # faults refuse regardless
+        raw = [row.p_sufficient or 0.0 for row in scored]
+        labels = [row.answerable for row in scored]
+        if len(set(labels)) < 2 or min(labels.count(True), labels.count(False)) < 5:
+            raise CorpusError(
+                f"{questions} needs at least 5 answerable and 5 unanswerable questions with a probability to "
+                f"calibrate on (has {labels.count(True)} and {labels.count(False)})."
+            )
+        held_out = out_of_fold(raw, labels)
+        choice = choose_thresholds(held_out, labels, target_precision)
+        fit = fit_platt(raw, labels).model_copy(update={"fitted_on": questions.name})
+    table = Table(title=f"rag_guard calibrate: {questions.name} ({len(scored)} questions, 5-fold)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("AUROC", f"{auroc(raw, labels):.3f}")
+    table.add_row("calibration error, raw", f"{expected_calibration_error(raw, labels):.3f}")
+    table.add_row("calibration error, calibrated (held out)", f"{expected_calibration_error(held_out, labels):.3f}")
+    table.add_row("calibration a, b", f"{fit.a:.3f}, {fit.b:.3f}")
+    table.add_row("answer_threshold / clarify_threshold", f"{choice.answer_threshold} / {choice.clarify_threshold}")
+    precision = "n/a" if choice.expected_precision is None else f"{choice.expected_precision:.3f}"
+    table.add_row("expected answered precision (held out)", precision)
+    table.add_row("expected coverage (held out)", f"{choice.expected_coverage:.3f}")
+    out.print(table)
+    if not choice.reached_target:
+        err.print(
+            f"[yellow]No threshold reaches precision {target_precision} on held-out folds; the best is {precision} "
+            "(shown above).[/]",
+            highlight=False,
+        )
+    if write:
+        target = settings.source or Path("config.yaml")
+        with _user_errors():
+            write_guard_calibration(target, fit, choice.answer_threshold, choice.clarify_threshold)
+        out.print(f"Wrote guard.calibration and the thresholds to {target}.")
+
+
 def _table(results: list[GuardedAnswer]) -> Table:
     table = Table(title="rag_guard demo", show_lines=True)
     table.add_column("question", ratio=3)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
 
 ENV_PREFIX = "RAG_GUARD_"
@@ -153,6 +154,9 @@ class GuardSettings(_Section):
     fail_mode: Literal["refuse", "error"] = "refuse"
     """When no trustworthy probability can be had: `refuse` (with the reason) or `error` (raise, for
     developers). No setting answers without a verdict."""
+    calibration: Calibration | None = None
+    """Platt scaling of the raw P(True), written by `rag-guard calibrate --write`; thresholds then apply to the
+    calibrated probability. Empty: the raw probability is used."""
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
@@ -322,3 +326,34 @@ def _resolve_paths(settings: Settings, file: Path) -> Settings:
     settings.cache_dir = resolve(settings.cache_dir)
     settings.source = file.resolve()
     return settings
+
+
+def write_guard_calibration(
+    file: Path, calibration: Calibration, answer_threshold: float, clarify_threshold: float
+) -> None:
+    """Store thresholds and calibration in the `guard:` section of `file`, keeping its comments and layout."""
+    yaml = YAML()  # round-trip mode: comments, order and quoting survive
+    yaml.preserve_quotes = True
+    yaml.representer.add_representer(
+        type(None), lambda representer, _: representer.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    try:
+        data = yaml.load(file.read_text(encoding="utf-8")) or {}
+    except (OSError, YAMLError) as exc:
+        raise ConfigError(f"Cannot update {file}: {exc}") from None
+    guard = data.setdefault("guard", {})
+    guard["answer_threshold"] = round(answer_threshold, 3)
+    guard["clarify_threshold"] = round(clarify_threshold, 3)
+    guard["calibration"] = calibration.model_dump(exclude_none=True)
+    Settings.model_validate(YAML(typ="safe", pure=True).load(_dumped(yaml, data)))  # never write a broken file
+    temporary = file.with_name(f".{file.name}.tmp")
+    temporary.write_text(_dumped(yaml, data), encoding="utf-8")
+    temporary.replace(file)
+
+
+def _dumped(yaml: YAML, data: Any) -> str:
+    from io import StringIO
+
+    buffer = StringIO()
+    yaml.dump(data, buffer)
+    return buffer.getvalue()

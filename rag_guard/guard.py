@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict, Field, model_validator
 
+from rag_guard.calibration import Calibration
 from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
 from rag_guard.errors import GuardFailure, InvalidQuestionError
@@ -71,16 +72,18 @@ def verdict_from_reply(
     timings: Timings | None = None,
     *,
     missing_logprobs: str | None = None,
+    calibration: Calibration | None = None,
 ) -> Verdict:
     """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
 
-    `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade).
+    `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade); with
+    `calibration` the thresholds apply to the calibrated probability.
     """
     timings = timings or Timings()
     raw = message.response_metadata.get("logprobs")
     try:
         position = parse_logprobs(raw)[0]
-        p = p_true(position)
+        raw_p = p_true(position)
     except LogprobError as exc:
         why = missing_logprobs if missing_logprobs and not raw else str(exc)
         return Verdict(
@@ -90,6 +93,7 @@ def verdict_from_reply(
             reason=f"refused: no trustworthy probability ({why})",
             timings=timings,
         )
+    p = calibration.apply(raw_p) if calibration else raw_p
     decision = decide(p, answer_threshold, clarify_threshold)
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
@@ -99,6 +103,7 @@ def verdict_from_reply(
     return Verdict(
         decision=decision,
         p_sufficient=p,
+        raw_p=raw_p,
         token=position.token,
         logprob=position.logprob,
         alternatives=alternatives(position),
@@ -141,6 +146,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
     fail_mode: Literal["refuse", "error"] = "refuse"
     """Without a trustworthy probability: refuse with the reason, or raise `GuardFailure`. Never answer."""
+    calibration: Calibration | None = None
+    """Maps the raw P(True) to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
@@ -165,6 +172,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             token_counter=token_counter(judged_by, judge),
             reserve_tokens=settings.model.max_tokens + 96,
             fail_mode=settings.guard.fail_mode,
+            calibration=settings.guard.calibration,
             **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
         )
 
@@ -242,6 +250,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             self.clarify_threshold,
             Timings(guard_s=seconds),
             missing_logprobs=explain_missing_logprobs(self.judge),
+            calibration=self.calibration,
         )
         verdict.documents_used = len(prompt.documents)
         if verdict.p_sufficient is None:

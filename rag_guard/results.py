@@ -24,7 +24,10 @@ class Verdict(BaseModel):
 
     decision: Decision
     p_sufficient: float | None
-    """P(True) normalised over the True/False spellings; None when no trustworthy probability was obtained."""
+    """P(True) normalised over the True/False spellings (calibrated when `guard.calibration` is set); None when
+    no trustworthy probability was obtained."""
+    raw_p: float | None = None
+    """The uncalibrated P(True), equal to `p_sufficient` when no calibration is set."""
     token: str | None = None
     """The token the model generated at the verdict position."""
     logprob: float | None = None

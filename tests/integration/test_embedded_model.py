@@ -13,7 +13,13 @@ from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.logprobs import p_true, parse_logprobs
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import ANSWER_INSTRUCTION, GUARD_INSTRUCTION, SINGLE_PASS_INSTRUCTION, build_messages
+from rag_guard.prompts import (
+    ANSWER_INSTRUCTION,
+    GUARD_INSTRUCTION,
+    SINGLE_PASS_INSTRUCTION,
+    build_messages,
+    follow_up,
+)
 from tests.fakes import FixedRetriever
 
 pytestmark = pytest.mark.integration
@@ -75,6 +81,27 @@ def test_prefix_reuse_does_not_change_the_verdict(small_model):
     cold = SufficiencyGuard(judge=fresh).invoke(item)
     assert reused.decision is cold.decision
     assert reused.p_sufficient == cold.p_sufficient
+
+
+@pytest.mark.parametrize("question", ["When was Voyager 2 launched?", "Who built Voyager 2?"])
+def test_verdicts_after_a_whole_guarded_answer_equal_cold_verdicts(small_model, question):
+    """The answer continues the verdict's prompt unaligned; the next verdict must not inherit that."""
+    answering = SufficiencyGuard(judge=small_model, answer_threshold=0.0, clarify_threshold=0.0)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=answering, answerer=small_model)
+    assert rag.invoke("When was Voyager 2 launched?").answer
+    fresh = ChatLlamaCpp(model_path=small_model.model_path, n_ctx=small_model.n_ctx, reuse_prefix=False)
+    item = {"question": question, "documents": DOCS}
+    reused = SufficiencyGuard(judge=small_model).invoke(item)
+    cold = SufficiencyGuard(judge=fresh).invoke(item)
+    assert reused.p_sufficient == cold.p_sufficient
+
+
+def test_the_answer_reuses_the_whole_verdict_prompt(small_model):
+    guard = SufficiencyGuard(judge=small_model, answer_threshold=0.0, clarify_threshold=0.0)
+    messages = guard.messages("When was Voyager 2 launched?", DOCS)
+    verdict = small_model.invoke(messages, max_tokens=1, logprobs=True, top_logprobs=5)
+    answer = small_model.invoke(follow_up(messages, "True", ANSWER_INSTRUCTION), max_tokens=4)
+    assert answer.response_metadata["prompt_tokens_reused"] == verdict.usage_metadata["input_tokens"]
 
 
 def test_prompt_longer_than_the_window_is_a_clear_error(small_model):

@@ -94,6 +94,20 @@ def test_the_openai_client_gets_guarded_replies(default_server, question, decisi
     assert streamed_guard["p_sufficient"] == guard["p_sufficient"]
 
 
+def test_the_reply_to_a_clarifying_question_is_judged_with_the_original_question(default_server):
+    client = openai.OpenAI(base_url=default_server.base_url, api_key="unused")
+    first = client.chat.completions.create(model="rag-guard", messages=[{"role": "user", "content": PARTLY_COVERED}])
+    clarifying = first.choices[0].message.content
+    assert guard_of(first)["decision"] == "clarify"
+    history = [
+        {"role": "user", "content": PARTLY_COVERED},
+        {"role": "assistant", "content": clarifying},
+        {"role": "user", "content": "Just the cause of neap tides."},
+    ]
+    second = client.chat.completions.create(model="rag-guard", messages=history)
+    assert guard_of(second)["question"] == f"{PARTLY_COVERED} (Just the cause of neap tides.)"
+
+
 def test_chat_openai_from_langchain_talks_to_it(default_server):
     chat = ChatOpenAI(model="rag-guard", base_url=default_server.base_url, api_key="unused")
     answer = chat.invoke(ANSWERABLE)
