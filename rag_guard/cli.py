@@ -203,6 +203,9 @@ def evaluate(
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     limit: Annotated[int | None, typer.Option(min=2, help="A stratified sample of this many questions.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write plots and an HTML page here (answers are generated too).")
+    ] = None,
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():

@@ -15,17 +15,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel
 
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard
+from rag_guard.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
 from rag_guard.metrics import GateQuality, gate_quality, stratified_sample
+from rag_guard.prompts import ANSWER_INSTRUCTION, follow_up
 from rag_guard.questions import LabelledQuestion
 from rag_guard.results import Verdict
 
 Progress = Callable[[int, int], None]
+
+
+class AnswerToken(BaseModel):
+    token: str
+    logprob: float
 
 
 class EvalRow(BaseModel):
@@ -37,6 +46,11 @@ class EvalRow(BaseModel):
     reason: str
     guard_s: float | None
     sources: list[str]
+    answer: str | None = None
+    """With `answers`: the answer generated for an answered question, and its own confidence below."""
+    answer_tokens: list[AnswerToken] | None = None
+    joint_logprob: float | None = None
+    perplexity: float | None = None
 
 
 class EvalReport(GateQuality):
@@ -74,27 +88,42 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
                 chroma_client(chroma).delete_collection(chroma.collection)
 
 
+class Judged(BaseModel):
+    """One question's verdict, the sources it was judged on and, when asked for, its answer."""
+
+    verdict: Verdict
+    sources: list[str]
+    answer: AIMessage | None = None
+
+
 async def judge_all(
     guard: SufficiencyGuard,
     retriever: BaseRetriever,
     questions: list[LabelledQuestion],
     concurrency: int,
     progress: Progress | None = None,
-) -> list[tuple[Verdict, list[str]]]:
-    """Each question's verdict and the sources it was judged on, `concurrency` at a time, in input order."""
+    answerer: BaseChatModel | None = None,
+) -> list[Judged]:
+    """Each question judged (and, with `answerer`, answered when the gate passes), `concurrency` at a time."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
-    async def one(question: LabelledQuestion) -> tuple[Verdict, list[str]]:
+    async def one(question: LabelledQuestion) -> Judged:
         nonlocal done
         async with slots:
             documents = await retriever.ainvoke(question.question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
+            used = documents[: verdict.documents_used]
+            answer = None
+            if answerer is not None and verdict.decision is Decision.ANSWER:
+                prompt = follow_up(guard.messages(question.question, used), "True", ANSWER_INSTRUCTION)
+                answer = await answerer.ainvoke(prompt, logprobs=True)
         done += 1
         if progress:
             progress(done, len(questions))
-        used = documents[: verdict.documents_used]
-        return verdict, [str(doc.metadata.get("source", "unknown")) for doc in used]
+        return Judged(
+            verdict=verdict, sources=[str(doc.metadata.get("source", "unknown")) for doc in used], answer=answer
+        )
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
 
@@ -105,6 +134,7 @@ def evaluate(
     questions: list[LabelledQuestion],
     limit: int | None = None,
     progress: Progress | None = None,
+    answers: bool = False,
 ) -> EvalReport:
     from rag_guard.models import build_models, load_models
 
@@ -116,14 +146,13 @@ def evaluate(
     # The embedded model runs one call at a time; servers take `model.concurrency`.
     concurrency = 1 if models.judge_settings.provider == "llamacpp" else models.judge_settings.concurrency
     with temporary_retriever(settings, corpus_dir) as retriever:
-        judged = asyncio.run(judge_all(guard, retriever, questions, concurrency, progress))
+        answerer = models.answerer if answers else None
+        judged = asyncio.run(judge_all(guard, retriever, questions, concurrency, progress, answerer))
     return report(questions, judged, settings)
 
 
-def report(
-    questions: list[LabelledQuestion], judged: list[tuple[Verdict, list[str]]], settings: Settings
-) -> EvalReport:
-    verdicts = [verdict for verdict, _ in judged]
+def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Settings) -> EvalReport:
+    verdicts = [j.verdict for j in judged]
     quality = gate_quality(
         [v.p_sufficient for v in verdicts],
         [q.answerable for q in questions],
@@ -132,22 +161,34 @@ def report(
         settings.guard.clarify_threshold,
     )
     latencies = [v.timings.guard_s for v in verdicts if v.timings.guard_s is not None]
-    rows = [
-        EvalRow(
-            question=q.question,
-            answerable=q.answerable,
-            kind=q.kind,
-            decision=v.decision,
-            p_sufficient=v.p_sufficient,
-            reason=v.reason,
-            guard_s=v.timings.guard_s,
-            sources=sources,
-        )
-        for q, (v, sources) in zip(questions, judged, strict=True)
-    ]
+    rows = [_row(q, j) for q, j in zip(questions, judged, strict=True)]
     return EvalReport(
         **quality.model_dump(),
         guard_latency_s_mean=float(np.mean(latencies)) if latencies else None,
         guard_latency_s_p95=float(np.percentile(latencies, 95)) if latencies else None,
         rows=rows,
     )
+
+
+def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
+    verdict = judged.verdict
+    row = EvalRow(
+        question=question.question,
+        answerable=question.answerable,
+        kind=question.kind,
+        decision=verdict.decision,
+        p_sufficient=verdict.p_sufficient,
+        reason=verdict.reason,
+        guard_s=verdict.timings.guard_s,
+        sources=judged.sources,
+    )
+    if judged.answer is not None:
+        row.answer = judged.answer.text.strip()
+        try:
+            tokens = parse_logprobs(judged.answer.response_metadata.get("logprobs"))
+        except LogprobError:
+            return row  # a server that gives no logprobs for answers: the text alone
+        row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]
+        row.joint_logprob = joint_logprob(tokens)
+        row.perplexity = perplexity(tokens)
+    return row

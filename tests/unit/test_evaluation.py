@@ -32,8 +32,8 @@ async def test_every_question_is_judged_in_order_within_the_concurrency_bound():
     judged = await judge_all(
         guard, CountingRetriever(documents=DOCS), QUESTIONS, 2, lambda done, total: seen.append((done, total))
     )
-    assert [verdict.decision for verdict, _ in judged] == [Decision.ANSWER] * 3
-    assert judged[0][1] == ["voyager.md", "voyager.md"]
+    assert [j.verdict.decision for j in judged] == [Decision.ANSWER] * 3
+    assert judged[0].sources == ["voyager.md", "voyager.md"]
     assert peak == 2
     assert seen[-1] == (3, 3)
 
@@ -60,3 +60,23 @@ async def test_report_has_the_figures_and_one_row_per_question():
         "guard_latency_s_mean",
     ):
         assert key in payload
+
+
+async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_confidence():
+    from tests.fakes import FakeChatModel, openai_logprobs
+
+    def reply(messages, kwargs):
+        if kwargs.get("max_tokens") == 1:
+            return "True", openai_logprobs({"True": 0.9, "False": 0.1})
+        tokens = [{"token": t, "logprob": lp, "top_logprobs": []} for t, lp in (("In", -0.1), (" 1977", -0.5))]
+        return "In 1977", {"content": tokens}
+
+    model = FakeChatModel(reply=reply)
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(guard, FixedRetriever(documents=DOCS), QUESTIONS[:1], 1, answerer=model)
+    row = report(QUESTIONS[:1], judged, Settings()).rows[0]
+    assert row.answer == "In 1977"
+    assert [t.token for t in row.answer_tokens] == ["In", " 1977"]
+    assert row.joint_logprob == -0.6
+    assert abs(row.perplexity - 2.718281828**0.3) < 1e-9
+    assert model.calls[1]["messages"][-1].text.startswith("Task: answer")

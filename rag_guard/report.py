@@ -1,0 +1,170 @@
+"""`rag-guard eval --report DIR`: three plots and one HTML page that show how the guard behaved.
+
+- reliability.png: per probability bin, the share of answerable questions against the mean P(sufficient);
+  a calibrated guard follows the diagonal.
+- risk_coverage.png: answering the top-scored questions first, the share of unanswerable ones among those
+  answered (risk) against the share of all questions answered (coverage); lower is better.
+- score_histogram.png: P(sufficient) of answerable and of unanswerable questions; the less they overlap,
+  the better the guard separates them.
+- index.html: every question with its verdict; for answered ones, the answer with each token coloured by
+  its probability, and the answer's joint probability and perplexity.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+
+from rag_guard.evaluation import EvalReport, EvalRow
+
+PLOTS = ("reliability.png", "risk_coverage.png", "score_histogram.png")
+
+
+def write_report(result: EvalReport, directory: Path, title: str) -> list[Path]:
+    """Write the plots and index.html into `directory` (created if needed); return the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    directory.mkdir(parents=True, exist_ok=True)
+    scores = np.array([row.p_sufficient or 0.0 for row in result.rows])
+    labels = np.array([row.answerable for row in result.rows])
+    written = [
+        _reliability(scores, labels, directory / PLOTS[0]),
+        _risk_coverage(scores, labels, directory / PLOTS[1]),
+        _histogram(scores, labels, directory / PLOTS[2], result),
+    ]
+    page = directory / "index.html"
+    page.write_text(render_html(result, title), encoding="utf-8")
+    return [*written, page]
+
+
+def _figure():  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(5.5, 4.2), dpi=110)
+
+
+def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _reliability(scores: np.ndarray, labels: np.ndarray, path: Path, bins: int = 10) -> Path:
+    fig, ax = _figure()
+    which = np.minimum((scores * bins).astype(int), bins - 1)
+    centres, observed, counts = [], [], []
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            centres.append(scores[inside].mean())
+            observed.append(labels[inside].mean())
+            counts.append(int(inside.sum()))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="calibrated")
+    ax.plot(centres, observed, marker="o", label="guard")
+    for x, y, n in zip(centres, observed, counts, strict=True):
+        ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set(xlabel="mean P(sufficient) in bin", ylabel="share answerable", xlim=(0, 1), ylim=(0, 1))
+    ax.set_title("Reliability (numbers: questions per bin)")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _risk_coverage(scores: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+    order = np.argsort(-scores, kind="stable")
+    answered = np.arange(1, len(order) + 1)
+    wrong = np.cumsum(~labels[order])
+    fig, ax = _figure()
+    ax.plot(answered / len(order), wrong / answered, drawstyle="steps-post")
+    ax.axhline((~labels).mean(), linestyle="--", color="grey", label="answering everything")
+    ax.set(xlabel="coverage (share of questions answered)", ylabel="risk (share answered wrongly)", xlim=(0, 1))
+    ax.set_ylim(bottom=0)
+    ax.set_title("Risk-coverage, best-scored answered first")
+    ax.legend(loc="upper left")
+    return _save(fig, path)
+
+
+def _histogram(scores: np.ndarray, labels: np.ndarray, path: Path, result: EvalReport) -> Path:
+    fig, ax = _figure()
+    edges = np.linspace(0, 1, 21)
+    ax.hist(scores[labels], bins=edges, alpha=0.6, label="answerable")
+    ax.hist(scores[~labels], bins=edges, alpha=0.6, label="unanswerable")
+    ax.axvline(result.answer_threshold, color="green", linestyle=":", label="answer threshold")
+    ax.axvline(result.clarify_threshold, color="orange", linestyle=":", label="clarify threshold")
+    ax.set(xlabel="P(sufficient)", ylabel="questions")
+    ax.set_title("Scores by label")
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+# --- the page -------------------------------------------------------------------------------------------
+
+
+def _token_colour(logprob: float) -> str:
+    """Red for unlikely tokens through yellow to green for certain ones."""
+    p = math.exp(logprob)
+    return f"hsl({round(120 * p)}, 75%, 82%)"
+
+
+def _answer_html(row: EvalRow) -> str:
+    if row.answer is None:
+        return ""
+    if not row.answer_tokens:
+        return f"<div class=answer>{html.escape(row.answer)}</div>"
+    spans = "".join(
+        f'<span style="background:{_token_colour(t.logprob)}" title="p={math.exp(t.logprob):.3f}">'
+        f"{html.escape(t.token)}</span>"
+        for t in row.answer_tokens
+    )
+    confidence = f"joint probability {math.exp(row.joint_logprob or 0):.2e}, perplexity {row.perplexity:.2f}"
+    return f"<div class=answer>{spans}</div><div class=conf>{confidence}</div>"
+
+
+def render_html(result: EvalReport, title: str) -> str:
+    figures = [
+        ("n", result.n),
+        ("AUROC", result.auroc),
+        ("ECE", result.ece),
+        ("answered precision", result.answered_precision),
+        ("coverage", result.coverage),
+        ("unanswerable refused", result.unanswerable_refusal_rate),
+        ("unanswerable answered", result.unanswerable_answered_rate),
+        ("guard latency, mean s", result.guard_latency_s_mean),
+    ]
+    summary = "".join(
+        f"<tr><th>{name}</th><td>{'n/a' if value is None else round(value, 3)}</td></tr>" for name, value in figures
+    )
+    rows = "".join(
+        f"<tr class={row.decision.value}><td>{html.escape(row.question)}{_answer_html(row)}</td>"
+        f"<td>{'answerable' if row.answerable else 'unanswerable'}{f' ({row.kind})' if row.kind else ''}</td>"
+        f"<td>{row.decision.value}</td>"
+        f"<td>{'n/a' if row.p_sufficient is None else f'{row.p_sufficient:.3f}'}</td>"
+        f"<td class=small>{html.escape(row.reason)}<br>{html.escape(', '.join(row.sources))}</td></tr>"
+        for row in result.rows
+    )
+    plots = "".join(f'<img src="{name}" alt="{name}">' for name in PLOTS)
+    return f"""<!doctype html>
+<html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ddd; padding: 4px 8px; vertical-align: top; }}
+tr.answer td:nth-child(3) {{ color: #17803d; }} tr.clarify td:nth-child(3) {{ color: #a86200; }}
+tr.refuse td:nth-child(3) {{ color: #b42318; }}
+.answer {{ margin-top: 6px; font-family: ui-monospace, monospace; white-space: pre-wrap; }}
+.conf, .small {{ font-size: 0.85em; color: #555; }} img {{ max-width: 32%; margin-right: 1%; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Thresholds: answer at P(sufficient) &ge; {result.answer_threshold}, clarify at &ge; {result.clarify_threshold}.
+Answer tokens are coloured by their probability (red: unlikely, green: certain); hover for the value.</p>
+<table>{summary}</table>
+<p>{plots}</p>
+<table><tr><th>question (and answer)</th><th>label</th><th>decision</th><th>P(sufficient)</th><th>why</th></tr>
+{rows}</table>
+</body></html>
+"""
