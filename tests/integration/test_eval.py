@@ -7,6 +7,7 @@ import json
 import chromadb
 import pytest
 
+from rag_guard.config import load_config
 from tests.integration.helpers import REPO, run
 
 pytestmark = pytest.mark.integration
@@ -76,3 +77,39 @@ def test_eval_names_a_missing_corpus(default_config):
     )
     assert result.exit_code == 1
     assert "/no/such/dir" in result.output
+
+
+def test_calibrate_write_stores_a_calibration_that_eval_then_applies(default_config, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(default_config.read_text(encoding="utf-8"), encoding="utf-8")
+    args = ["--corpus", str(REPO / "corpora"), "--questions", str(REPO / "corpora/questions.jsonl"), "--limit", "20"]
+    result = run("calibrate", *args, "--target-precision", "0.9", "--write", "--config", str(config), env=SMALL)
+    assert result.exit_code == 0, result.output
+    assert "expected answered precision" in result.output
+    calibration = load_config(config, env={}).guard.calibration
+    assert calibration is not None and calibration.fitted_on == "questions.jsonl"
+    assert "# passages retrieved per question" in config.read_text(encoding="utf-8")  # comments kept
+    figures = eval_json(config, SMALL)
+    assert all(row["p_sufficient"] is None or 0 <= row["p_sufficient"] <= 1 for row in figures["rows"])
+
+
+def test_eval_report_writes_plots_and_a_page(default_config, tmp_path):
+    result = run(
+        "eval",
+        "--corpus",
+        str(REPO / "corpora"),
+        "--questions",
+        str(REPO / "corpora/questions.jsonl"),
+        "--limit",
+        "4",
+        "--report",
+        str(tmp_path / "report"),
+        "--config",
+        str(default_config),
+        env={**SMALL, "RAG_GUARD_GUARD__ANSWER_THRESHOLD": "0.3", "RAG_GUARD_GUARD__CLARIFY_THRESHOLD": "0.2"},
+    )
+    assert result.exit_code == 0, result.output
+    names = {path.name for path in (tmp_path / "report").iterdir()}
+    assert names == {"index.html", "reliability.png", "risk_coverage.png", "score_histogram.png"}
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "perplexity" in page and "hsl(" in page  # answered questions show their coloured tokens
