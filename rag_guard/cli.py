@@ -218,13 +218,12 @@ def evaluate(
             raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
         with _progress() as progress:
             task = progress.add_task("Judging", total=None)
-            result = run_eval(
-                settings,
-                corpus,
-                labelled,
-                limit,
-                lambda done, total: progress.update(task, completed=done, total=total),
-            )
+            result = run_eval(settings, corpus, labelled, limit, _updater(progress, task), answers=report is not None)
+        if report is not None:
+            from rag_guard.report import write_report
+
+            files = write_report(result, report, f"rag_guard eval: {questions.name}")
+            err.print(f"Report: {', '.join(str(f) for f in files)}", highlight=False)
     if as_json:
         out.print_json(result.model_dump_json())
         return
