@@ -36,8 +36,8 @@ SMALL_SERVER = {
     "RAG_GUARD_MODEL__MAX_TOKENS": "32",
     "RAG_GUARD_CHROMA__K": "2",
     # The small model's P(True) sits between 0.3 and 0.55: these thresholds make it answer, ask and refuse.
-    "RAG_GUARD_GUARD__ANSWER_THRESHOLD": "0.45",
-    "RAG_GUARD_GUARD__CLARIFY_THRESHOLD": "0.38",
+    "RAG_GUARD_GUARD__ANSWER_THRESHOLD": "0.4",
+    "RAG_GUARD_GUARD__CLARIFY_THRESHOLD": "0.35",
     "RAG_GUARD_SERVE__QUEUE_SIZE": "8",
     "RAG_GUARD_API_KEY": TOKEN,
 }
@@ -156,9 +156,9 @@ def test_load_50_requests_from_8_clients_without_errors_or_unguarded_answers(sma
     for _, guard, text in results:
         p = guard["p_sufficient"]
         if guard["decision"] == "answer":
-            assert p is not None and p >= 0.45, "an answer without a passing verdict"
+            assert p is not None and p >= 0.4, "an answer without a passing verdict"
         else:
-            assert p is None or p < 0.45
+            assert p is None or p < 0.4
             assert guard["sources"] is not None
         if guard["decision"] == "refuse":
             assert text == REFUSAL
