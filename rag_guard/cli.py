@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rag_guard.decision import Decision
 from rag_guard.errors import CorpusError, RagGuardError
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, merge_chunks
+
+if TYPE_CHECKING:
+    from rag_guard.evaluation import EvalReport
 
 app = typer.Typer(
     help="A hallucination guard for RAG: answer only when the model judges the retrieved context sufficient.",
@@ -196,6 +199,21 @@ def demo(
         out.print(_table(results))
 
 
+def _judge_labelled(
+    settings: Settings, corpus: Path, questions: Path, limit: int | None, *, answers: bool = False
+) -> EvalReport:
+    """The guard over a labelled questions file in a temporary store, with a progress bar (eval, calibrate)."""
+    from rag_guard.evaluation import evaluate as run_eval
+    from rag_guard.questions import load_questions
+
+    labelled = load_questions(questions)
+    if not corpus.is_dir():
+        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+    with _progress() as progress:
+        task = progress.add_task("Judging", total=None)
+        return run_eval(settings, corpus, labelled, limit, _updater(progress, task), answers=answers)
+
+
 @app.command("eval")
 def evaluate(
     corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
@@ -209,16 +227,7 @@ def evaluate(
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
-        from rag_guard.evaluation import evaluate as run_eval
-        from rag_guard.questions import load_questions
-
-        settings = _settings(config)
-        labelled = load_questions(questions)
-        if not corpus.is_dir():
-            raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
-        with _progress() as progress:
-            task = progress.add_task("Judging", total=None)
-            result = run_eval(settings, corpus, labelled, limit, _updater(progress, task), answers=report is not None)
+        result = _judge_labelled(_settings(config), corpus, questions, limit, answers=report is not None)
         if report is not None:
             from rag_guard.report import write_report
 
@@ -264,19 +273,12 @@ def calibrate(
     with _user_errors():
         from rag_guard.calibration import choose_thresholds, fit_platt, out_of_fold
         from rag_guard.config import write_guard_calibration
-        from rag_guard.evaluation import evaluate as run_eval
         from rag_guard.metrics import auroc, expected_calibration_error
-        from rag_guard.questions import load_questions
 
         settings = _settings(config)
-        labelled = load_questions(questions)
-        if not corpus.is_dir():
-            raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
         raw_settings = settings.model_copy(deep=True)
         raw_settings.guard.calibration = None  # fit on the raw probability, whatever is stored now
-        with _progress() as progress:
-            task = progress.add_task("Judging", total=None)
-            result = run_eval(raw_settings, corpus, labelled, limit, _updater(progress, task))
+        result = _judge_labelled(raw_settings, corpus, questions, limit)
         scored = [row for row in result.rows if row.p_sufficient is not None]  # faults refuse regardless
         raw = [row.p_sufficient or 0.0 for row in scored]
         labels = [row.answerable for row in scored]
