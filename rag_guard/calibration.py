@@ -1,84 +1,105 @@
-"""From raw P(True) to a probability that means what it says, and thresholds chosen from data. Pure numpy.
+"""From the guard's signals to a probability that means what it says, and thresholds chosen from data.
 
-Platt scaling: calibrated = sigmoid(a · logit(raw) + b), fitted by logistic regression on labelled
-questions. Thresholds are read off out-of-fold calibrated probabilities (each question scored by a fit that
-never saw it), so the precision promised for a threshold is not the precision on the fitting data.
+Pure numpy. A calibration is a logistic regression of the label on the signals' features (log-odds of the
+probabilities, the raw similarity or logprob otherwise): with the verdict alone it is Platt scaling, with
+more signals it is their combination. Thresholds are read off out-of-fold probabilities (each question
+scored by a fit that never saw it), so the precision promised for a threshold is not the precision on the
+fitting data.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_EPS = 1e-6
+from rag_guard.signals import SignalName, sigmoid
+
 _L2 = 1e-2  # a little shrinkage keeps the fit finite when the two classes separate perfectly
+
+Features = Mapping[str, float]
 
 
 class Calibration(BaseModel):
-    """Platt scaling of the guard's raw P(True); stored under `guard.calibration` in config.yaml."""
+    """A logistic map from signal features to P(sufficient); stored under `guard.calibration`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    a: float = Field(allow_inf_nan=False)
-    """Slope on logit(raw P(True))."""
-    b: float = Field(allow_inf_nan=False)
-    """Intercept."""
+    weights: dict[SignalName, float] = Field(min_length=1)
+    """One weight per signal; the guard measures exactly these signals."""
+    bias: float = Field(allow_inf_nan=False)
     fitted_on: str | None = None
     """Which labelled set, for the record."""
     n: int | None = None
 
-    def apply(self, raw: float) -> float:
-        return float(_sigmoid(self.a * _logit(np.asarray(raw)) + self.b))
+    @model_validator(mode="before")
+    @classmethod
+    def _platt_pair(cls, data: Any) -> Any:
+        """Read the earlier `{a, b}` form (Platt scaling of the verdict) as weights."""
+        if isinstance(data, Mapping) and "a" in data and "weights" not in data:
+            rest = {key: value for key, value in data.items() if key not in ("a", "b")}
+            return {"weights": {"verdict": data["a"]}, "bias": data.get("b", 0.0), **rest}
+        return data
+
+    @property
+    def signals(self) -> set[str]:
+        return set(self.weights)
+
+    def apply(self, features: Features) -> float:
+        missing = self.signals - set(features)
+        if missing:
+            raise ValueError(f"the calibration needs the signal(s) {sorted(missing)}, which were not measured")
+        return sigmoid(self.bias + sum(w * features[name] for name, w in self.weights.items()))
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.log(p / (1 - p))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def fit_platt(raw: Sequence[float], labels: Sequence[bool]) -> Calibration:
-    """Logistic regression of the label on logit(raw), by Newton's method with light L2 on the slope."""
-    x = _logit(np.asarray(raw, dtype=np.float64))
-    y = np.asarray(labels, dtype=np.float64)
+def fit(features: Sequence[Features], labels: Sequence[bool], signals: Sequence[str]) -> Calibration:
+    """Logistic regression of the label on the named features, by Newton's method with light L2."""
     if len(set(labels)) < 2:
         raise ValueError("calibration needs both answerable and unanswerable questions")
-    design = np.column_stack([x, np.ones_like(x)])
-    w = np.zeros(2)
-    penalty = np.diag([_L2, 0.0])
+    x = np.array([[row[name] for name in signals] for row in features], dtype=np.float64)
+    design = np.column_stack([x, np.ones(len(x))])
+    y = np.asarray(labels, dtype=np.float64)
+    w = np.zeros(design.shape[1])
+    penalty = np.diag([_L2] * len(signals) + [0.0])
     for _ in range(100):
-        p = _sigmoid(design @ w)
+        p = 1.0 / (1.0 + np.exp(-(design @ w)))
         gradient = design.T @ (p - y) + penalty @ w
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(2)
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty + 1e-9 * np.eye(len(w))
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.max(np.abs(step)) < 1e-10:
             break
-    return Calibration(a=float(w[0]), b=float(w[1]), n=len(y))
+    weights = {name: float(value) for name, value in zip(signals, w[:-1], strict=True)}
+    return Calibration(weights=weights, bias=float(w[-1]), n=len(y))  # type: ignore[arg-type]
 
 
-def out_of_fold(raw: Sequence[float], labels: Sequence[bool], folds: int = 5, seed: int = 0) -> list[float]:
-    """Each question's calibrated probability from a fit on the other folds (stratified by label)."""
-    raw_a = np.asarray(raw, dtype=np.float64)
+def fold_of(labels: Sequence[bool], folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Each question's fold, stratified by label."""
     y = np.asarray(labels, dtype=bool)
     rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(y), dtype=int)
+    assigned = np.empty(len(y), dtype=int)
     for label in (True, False):
         members = rng.permutation(np.nonzero(y == label)[0])
-        fold_of[members] = np.arange(members.size) % folds
+        assigned[members] = np.arange(members.size) % folds
+    return assigned
+
+
+def out_of_fold(
+    features: Sequence[Features], labels: Sequence[bool], signals: Sequence[str], folds: int = 5, seed: int = 0
+) -> list[float]:
+    """Each question's calibrated probability from a fit on the other folds."""
+    y = np.asarray(labels, dtype=bool)
+    assigned = fold_of(labels, folds, seed)
     calibrated = np.empty(len(y))
     for fold in range(folds):
-        held = fold_of == fold
+        held = assigned == fold
         if not held.any():
             continue
-        fit = fit_platt(raw_a[~held].tolist(), y[~held].tolist())
-        calibrated[held] = [fit.apply(r) for r in raw_a[held]]
+        fitted = fit([features[i] for i in np.nonzero(~held)[0]], y[~held].tolist(), signals)
+        calibrated[held] = [fitted.apply(features[i]) for i in np.nonzero(held)[0]]
     return calibrated.tolist()
 
 

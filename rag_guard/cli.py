@@ -271,32 +271,38 @@ def calibrate(
 ) -> None:
     """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
     with _user_errors():
-        from rag_guard.calibration import choose_thresholds, fit_platt, out_of_fold
+        from rag_guard.calibration import choose_thresholds, fit, out_of_fold
         from rag_guard.config import write_guard_calibration
         from rag_guard.metrics import auroc, expected_calibration_error
 
         settings = _settings(config)
+        # Fit on the raw signals, whatever is stored now (a copy skips the check that retrieval has weights).
         raw_settings = settings.model_copy(deep=True)
-        raw_settings.guard.calibration = None  # fit on the raw probability, whatever is stored now
+        raw_settings.guard = settings.guard.model_copy(update={"calibration": None})
         result = _judge_labelled(raw_settings, corpus, questions, limit)
-        scored = [row for row in result.rows if row.p_sufficient is not None]  # faults refuse regardless
-        raw = [row.p_sufficient or 0.0 for row in scored]
+        scored = [row for row in result.rows if row.signals is not None]  # faults refuse regardless
+        features = [row.signals.features() for row in scored if row.signals]
+        uncalibrated = [row.p_sufficient or 0.0 for row in scored]
         labels = [row.answerable for row in scored]
         if len(set(labels)) < 2 or min(labels.count(True), labels.count(False)) < 5:
             raise CorpusError(
                 f"{questions} needs at least 5 answerable and 5 unanswerable questions with a probability to "
                 f"calibrate on (has {labels.count(True)} and {labels.count(False)})."
             )
-        held_out = out_of_fold(raw, labels)
+        signals = settings.guard.signals
+        held_out = out_of_fold(features, labels, signals)
         choice = choose_thresholds(held_out, labels, target_precision)
-        fit = fit_platt(raw, labels).model_copy(update={"fitted_on": questions.name})
+        fitted = fit(features, labels, signals).model_copy(update={"fitted_on": questions.name})
     table = Table(title=f"rag_guard calibrate: {questions.name} ({len(scored)} questions, 5-fold)")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    table.add_row("AUROC", f"{auroc(raw, labels):.3f}")
-    table.add_row("calibration error, raw", f"{expected_calibration_error(raw, labels):.3f}")
+    table.add_row("signals", ", ".join(signals))
+    table.add_row("AUROC, uncalibrated", f"{auroc(uncalibrated, labels):.3f}")
+    table.add_row("AUROC, calibrated (held out)", f"{auroc(held_out, labels):.3f}")
+    table.add_row("calibration error, uncalibrated", f"{expected_calibration_error(uncalibrated, labels):.3f}")
     table.add_row("calibration error, calibrated (held out)", f"{expected_calibration_error(held_out, labels):.3f}")
-    table.add_row("calibration a, b", f"{fit.a:.3f}, {fit.b:.3f}")
+    weights = ", ".join(f"{name} {weight:.3f}" for name, weight in fitted.weights.items())
+    table.add_row("weights; bias", f"{weights}; {fitted.bias:.3f}")
     table.add_row("answer_threshold / clarify_threshold", f"{choice.answer_threshold} / {choice.clarify_threshold}")
     precision = "n/a" if choice.expected_precision is None else f"{choice.expected_precision:.3f}"
     table.add_row("expected answered precision (held out)", precision)
@@ -311,7 +317,7 @@ def calibrate(
     if write:
         target = settings.source or Path("config.yaml")
         with _user_errors():
-            write_guard_calibration(target, fit, choice.answer_threshold, choice.clarify_threshold)
+            write_guard_calibration(target, fitted, choice.answer_threshold, choice.clarify_threshold)
         out.print(f"Wrote guard.calibration and the thresholds to {target}.")
 
 

@@ -16,6 +16,7 @@ from ruamel.yaml.error import YAMLError
 
 from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
+from rag_guard.signals import GateSignal
 
 ENV_PREFIX = "RAG_GUARD_"
 CONFIG_ENV_VAR = "RAG_GUARD_CONFIG"
@@ -154,9 +155,16 @@ class GuardSettings(_Section):
     fail_mode: Literal["refuse", "error"] = "refuse"
     """When no trustworthy probability can be had: `refuse` (with the reason) or `error` (raise, for
     developers). No setting answers without a verdict."""
+    signals: list[GateSignal] = Field(default_factory=lambda: ["verdict"], min_length=1)
+    """What P(sufficient) is made of: `verdict` (the guard's token), `missing` (the reversed question, one
+    more token from the same cached passages), `retrieval` (the best passage's similarity, free)."""
     calibration: Calibration | None = None
-    """Platt scaling of the raw P(True), written by `rag-guard calibrate --write`; thresholds then apply to the
-    calibrated probability. Empty: the raw probability is used."""
+    """The logistic map from the signals to P(sufficient), written by `rag-guard calibrate --write`; the
+    thresholds apply to its output. Empty: the verdict alone, or debiased by `missing` when that is measured."""
+    instruction_first: bool = False
+    """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
+    few_shot: bool = False
+    """Add worked near-miss examples to the system text (a prompt variant of the study)."""
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
@@ -172,6 +180,25 @@ class GuardSettings(_Section):
             raise ValueError(
                 "mode single_pass reads the verdict from the answerer's own first token, so it cannot use a "
                 "separate guard.model: remove guard.model, or set mode: two_call"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _signals_measurable(self) -> GuardSettings:
+        signals = set(self.signals)
+        if "verdict" not in signals:
+            raise ValueError(f"signals {self.signals} must include verdict, the guard's own token")
+        if self.mode == "single_pass" and signals != {"verdict"}:
+            raise ValueError("mode single_pass reads only the verdict token: set signals: [verdict]")
+        if self.calibration is not None and set(self.calibration.weights) != signals:
+            raise ValueError(
+                f"calibration combines {sorted(self.calibration.weights)} but signals is {sorted(signals)}: run "
+                "`rag-guard calibrate --write` again after changing signals, or set them back"
+            )
+        if self.calibration is None and "retrieval" in signals:
+            raise ValueError(
+                "signals include retrieval, which only a fitted calibration can weigh: run "
+                "`rag-guard calibrate --corpus DIR --questions FILE --write`"
             )
         return self
 

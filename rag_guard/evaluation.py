@@ -28,6 +28,7 @@ from rag_guard.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.prompts import ANSWER_INSTRUCTION, follow_up
 from rag_guard.questions import LabelledQuestion
 from rag_guard.results import Verdict
+from rag_guard.signals import Signals
 
 Progress = Callable[[int, int], None]
 
@@ -43,6 +44,8 @@ class EvalRow(BaseModel):
     kind: str | None
     decision: Decision
     p_sufficient: float | None
+    signals: Signals | None = None
+    """What p_sufficient was made of (`rag-guard calibrate` fits on these)."""
     reason: str
     guard_s: float | None
     sources: list[str]
@@ -178,6 +181,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         kind=question.kind,
         decision=verdict.decision,
         p_sufficient=verdict.p_sufficient,
+        signals=verdict.signals,
         reason=verdict.reason,
         guard_s=verdict.timings.guard_s,
         sources=judged.sources,

@@ -26,11 +26,12 @@ from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
 from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.injection import sanitise
-from rag_guard.logprobs import LogprobError, alternatives, p_true, parse_logprobs
+from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
-from rag_guard.prompts import GUARD_INSTRUCTION, build_messages
+from rag_guard.prompts import GUARD_INSTRUCTION, MISSING_INSTRUCTION, build_messages
 from rag_guard.results import Timings, Verdict
+from rag_guard.signals import GateSignal, Signals
 
 log = logging.getLogger(__name__)
 
@@ -73,27 +74,41 @@ def verdict_from_reply(
     *,
     missing_logprobs: str | None = None,
     calibration: Calibration | None = None,
+    missing: BaseMessage | None = None,
+    retrieval: float | None = None,
 ) -> Verdict:
     """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
 
-    `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade); with
-    `calibration` the thresholds apply to the calibrated probability.
+    `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade). `missing` is
+    the reply to the reversed question and `retrieval` the best passage's similarity, when measured; with
+    `calibration` the thresholds apply to its combination of the signals, else to the verdict debiased by
+    `missing` (or the verdict alone).
     """
     timings = timings or Timings()
-    raw = message.response_metadata.get("logprobs")
     try:
-        position = parse_logprobs(raw)[0]
+        position = _first_position(message, missing_logprobs)
         raw_p = p_true(position)
+        p_missing = p_true(_first_position(missing, missing_logprobs)) if missing is not None else None
     except LogprobError as exc:
-        why = missing_logprobs if missing_logprobs and not raw else str(exc)
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
             token=message.text[:20] or None,
-            reason=f"refused: no trustworthy probability ({why})",
+            reason=f"refused: no trustworthy probability ({exc})",
             timings=timings,
         )
-    p = calibration.apply(raw_p) if calibration else raw_p
+    signals = Signals(verdict=raw_p, missing=p_missing, retrieval=retrieval)
+    if calibration and (absent := calibration.signals - signals.features().keys()):
+        return Verdict(
+            decision=Decision.REFUSE,
+            p_sufficient=None,
+            raw_p=raw_p,
+            signals=signals,
+            reason=f"refused: the calibration weighs {sorted(absent)}, which could not be measured (the retrieval "
+            "signal needs the retriever's similarity in each document's metadata['score'])",
+            timings=timings,
+        )
+    p = calibration.apply(signals.features()) if calibration else signals.debiased()
     decision = decide(p, answer_threshold, clarify_threshold)
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
@@ -104,6 +119,7 @@ def verdict_from_reply(
         decision=decision,
         p_sufficient=p,
         raw_p=raw_p,
+        signals=signals,
         token=position.token,
         logprob=position.logprob,
         alternatives=alternatives(position),
@@ -112,11 +128,19 @@ def verdict_from_reply(
     )
 
 
+def _first_position(message: BaseMessage, missing_logprobs: str | None) -> TokenLogprob:
+    raw = message.response_metadata.get("logprobs")
+    if not raw and missing_logprobs:
+        raise LogprobError(missing_logprobs)
+    return parse_logprobs(raw)[0]
+
+
 @dataclass(frozen=True)
 class JudgePrompt:
-    """The judge's prompt, the documents it holds, and how many documents were given."""
+    """The judge's prompt, the question and documents it holds, and how many documents were given."""
 
     messages: list[BaseMessage]
+    question: str
     documents: list[Document]
     given: int
 
@@ -146,13 +170,21 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
     fail_mode: Literal["refuse", "error"] = "refuse"
     """Without a trustworthy probability: refuse with the reason, or raise `GuardFailure`. Never answer."""
+    signals: tuple[GateSignal, ...] = ("verdict",)
+    """What P(sufficient) is made of; `missing` costs one more token from the same cached passages."""
     calibration: Calibration | None = None
-    """Maps the raw P(True) to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
+    """Maps the signals to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
+    instruction_first: bool = False
+    """The instruction and question before the passages (gives up the prefix the answer would reuse)."""
+    few_shot: bool = False
+    """Worked near-miss examples in the system text."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
         if self.clarify_threshold > self.answer_threshold:
             raise ValueError("clarify_threshold must not exceed answer_threshold")
+        if self.calibration is not None and set(self.calibration.weights) != set(self.signals):
+            raise ValueError(f"calibration combines {sorted(self.calibration.weights)}, not signals {self.signals}")
         return self
 
     @classmethod
@@ -172,7 +204,10 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             token_counter=token_counter(judged_by, judge),
             reserve_tokens=settings.model.max_tokens + 96,
             fail_mode=settings.guard.fail_mode,
+            signals=tuple(settings.guard.signals),
             calibration=settings.guard.calibration,
+            instruction_first=settings.guard.instruction_first,
+            few_shot=settings.guard.few_shot,
             **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
         )
 
@@ -184,8 +219,17 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     # --- preparing the prompt -------------------------------------------------------------------------
 
-    def messages(self, question: str, documents: Sequence[Document]) -> list[BaseMessage]:
-        return build_messages(question, documents, self.instruction)
+    def messages(
+        self, question: str, documents: Sequence[Document], instruction: str | None = None
+    ) -> list[BaseMessage]:
+        """The judge's prompt, laid out as configured; `instruction` replaces the guard's own."""
+        return build_messages(
+            question,
+            documents,
+            instruction or self.instruction,
+            instruction_first=self.instruction_first,
+            few_shot=self.few_shot,
+        )
 
     def fit(self, question: str, documents: Sequence[Document]) -> list[Document]:
         """The documents, lowest-ranked dropped until the prompt fits the context window; never the question."""
@@ -215,35 +259,45 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         """The prompt with the documents that fit; `instruction` replaces the guard's (single-pass mode)."""
         question = clean_question(question)
         documents = self.fit(question, given)
-        messages = build_messages(question, documents, instruction or self.instruction)
-        return JudgePrompt(messages, documents, len(given))
+        return JudgePrompt(self.messages(question, documents, instruction), question, documents, len(given))
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
         prompt = self.prepare(input["question"], input.get("documents") or [])
+        config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            reply = self.judge.invoke(
-                prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
-            )
+            # The reversed question goes first, so the verdict's prompt is the one left cached for the answer.
+            asked = self._missing_prompt(prompt)
+            missing = self.judge.invoke(asked, config=config, **self.call_options) if asked else None
+            reply = self.judge.invoke(prompt.messages, config=config, **self.call_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started)
+        return self.finish(reply, prompt, time.perf_counter() - started, missing=missing)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Verdict:
         prompt = self.prepare(input["question"], input.get("documents") or [])
+        config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            reply = await self.judge.ainvoke(
-                prompt.messages, config=patch_config(config, callbacks=run_manager.get_child()), **self.call_options
-            )
+            asked = self._missing_prompt(prompt)
+            missing = await self.judge.ainvoke(asked, config=config, **self.call_options) if asked else None
+            reply = await self.judge.ainvoke(prompt.messages, config=config, **self.call_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started)
+        return self.finish(reply, prompt, time.perf_counter() - started, missing=missing)
 
-    def finish(self, reply: BaseMessage, prompt: JudgePrompt, seconds: float) -> Verdict:
-        """The verdict read off `reply`'s first token (a whole reply, or the first chunk of a stream)."""
+    def _missing_prompt(self, prompt: JudgePrompt) -> list[BaseMessage] | None:
+        if "missing" not in self.signals:
+            return None
+        return self.messages(prompt.question, prompt.documents, MISSING_INSTRUCTION)
+
+    def finish(
+        self, reply: BaseMessage, prompt: JudgePrompt, seconds: float, *, missing: BaseMessage | None = None
+    ) -> Verdict:
+        """The verdict read off `reply`'s first token (a whole reply, or the first chunk of a stream), with
+        `missing`, the reply to the reversed question, when that signal is measured."""
         verdict = verdict_from_reply(
             reply,
             self.answer_threshold,
@@ -251,6 +305,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             Timings(guard_s=seconds),
             missing_logprobs=explain_missing_logprobs(self.judge),
             calibration=self.calibration,
+            missing=missing,
+            retrieval=_best_similarity(prompt.documents) if "retrieval" in self.signals else None,
         )
         verdict.documents_used = len(prompt.documents)
         if verdict.p_sufficient is None:
@@ -281,3 +337,11 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.fail_mode == "error":
             raise GuardFailure(verdict.reason.removeprefix("refused: ")) from exc
         return verdict
+
+
+def _best_similarity(documents: Sequence[Document]) -> float | None:
+    """The retriever's similarity of the best passage; None when the retriever gives no scores."""
+    scores = [doc.metadata.get("score") for doc in documents]
+    if any(not isinstance(score, int | float) for score in scores):
+        return None
+    return float(max(scores, default=0.0))  # type: ignore[type-var]

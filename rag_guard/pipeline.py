@@ -33,7 +33,6 @@ from rag_guard.prompts import (
     REFUSAL,
     SINGLE_PASS_INSTRUCTION,
     VerdictLead,
-    build_messages,
     follow_up,
 )
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
@@ -149,7 +148,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         verdict serves it whole.
         """
         instruction = SINGLE_PASS_INSTRUCTION if self.single_pass else self.guard.instruction
-        judged = build_messages(question, documents, instruction)
+        judged = self.guard.messages(question, documents, instruction)
         if decision is Decision.ANSWER:
             return follow_up(judged, "True", ANSWER_INSTRUCTION)
         if decision is Decision.CLARIFY:

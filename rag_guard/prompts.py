@@ -51,6 +51,48 @@ SINGLE_PASS_INSTRUCTION = (
 )
 """Single-pass mode: the verdict is the first token, and the answer follows it in the same generation."""
 
+# --- guard variants measured by the signal study (bench/signals.py); the README's table has the figures ---
+
+GUARD_INSTRUCTION_YES_NO = GUARD_INSTRUCTION.replace("True", "Yes").replace("False", "No")
+
+MISSING_INSTRUCTION = (
+    "Task: check the question against the passages above. Does the question ask for or assume anything "
+    "that the passages do not state: a fact they never mention, or a detail (a name, number, date or "
+    "place) that differs from theirs?\n"
+    "Reply with one word: True or False."
+)
+"""The guard's question turned around: P(True) here is P(something is missing). Combined with the guard's
+own P(True), the model's leaning towards either word cancels out."""
+
+DETAIL_INSTRUCTION = (
+    "Task: compare the question with the passages above, detail by detail. In a few words, name what the "
+    'question asks for or assumes that the passages do not state, or write "nothing" if they state '
+    "everything it needs."
+)
+DETAIL_VERDICT = (
+    "So do the passages state the information needed to answer the question, exactly as asked?\n"
+    "Reply with one word: True or False."
+)
+"""Detail-first: the model names the unsupported detail in a few generated words, then gives its verdict."""
+
+VERIFY_INSTRUCTION = (
+    "Task: check your answer against the passages. Does it answer the question exactly as asked, with "
+    "every fact in it stated in the passages?\n"
+    "Reply with one word: True or False."
+)
+"""Asked after the drafted answer, which stays the answer: one more token, no second generation."""
+
+FEW_SHOT = """Examples of the judgement, on made-up passages:
+Passage: "The Halden bridge opened in 1931 and carries two lanes over the river Vass."
+Question: How many lanes does the Halden bridge carry? -> True
+Question: When did the Halden bridge close? -> False (the passage gives the opening, not a closing)
+Passage: "Marta Olsen founded the Nordic Seed Bank in Bergen in 1984."
+Question: In which city did Marta Olsen found the seed bank? -> True
+Question: In which city did Marta Olsen found the seed bank in 1994? -> False (the year does not match)
+Question: Who funds the Nordic Seed Bank? -> False (the passage never says)"""
+"""Near misses of our own: a question that looks answerable while one detail is absent or differs."""
+
+
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
 
 
@@ -95,10 +137,29 @@ def format_context(documents: Sequence[Document]) -> str:
     return f"<context>\n{body}\n</context>"
 
 
-def build_messages(question: str, documents: Sequence[Document], instruction: str) -> list[BaseMessage]:
-    """System + one user turn: context, question, then the instruction that makes this prompt differ."""
-    user = f"{format_context(documents)}\n\nQuestion: {neutralise(question.strip())}\n\n{instruction}"
-    return [SystemMessage(content=SYSTEM), HumanMessage(content=user)]
+def build_messages(
+    question: str,
+    documents: Sequence[Document],
+    instruction: str,
+    *,
+    instruction_first: bool = False,
+    few_shot: bool = False,
+) -> list[BaseMessage]:
+    """System + one user turn: context, question, then the instruction that makes this prompt differ.
+
+    `instruction_first` puts the instruction and question before the context (only its last line, the
+    reply format, stays at the end); `few_shot` adds `FEW_SHOT` to the system text. Both are study
+    variants: each gives up the shared prefix the answer reuses.
+    """
+    context, asked = format_context(documents), f"Question: {neutralise(question.strip())}"
+    if instruction_first:
+        reply_line = instruction.rsplit("\n", 1)[-1]
+        task = instruction.replace("passages above", "passages below")
+        user = f"{task}\n\n{asked}\n\n{context}\n\n{reply_line}"
+    else:
+        user = f"{context}\n\n{asked}\n\n{instruction}"
+    system = f"{SYSTEM}\n\n{FEW_SHOT}" if few_shot else SYSTEM
+    return [SystemMessage(content=system), HumanMessage(content=user)]
 
 
 def follow_up(judged: Sequence[BaseMessage], verdict: str, instruction: str) -> list[BaseMessage]:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field
 
 from rag_guard.decision import Decision
+from rag_guard.signals import Signals
 
 
 class Timings(BaseModel):
@@ -24,10 +25,12 @@ class Verdict(BaseModel):
 
     decision: Decision
     p_sufficient: float | None
-    """P(True) normalised over the True/False spellings (calibrated when `guard.calibration` is set); None when
-    no trustworthy probability was obtained."""
+    """P(True) normalised over the True/False spellings, combined with the other signals and calibrated as
+    `guard` says; None when no trustworthy probability was obtained."""
     raw_p: float | None = None
-    """The uncalibrated P(True), equal to `p_sufficient` when no calibration is set."""
+    """The verdict token's own P(True), before calibration or debiasing."""
+    signals: Signals | None = None
+    """Every signal measured for this verdict (`guard.signals`), from which `p_sufficient` was made."""
     token: str | None = None
     """The token the model generated at the verdict position."""
     logprob: float | None = None

@@ -1,0 +1,136 @@
+"""The signal study's table: held-out AUROC of every signal and combination, and the latency each adds.
+
+Reads the files `bench/signals.py` wrote (bench/results/signals-<preset>-<set>.json). A single signal needs
+no fitting, so its AUROC is held out by construction. A combination is a logistic calibration scored out of
+fold: 5 stratified folds, averaged over 20 random fold assignments. "bundled → squad" fits on the whole
+bundled set and scores the SQuAD sample, which it never saw. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from rag_guard.calibration import fit, out_of_fold
+from rag_guard.metrics import auroc
+from rag_guard.signals import Signals
+
+ROOT = Path(__file__).resolve().parent.parent
+SETS = ("bundled", "squad")
+PRESETS = ("default", "small")
+
+SINGLE = {
+    # name: (the row key, +1 when higher means sufficient, the row keys whose time it adds)
+    "verdict (baseline)": ("verdict", 1, ("verdict_s",)),
+    "Yes/No instead of True/False": ("yes_no", 1, ()),
+    "instruction before the context": ("instruction_first", 1, ()),
+    "few-shot near misses": ("few_shot", 1, ()),
+    "unsupported detail first": ("detail", 1, ("detail_text_s", "detail_s")),
+    "missing information? (reversed)": ("missing", -1, ("missing_s",)),
+    "retrieval best similarity": ("best_similarity", 1, ()),
+    "answer mean token logprob": ("answer_mean_lp", 1, ("answer_s",)),
+    "answer min token logprob": ("answer_min_lp", 1, ("answer_s",)),
+    "verification token after the answer": ("verify", 1, ("answer_s", "verify_s")),
+}
+COMBINED = {
+    "verdict + missing, debiased (no fit)": None,
+    "verdict, Platt": ("verdict",),
+    "verdict + missing": ("verdict", "missing"),
+    "verdict + retrieval": ("verdict", "retrieval"),
+    "verdict + missing + retrieval": ("verdict", "missing", "retrieval"),
+    "verdict + answer": ("verdict", "answer"),
+    "verdict + verify": ("verdict", "verify"),
+    "verdict + missing + retrieval + answer + verify": ("verdict", "missing", "retrieval", "answer", "verify"),
+}
+ADDED = {
+    "verdict + missing, debiased (no fit)": ("missing_s",),
+    "verdict + missing": ("missing_s",),
+    "verdict + missing + retrieval": ("missing_s",),
+    "verdict + answer": ("answer_s",),
+    "verdict + verify": ("answer_s", "verify_s"),
+    "verdict + missing + retrieval + answer + verify": ("missing_s", "answer_s", "verify_s"),
+}
+SEEDS = 20
+
+
+def load(folder: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    found = {}
+    for preset in PRESETS:
+        for name in SETS:
+            file = folder / f"signals-{preset}-{name}.json"
+            if file.exists():
+                found[preset, name] = json.loads(file.read_text())["rows"]
+    return found
+
+
+def signals(row: dict[str, Any]) -> Signals:
+    """The guard fails closed: a verdict without True/False among the alternatives scores 0."""
+    return Signals(
+        verdict=row["verdict"] if row["verdict"] is not None else 0.0,
+        missing=row["missing"] if row["missing"] is not None else 0.5,
+        retrieval=row["best_similarity"],
+        answer=row["answer_mean_lp"] if row["answer_mean_lp"] is not None else -10.0,
+        verify=row["verify"] if row["verify"] is not None else 0.5,
+    )
+
+
+def single_auroc(rows: list[dict[str, Any]], key: str, sign: int) -> float | None:
+    if any(key not in row for row in rows):
+        return None
+    scores = [sign * (row[key] if row[key] is not None else (0.0 if sign > 0 else 1.0)) for row in rows]
+    return auroc(scores, [row["answerable"] for row in rows])
+
+
+def combined_auroc(rows: list[dict[str, Any]], names: tuple[str, ...] | None) -> float:
+    labels = [row["answerable"] for row in rows]
+    if names is None:
+        return auroc([signals(row).debiased() for row in rows], labels) or 0.0
+    features = [signals(row).features() for row in rows]
+    return statistics.fmean(auroc(out_of_fold(features, labels, names, seed=s), labels) or 0.0 for s in range(SEEDS))
+
+
+def transfer_auroc(train: list[dict[str, Any]], test: list[dict[str, Any]], names: tuple[str, ...] | None) -> float:
+    labels = [row["answerable"] for row in test]
+    if names is None:
+        return auroc([signals(row).debiased() for row in test], labels) or 0.0
+    fitted = fit([signals(row).features() for row in train], [row["answerable"] for row in train], names)
+    return auroc([fitted.apply(signals(row).features()) for row in test], labels) or 0.0
+
+
+def added_seconds(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> float:
+    return statistics.median(sum(row.get(key) or 0.0 for key in keys) for row in rows) if keys else 0.0
+
+
+def cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
+    found = load(parser.parse_args().results)
+    columns = [key for key in ((p, s) for p in PRESETS for s in SETS) if key in found]
+    sizes = ", ".join(f"{p}/{s} n={len(found[p, s])}" for p, s in columns)
+    print(f"Held-out AUROC ({sizes}); seconds: median latency added with the default model on the bundled set.\n")
+    header = [f"{preset} · {name}" for preset, name in columns]
+    transfers = [p for p in PRESETS if (p, "bundled") in found and (p, "squad") in found]
+    header += [f"{p} · bundled → squad" for p in transfers]
+    timing = found.get(("default", "bundled"))
+    print("| signal | " + " | ".join(header) + " | adds (s) |")
+    print("|---|" + "---|" * (len(header) + 1))
+    for label, (key, sign, cost) in SINGLE.items():
+        values = [cell(single_auroc(found[c], key, sign)) for c in columns] + ["-"] * len(transfers)
+        adds = cell(added_seconds(timing, cost)) if timing and key in timing[0] else "-"
+        print(f"| {label} | " + " | ".join(values) + f" | {adds} |")
+    for label, names in COMBINED.items():
+        values = [cell(combined_auroc(found[c], names)) for c in columns]
+        values += [cell(transfer_auroc(found[p, "bundled"], found[p, "squad"], names)) for p in transfers]
+        adds = cell(added_seconds(timing, ADDED.get(label, ()))) if timing else "-"
+        print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The signal study: every candidate score for P(sufficient), per question, on one labelled set.
+
+For each question the passages are retrieved once; then, on those same passages, the embedded model gives
+each signal in an order that lets the cheap ones reuse the guard's cached prompt:
+
+- `verdict`: the guard's one token (the baseline); `yes_no`: the same with Yes/No;
+- `missing`: "does the question ask for anything the passages do not state?" (for debiasing);
+- `answer_mean_lp` / `answer_min_lp`: the drafted answer's own token logprobs;
+- `verify`: one more True/False token after the drafted answer;
+- `detail`: the unsupported detail named in a few words, then the verdict;
+- `instruction_first`, `few_shot`: the verdict from the two prompt layouts that share no prefix;
+- `best_similarity`, `mean_similarity`: the retriever's cosine similarities.
+
+Each step's wall time is kept beside its value. Writes bench/results/signals-<preset>-<set>.json;
+`bench/signal_table.py` turns those files into held-out AUROCs. Run:
+
+    .venv/bin/python bench/signals.py --corpus corpora --questions corpora/questions.jsonl --preset default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from langchain_core.messages import AIMessage, BaseMessage
+from rich.progress import Progress
+
+from rag_guard.config import load_config
+from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.evaluation import temporary_retriever
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.logprobs import LogprobError, p_true, parse_logprobs
+from rag_guard.metrics import stratified_sample
+from rag_guard.models import build_models, load_models
+from rag_guard.prompts import (
+    ANSWER_INSTRUCTION,
+    DETAIL_INSTRUCTION,
+    DETAIL_VERDICT,
+    GUARD_INSTRUCTION,
+    GUARD_INSTRUCTION_YES_NO,
+    MISSING_INSTRUCTION,
+    VERIFY_INSTRUCTION,
+    build_messages,
+    follow_up,
+)
+from rag_guard.questions import load_questions
+
+ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
+JUDGE = {"max_tokens": 1, "logprobs": True, "top_logprobs": 20}
+
+
+def timed(call: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = call()
+    return result, time.perf_counter() - start
+
+
+def p_of(reply: AIMessage) -> float | None:
+    try:
+        return p_true(parse_logprobs(reply.response_metadata.get("logprobs"))[0])
+    except LogprobError:
+        return None
+
+
+def signals_for(
+    model: ChatLlamaCpp, guard: SufficiencyGuard, question: str, documents: list[Any], layouts: bool = True
+) -> dict[str, Any]:
+    docs = guard.fit(question, documents)
+    out: dict[str, Any] = {"passages": len(docs)}
+    scores = [float(d.metadata["score"]) for d in docs] or [0.0]
+    out["best_similarity"], out["mean_similarity"] = max(scores), statistics.fmean(scores)
+
+    def judge(name: str, messages: list[BaseMessage]) -> None:
+        reply, seconds = timed(lambda: model.invoke(messages, **JUDGE))
+        out[name], out[f"{name}_s"] = p_of(reply), seconds
+
+    model.forget_prompt()  # the baseline from a cold cache, as a new question meets it
+    base = build_messages(question, docs, GUARD_INSTRUCTION)
+    judge("verdict", base)
+    judge("yes_no", build_messages(question, docs, GUARD_INSTRUCTION_YES_NO))
+    judge("missing", build_messages(question, docs, MISSING_INSTRUCTION))
+
+    drafting = follow_up(base, "True", ANSWER_INSTRUCTION)
+    answer, out["answer_s"] = timed(lambda: model.invoke(drafting, max_tokens=160, logprobs=True))
+    out["answer"] = answer.text.strip()
+    try:
+        lps = [t.logprob for t in parse_logprobs(answer.response_metadata.get("logprobs"))]
+    except LogprobError:
+        lps = []
+    out["answer_tokens"] = len(lps)
+    out["answer_mean_lp"] = statistics.fmean(lps) if lps else None
+    out["answer_min_lp"] = min(lps) if lps else None
+    judge("verify", follow_up(drafting, answer.text, VERIFY_INSTRUCTION))
+
+    naming = build_messages(question, docs, DETAIL_INSTRUCTION)
+    detail, out["detail_text_s"] = timed(lambda: model.invoke(naming, max_tokens=40))
+    out["detail_text"] = detail.text.strip()
+    judge("detail", follow_up(naming, detail.text, DETAIL_VERDICT))
+
+    if not layouts:
+        return out
+    judge("instruction_first", build_messages(question, docs, GUARD_INSTRUCTION, instruction_first=True))
+    judge("few_shot", build_messages(question, docs, GUARD_INSTRUCTION, few_shot=True))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--questions", type=Path, required=True)
+    parser.add_argument("--preset", choices=["default", "small"], default="default")
+    parser.add_argument("--limit", type=int, default=None, help="a stratified sample of this many questions")
+    parser.add_argument("--name", required=True, help="the set's name in the output file")
+    parser.add_argument("--no-layouts", action="store_true", help="skip the two variants that share no prefix")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+
+    settings = load_config(ROOT / "config.yaml")
+    settings = settings.model_copy(update={"model": settings.model.model_copy(update={"preset": args.preset})})
+    questions = load_questions(args.questions)
+    if args.limit:
+        questions = stratified_sample(questions, [q.answerable for q in questions], args.limit)
+    models = build_models(settings)
+    load_models(models.judge)
+    model = models.judge
+    assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
+    guard = SufficiencyGuard.from_settings(settings, model)
+    rows = []
+    with temporary_retriever(settings, args.corpus) as retriever, Progress() as progress:
+        task = progress.add_task(f"{args.name} / {args.preset}", total=len(questions))
+        for q in questions:
+            docs, retrieval_s = timed(lambda q=q: retriever.invoke(q.question))
+            row = {"question": q.question, "answerable": q.answerable, "kind": q.kind, "retrieval_s": retrieval_s}
+            row.update(signals_for(model, guard, q.question, docs, layouts=not args.no_layouts))
+            rows.append(row)
+            progress.advance(task)
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"signals-{args.preset}-{args.name}.json"
+    meta = {"set": args.name, "preset": args.preset, "n": len(rows), "limit": args.limit}
+    target.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
