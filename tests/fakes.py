@@ -14,6 +14,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
+from rag_guard.prompts import MISSING_INSTRUCTION
+
 
 def openai_logprobs(alternatives: dict[str, float]) -> dict[str, Any]:
     """OpenAI-shaped logprobs for one position; `alternatives` maps token -> linear probability."""
@@ -60,13 +62,16 @@ class FakeChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
 
 
-def judge_then_answer(p_true: float, answer: str = "The answer [1].") -> FakeChatModel:
-    """A model that answers the one-token guard call with P(True)=p_true and other calls with `answer`."""
+def judge_then_answer(p_true: float, answer: str = "The answer [1].", p_missing: float | None = None) -> FakeChatModel:
+    """A model that answers the one-token guard call with P(True)=p_true, the reversed "missing?" question
+    with P(True)=p_missing, and other calls with `answer`."""
 
     def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
         if kwargs.get("max_tokens") == 1:
-            logprobs = openai_logprobs({"True": p_true, "False": 1 - p_true, "The": 1e-4})
-            return ("True" if p_true >= 0.5 else "False"), logprobs
+            reversed_question = MISSING_INSTRUCTION in messages[-1].text
+            p = (p_missing if reversed_question else p_true) or 0.0
+            logprobs = openai_logprobs({"True": p, "False": 1 - p, "The": 1e-4})
+            return ("True" if p >= 0.5 else "False"), logprobs
         return answer, None
 
     return FakeChatModel(reply=reply)

@@ -1,0 +1,72 @@
+import math
+
+import pytest
+
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.prompts import GUARD_INSTRUCTION, MISSING_INSTRUCTION
+from rag_guard.signals import Signals, logit, sigmoid
+from tests.fakes import FakeChatModel, judge_then_answer, openai_logprobs
+from tests.unit.test_pipeline import DOCS
+
+ITEM = {"question": "When did Voyager 2 launch?", "documents": DOCS}
+NOT_MEASURED = {"retrieval": None, "answer": None, "verify": None}
+
+
+def test_probabilities_enter_a_calibration_as_log_odds_and_the_rest_as_they_are():
+    features = Signals(verdict=0.8, missing=0.25, retrieval=0.61, answer=-0.4).features()
+    assert features == pytest.approx(
+        {"verdict": math.log(4), "missing": math.log(1 / 3), "retrieval": 0.61, "answer": -0.4}
+    )
+
+
+def test_debiasing_averages_the_verdict_with_the_reversed_question_in_log_odds():
+    assert Signals(verdict=0.9).debiased() == 0.9
+    assert Signals(verdict=0.8, missing=0.6).debiased() == pytest.approx(sigmoid((logit(0.8) - logit(0.6)) / 2))
+    # a model that says True to everything: both questions lean True, and the leaning cancels
+    assert Signals(verdict=0.7, missing=0.7).debiased() == pytest.approx(0.5)
+
+
+def test_the_guard_asks_the_reversed_question_first_so_the_verdict_prompt_stays_cached():
+    asked: list[str] = []
+    inner = judge_then_answer(0.8, p_missing=0.3)
+
+    def reply(messages, kwargs):
+        asked.append("missing" if MISSING_INSTRUCTION in messages[-1].text else "verdict")
+        return inner.reply(messages, kwargs)
+
+    guard = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict", "missing"))
+    verdict = guard.invoke(ITEM)
+    assert asked == ["missing", "verdict"]
+    assert verdict.signals is not None
+    assert verdict.signals.model_dump() == pytest.approx({"verdict": 0.8, "missing": 0.3, **NOT_MEASURED})
+    assert verdict.raw_p == pytest.approx(0.8)
+    assert verdict.p_sufficient == pytest.approx(sigmoid((logit(0.8) - logit(0.3)) / 2))
+
+
+async def test_the_async_guard_measures_the_same_signals():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.8, p_missing=0.3), signals=("verdict", "missing"))
+    assert (await guard.ainvoke(ITEM)).p_sufficient == pytest.approx(guard.invoke(ITEM).p_sufficient)
+
+
+def test_a_reversed_question_without_logprobs_makes_the_guard_refuse():
+    def reply(messages, kwargs):
+        if MISSING_INSTRUCTION in messages[-1].text:
+            return "False", None
+        return "True", openai_logprobs({"True": 0.99, "False": 0.01})
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict", "missing")).invoke(ITEM)
+    assert verdict.decision.value == "refuse" and verdict.p_sufficient is None
+    assert "no trustworthy probability" in verdict.reason
+
+
+def test_only_the_verdict_is_asked_by_default():
+    asked: list[str] = []
+
+    def reply(messages, kwargs):
+        asked.append(messages[-1].text)
+        return "True", openai_logprobs({"True": 0.9, "False": 0.1})
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    assert len(asked) == 1 and asked[0].endswith(GUARD_INSTRUCTION)
+    assert verdict.signals is not None
+    assert verdict.signals.model_dump() == pytest.approx({"verdict": 0.9, "missing": None, **NOT_MEASURED})
