@@ -16,7 +16,7 @@ from typing import Any
 
 from rag_guard.calibration import fit, out_of_fold
 from rag_guard.metrics import auroc
-from rag_guard.signals import Signals
+from rag_guard.signals import Signals, logit
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("bundled", "squad")
@@ -52,6 +52,17 @@ ADDED = {
     "verdict + answer": ("answer_s",),
     "verdict + verify": ("answer_s", "verify_s"),
     "verdict + missing + retrieval + answer + verify": ("missing_s", "answer_s", "verify_s"),
+}
+ENSEMBLES = {
+    # the mean log-odds of several prompts' verdicts on the same passages: no fitting
+    "verdict + Yes/No, mean log-odds": ("verdict", "yes_no"),
+    "verdict + few-shot, mean log-odds": ("verdict", "few_shot"),
+    "verdict + Yes/No + few-shot, mean log-odds": ("verdict", "yes_no", "few_shot"),
+}
+ENSEMBLE_ADDED = {
+    "verdict + Yes/No, mean log-odds": ("yes_no_s",),
+    "verdict + few-shot, mean log-odds": ("few_shot_s",),
+    "verdict + Yes/No + few-shot, mean log-odds": ("yes_no_s", "few_shot_s"),
 }
 SEEDS = 20
 
@@ -92,6 +103,13 @@ def combined_auroc(rows: list[dict[str, Any]], names: tuple[str, ...] | None) ->
     return statistics.fmean(auroc(out_of_fold(features, labels, names, seed=s), labels) or 0.0 for s in range(SEEDS))
 
 
+def ensemble_auroc(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> float | None:
+    if any(key not in row for row in rows for key in keys):
+        return None
+    scores = [statistics.fmean(logit(row[key] if row[key] is not None else 0.0) for key in keys) for row in rows]
+    return auroc(scores, [row["answerable"] for row in rows])
+
+
 def transfer_auroc(train: list[dict[str, Any]], test: list[dict[str, Any]], names: tuple[str, ...] | None) -> float:
     labels = [row["answerable"] for row in test]
     if names is None:
@@ -129,6 +147,10 @@ def main() -> None:
         values = [cell(combined_auroc(found[c], names)) for c in columns]
         values += [cell(transfer_auroc(found[p, "bundled"], found[p, "squad"], names)) for p in transfers]
         adds = cell(added_seconds(timing, ADDED.get(label, ()))) if timing else "-"
+        print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
+    for label, keys in ENSEMBLES.items():
+        values = [cell(ensemble_auroc(found[c], keys)) for c in columns] + ["-"] * len(transfers)
+        adds = cell(added_seconds(timing, ENSEMBLE_ADDED[label])) if timing else "-"
         print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
 
 

@@ -296,7 +296,8 @@ def _read_yaml(file: Path) -> dict[str, Any]:
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> None:
-    """`RAG_GUARD_MODEL__PRESET=small` sets model.preset; values are parsed as YAML scalars."""
+    """`RAG_GUARD_MODEL__PRESET=small` sets model.preset; values are parsed as YAML scalars or flow lists
+    (`RAG_GUARD_GUARD__SIGNALS='[verdict, missing]'`)."""
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -314,7 +315,7 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> None:
             parsed = YAML(typ="safe", pure=True).load(value)
         except YAMLError:
             parsed = value
-        node[keys[-1]] = value if parsed is None or isinstance(parsed, dict | list) else parsed
+        node[keys[-1]] = value if parsed is None or isinstance(parsed, dict) else parsed
 
 
 def _explain(file: Path, exc: ValidationError) -> str:

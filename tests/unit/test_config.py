@@ -84,6 +84,11 @@ def test_environment_overrides_nested_keys(tmp_path):
     assert settings.chroma.k == 2
 
 
+def test_environment_overrides_take_flow_lists(tmp_path):
+    settings = load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_GUARD__SIGNALS": "[verdict, missing]"})
+    assert settings.guard.signals == ["verdict", "missing"]
+
+
 def test_bad_environment_override_is_reported_like_a_file_value(tmp_path):
     with pytest.raises(ConfigError, match=r"chroma\.k"):
         load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_CHROMA__K": "many"})
