@@ -147,9 +147,9 @@ def build_messages(
 ) -> list[BaseMessage]:
     """System + one user turn: context, question, then the instruction that makes this prompt differ.
 
-    `instruction_first` puts the instruction and question before the context (only its last line, the
-    reply format, stays at the end); `few_shot` adds `FEW_SHOT` to the system text. Both are study
-    variants: each gives up the shared prefix the answer reuses.
+    `few_shot` adds `FEW_SHOT` to the system text, where every question's prompt shares it.
+    `instruction_first` puts the instruction and question before the context (only its last line, the reply
+    format, stays at the end), a variant the signal study measured and kept as an option.
     """
     context, asked = format_context(documents), f"Question: {neutralise(question.strip())}"
     if instruction_first:

@@ -104,6 +104,17 @@ def test_the_answer_reuses_the_whole_verdict_prompt(small_model):
     assert answer.response_metadata["prompt_tokens_reused"] == verdict.usage_metadata["input_tokens"]
 
 
+def test_the_few_shot_examples_are_evaluated_once_not_per_question(small_model):
+    """The examples sit in the system text every guard prompt begins with, so the next question reuses them."""
+    guard = SufficiencyGuard(judge=small_model)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=small_model)
+    rag.invoke("When was Voyager 2 launched?")
+    system = small_model.prompt_tokens(guard.messages("", [])[:1])
+    assert len(system) > 200  # the system text with its worked examples
+    verdict = small_model.invoke(guard.messages("Who built the Voyager probes?", DOCS), **guard.call_options)
+    assert verdict.response_metadata["prompt_tokens_reused"] >= (len(system) - 8) // 64 * 64  # whole blocks
+
+
 def test_prompt_longer_than_the_window_is_a_clear_error(small_model):
     long_doc = [Document(page_content="word " * 5000, metadata={"source": "long.md"})]
     with pytest.raises(ValueError, match="context window"):
@@ -119,7 +130,7 @@ def test_single_pass_verdict_is_the_first_token_of_the_answer_generation(small_m
     rag = single_pass_pipeline(small_model, 0.0, 0.0)
     result = rag.invoke("When was Voyager 2 launched?")
     one_token = small_model.invoke(
-        build_messages("When was Voyager 2 launched?", DOCS, SINGLE_PASS_INSTRUCTION),
+        rag.guard.messages("When was Voyager 2 launched?", DOCS, SINGLE_PASS_INSTRUCTION),
         max_tokens=1,
         logprobs=True,
         top_logprobs=20,
