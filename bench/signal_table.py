@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SETS = ("bundled", "squad")
 PRESETS = ("default", "small")
 
-SINGLE = {
-    # name: (the row key, +1 when higher means sufficient, the row keys whose time it adds)
+SINGLE: dict[str, tuple[str, int, tuple[str, ...] | None]] = {
+    # name: (the row key, +1 when higher means sufficient, the row keys whose time it adds; None: it
+    # replaces the verdict's prompt)
     "verdict (baseline)": ("verdict", 1, ("verdict_s",)),
-    "Yes/No instead of True/False": ("yes_no", 1, ()),
-    "instruction before the context": ("instruction_first", 1, ()),
-    "few-shot near misses": ("few_shot", 1, ()),
+    "Yes/No instead of True/False": ("yes_no", 1, None),
+    "instruction before the context": ("instruction_first", 1, None),
+    "few-shot near misses": ("few_shot", 1, None),
     "unsupported detail first": ("detail", 1, ("detail_text_s", "detail_s")),
     "missing information? (reversed)": ("missing", -1, ("missing_s",)),
     "retrieval best similarity": ("best_similarity", 1, ()),
@@ -141,7 +142,12 @@ def main() -> None:
     print("|---|" + "---|" * (len(header) + 1))
     for label, (key, sign, cost) in SINGLE.items():
         values = [cell(single_auroc(found[c], key, sign)) for c in columns] + ["-"] * len(transfers)
-        adds = cell(added_seconds(timing, cost)) if timing and key in timing[0] else "-"
+        if cost is None:
+            adds = "replaces the verdict"
+        elif key == "verdict":
+            adds = f"{added_seconds(timing, cost):.3f} (the verdict's own)" if timing else "-"
+        else:
+            adds = cell(added_seconds(timing, cost)) if timing and key in timing[0] else "-"
         print(f"| {label} | " + " | ".join(values) + f" | {adds} |")
     for label, names in COMBINED.items():
         values = [cell(combined_auroc(found[c], names)) for c in columns]

@@ -11,7 +11,8 @@ each signal in an order that lets the cheap ones reuse the guard's cached prompt
 - `instruction_first`, `few_shot`: the verdict from the two prompt layouts that share no prefix;
 - `best_similarity`, `mean_similarity`: the retriever's cosine similarities.
 
-Each step's wall time is kept beside its value. Writes bench/results/signals-<preset>-<set>.json;
+Each step's wall time is kept beside its value. Writes bench/results/signals-<preset>-<set>.json, with
+numbers only (questions are named by a hash of their text, and generated text is dropped);
 `bench/signal_table.py` turns those files into held-out AUROCs. Run:
 
     .venv/bin/python bench/signals.py --corpus corpora --questions corpora/questions.jsonl --preset default
@@ -20,6 +21,7 @@ Each step's wall time is kept beside its value. Writes bench/results/signals-<pr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import time
@@ -110,6 +112,11 @@ def signals_for(
     return out
 
 
+def question_id(question: str) -> str:
+    """Rows name questions by a hash: a public set's text must not be copied into the repository."""
+    return hashlib.sha1(question.encode("utf-8")).hexdigest()[:12]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True)
@@ -136,8 +143,12 @@ def main() -> None:
         task = progress.add_task(f"{args.name} / {args.preset}", total=len(questions))
         for q in questions:
             docs, retrieval_s = timed(lambda q=q: retriever.invoke(q.question))
-            row = {"question": q.question, "answerable": q.answerable, "kind": q.kind, "retrieval_s": retrieval_s}
-            row.update(signals_for(model, guard, q.question, docs, layouts=not args.no_layouts))
+            row = {"id": question_id(q.question), "answerable": q.answerable, "kind": q.kind}
+            row.update(
+                signals_for(model, guard, q.question, docs, layouts=not args.no_layouts), retrieval_s=retrieval_s
+            )
+            for text in ("answer", "detail_text"):  # generated from the set's passages: not kept
+                row.pop(text)
             rows.append(row)
             progress.advance(task)
     args.out.mkdir(parents=True, exist_ok=True)
