@@ -12,6 +12,14 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# llama.cpp's AMX kernels segfault in their first matrix product on some Xeon virtual machines
+# (ggml-org/llama.cpp#20824, seen here); -march=native would switch them on, so x86 builds leave them out.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX     := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+CMAKE_ARGS ?= -DCMAKE_C_FLAGS='$(NO_AMX)' -DCMAKE_CXX_FLAGS='$(NO_AMX)'
+export CMAKE_ARGS
+endif
+
 # torch first, pinned: 2.13.0 is a CPU build on local disk; an unpinned torch pulls a CUDA build of several GB.
 # llama-cpp-python compiles from source once; pip keeps the built wheel in its cache for every later venv.
 $(STAMP): pyproject.toml | $(PY)

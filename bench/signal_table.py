@@ -66,6 +66,7 @@ ENSEMBLE_ADDED = {
     "verdict + Yes/No + few-shot, mean log-odds": ("yes_no_s", "few_shot_s"),
 }
 SEEDS = 20
+SHARES_PREFIX = {"yes_no"}  # measured right after the verdict on the same prompt prefix
 
 
 def load(folder: Path) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -127,6 +128,10 @@ def cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def seconds(value: float) -> str:
+    return f"{value:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
@@ -142,21 +147,25 @@ def main() -> None:
     print("|---|" + "---|" * (len(header) + 1))
     for label, (key, sign, cost) in SINGLE.items():
         values = [cell(single_auroc(found[c], key, sign)) for c in columns] + ["-"] * len(transfers)
-        if cost is None:
-            adds = "replaces the verdict"
+        if not timing or (cost is None and f"{key}_s" not in timing[0]):
+            adds = "-"
+        elif cost is None:
+            own = seconds(added_seconds(timing, (f"{key}_s",)))
+            when = "after the verdict, its context cached" if key in SHARES_PREFIX else "from a cold cache"
+            adds = f"replaces the verdict: {own} {when}"
         elif key == "verdict":
-            adds = f"{added_seconds(timing, cost):.3f} (the verdict's own)" if timing else "-"
+            adds = f"{seconds(added_seconds(timing, cost))} from a cold cache (the verdict's own)"
         else:
-            adds = cell(added_seconds(timing, cost)) if timing and key in timing[0] else "-"
+            adds = seconds(added_seconds(timing, cost)) if key in timing[0] else "-"
         print(f"| {label} | " + " | ".join(values) + f" | {adds} |")
     for label, names in COMBINED.items():
         values = [cell(combined_auroc(found[c], names)) for c in columns]
         values += [cell(transfer_auroc(found[p, "bundled"], found[p, "squad"], names)) for p in transfers]
-        adds = cell(added_seconds(timing, ADDED.get(label, ()))) if timing else "-"
+        adds = seconds(added_seconds(timing, ADDED.get(label, ()))) if timing else "-"
         print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
     for label, keys in ENSEMBLES.items():
         values = [cell(ensemble_auroc(found[c], keys)) for c in columns] + ["-"] * len(transfers)
-        adds = cell(added_seconds(timing, ENSEMBLE_ADDED[label])) if timing else "-"
+        adds = seconds(added_seconds(timing, ENSEMBLE_ADDED[label])) if timing else "-"
         print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
 
 
