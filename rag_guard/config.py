@@ -163,9 +163,9 @@ class GuardSettings(_Section):
     thresholds apply to its output. Empty: the verdict alone, or debiased by `missing` when that is measured."""
     instruction_first: bool = False
     """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
-    few_shot: bool = True
-    """Worked near-miss examples in the system text: the best-scoring prompt of the signal study (README).
-    The block is the same for every question, so a cached prefix carries it."""
+    few_shot: bool = False
+    """Worked near-miss examples in the system text, a prompt variant of the study: a little better on SQuAD,
+    within noise, but it raised P(sufficient) on unanswerable questions elsewhere (README, "Which signal")."""
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""

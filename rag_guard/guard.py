@@ -176,8 +176,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Maps the signals to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
     instruction_first: bool = False
     """The instruction and question before the passages (gives up the prefix the answer would reuse)."""
-    few_shot: bool = True
-    """Worked near-miss examples in the system text (`prompts.FEW_SHOT`); the signal study's best prompt."""
+    few_shot: bool = False
+    """Worked near-miss examples in the system text (`prompts.FEW_SHOT`), a prompt variant of the study."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:

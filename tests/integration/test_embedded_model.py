@@ -106,7 +106,7 @@ def test_the_answer_reuses_the_whole_verdict_prompt(small_model):
 
 def test_the_few_shot_examples_are_evaluated_once_not_per_question(small_model):
     """The examples sit in the system text every guard prompt begins with, so the next question reuses them."""
-    guard = SufficiencyGuard(judge=small_model)
+    guard = SufficiencyGuard(judge=small_model, few_shot=True)
     rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=small_model)
     rag.invoke("When was Voyager 2 launched?")
     system = small_model.prompt_tokens(guard.messages("", [])[:1])
