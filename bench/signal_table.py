@@ -132,6 +132,20 @@ def seconds(value: float) -> str:
     return f"{value:.2f}"
 
 
+def single_cost(timing: list[dict[str, Any]] | None, key: str, cost: tuple[str, ...] | None) -> str:
+    """What one signal adds to the latency; a prompt variant's own time, since it replaces the verdict."""
+    if cost is None:
+        cost = (f"{key}_s",)
+        if not timing or cost[0] not in timing[0]:
+            return "-"
+        when = "after the verdict, its context cached" if key in SHARES_PREFIX else "from a cold cache"
+        return f"replaces the verdict: {seconds(added_seconds(timing, cost))} {when}"
+    if not timing or key not in timing[0]:
+        return "-"
+    added = seconds(added_seconds(timing, cost))
+    return f"{added} from a cold cache (the verdict's own)" if key == "verdict" else added
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results")
@@ -147,17 +161,7 @@ def main() -> None:
     print("|---|" + "---|" * (len(header) + 1))
     for label, (key, sign, cost) in SINGLE.items():
         values = [cell(single_auroc(found[c], key, sign)) for c in columns] + ["-"] * len(transfers)
-        if not timing or (cost is None and f"{key}_s" not in timing[0]):
-            adds = "-"
-        elif cost is None:
-            own = seconds(added_seconds(timing, (f"{key}_s",)))
-            when = "after the verdict, its context cached" if key in SHARES_PREFIX else "from a cold cache"
-            adds = f"replaces the verdict: {own} {when}"
-        elif key == "verdict":
-            adds = f"{seconds(added_seconds(timing, cost))} from a cold cache (the verdict's own)"
-        else:
-            adds = seconds(added_seconds(timing, cost)) if key in timing[0] else "-"
-        print(f"| {label} | " + " | ".join(values) + f" | {adds} |")
+        print(f"| {label} | " + " | ".join(values) + f" | {single_cost(timing, key, cost)} |")
     for label, names in COMBINED.items():
         values = [cell(combined_auroc(found[c], names)) for c in columns]
         values += [cell(transfer_auroc(found[p, "bundled"], found[p, "squad"], names)) for p in transfers]
