@@ -4,6 +4,8 @@ For each question the passages are retrieved once; then, on those same passages,
 each signal in an order that lets the cheap ones reuse the guard's cached prompt:
 
 - `verdict`: the guard's one token (the baseline); `yes_no`: the same with Yes/No;
+- `extract`: the probability of the first word of a short answer quoted from the passages (`unanswerable`
+  excluded), one more token after the verdict;
 - `missing`: "does the question ask for anything the passages do not state?" (for debiasing);
 - `answer_mean_lp` / `answer_min_lp`: the drafted answer's own token logprobs;
 - `verify`: one more True/False token after the drafted answer;
@@ -16,6 +18,11 @@ numbers only (questions are named by a hash of their text, and generated text is
 `bench/signal_table.py` turns those files into held-out AUROCs. Run:
 
     .venv/bin/python bench/signals.py --corpus corpora --questions corpora/questions.jsonl --preset default
+
+`--only extract` measures the verdict and just the named signals; into an existing file's rows, `--add
+extract` merges them (the verdict is compared with the stored one: the same passages must give the same
+probability). `--rest-of 60` takes the questions the stratified sample of 60 leaves out: a held-out set for
+a choice made on that sample.
 """
 
 from __future__ import annotations
@@ -36,13 +43,15 @@ from rag_guard.config import load_config
 from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.evaluation import temporary_retriever
 from rag_guard.guard import SufficiencyGuard
-from rag_guard.logprobs import LogprobError, p_true, parse_logprobs
+from rag_guard.logprobs import LogprobError, TokenLogprob, answer_start, p_true, parse_logprobs
 from rag_guard.metrics import stratified_sample
 from rag_guard.models import build_models, load_models
 from rag_guard.prompts import (
+    ABSTAIN_WORD,
     ANSWER_INSTRUCTION,
     DETAIL_INSTRUCTION,
     DETAIL_VERDICT,
+    EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
     GUARD_INSTRUCTION_YES_NO,
     MISSING_INSTRUCTION,
@@ -63,28 +72,45 @@ def timed(call: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - start
 
 
-def p_of(reply: AIMessage) -> float | None:
+def p_of(reply: AIMessage, read: Callable[[TokenLogprob], float] = p_true) -> float | None:
     try:
-        return p_true(parse_logprobs(reply.response_metadata.get("logprobs"))[0])
+        return read(parse_logprobs(reply.response_metadata.get("logprobs"))[0])
     except LogprobError:
         return None
 
 
+def extract_of(position: TokenLogprob) -> float:
+    return answer_start(position, ABSTAIN_WORD)
+
+
+ALONE = ("extract",)
+"""Signals `--only` and `--add` can measure beside the verdict: those that need nothing generated first."""
+
+
 def signals_for(
-    model: ChatLlamaCpp, guard: SufficiencyGuard, question: str, documents: list[Any], layouts: bool = True
+    model: ChatLlamaCpp,
+    guard: SufficiencyGuard,
+    question: str,
+    documents: list[Any],
+    layouts: bool = True,
+    only: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
+    """Every signal for one question; with `only`, the verdict and just those signals."""
     docs = guard.fit(question, documents)
     out: dict[str, Any] = {"passages": len(docs)}
     scores = [float(d.metadata["score"]) for d in docs] or [0.0]
     out["best_similarity"], out["mean_similarity"] = max(scores), statistics.fmean(scores)
 
-    def judge(name: str, messages: list[BaseMessage]) -> None:
+    def judge(name: str, messages: list[BaseMessage], read: Callable[[TokenLogprob], float] = p_true) -> None:
         reply, seconds = timed(lambda: model.invoke(messages, **JUDGE))
-        out[name], out[f"{name}_s"] = p_of(reply), seconds
+        out[name], out[f"{name}_s"] = p_of(reply, read), seconds
 
     model.forget_prompt()  # the baseline from a cold cache, as a new question meets it
     base = build_messages(question, docs, GUARD_INSTRUCTION)
     judge("verdict", base)
+    judge("extract", build_messages(question, docs, EXTRACT_INSTRUCTION), extract_of)
+    if only is not None:
+        return out
     judge("yes_no", build_messages(question, docs, GUARD_INSTRUCTION_YES_NO))
     judge("missing", build_messages(question, docs, MISSING_INSTRUCTION))
 
@@ -126,13 +152,24 @@ def main() -> None:
     parser.add_argument("--name", required=True, help="the set's name in the output file")
     parser.add_argument("--no-layouts", action="store_true", help="skip the two variants that share no prefix")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--rest-of", type=int, default=None, help="the questions a --limit of this many leaves out")
+    parser.add_argument("--only", nargs="+", choices=ALONE, help="measure the verdict and only these signals")
+    parser.add_argument("--add", nargs="+", choices=ALONE, help="measure these into the existing file")
     args = parser.parse_args()
+    target = args.out / f"signals-{args.preset}-{args.name}.json"
+    stored = {row["id"]: row for row in json.loads(target.read_text())["rows"]} if args.add else {}
+    only = args.add or args.only
 
     settings = load_config(ROOT / "config.yaml")
     settings = settings.model_copy(update={"model": settings.model.model_copy(update={"preset": args.preset})})
     questions = load_questions(args.questions)
     if args.limit:
         questions = stratified_sample(questions, [q.answerable for q in questions], args.limit)
+    if args.rest_of:
+        sampled = {id(q) for q in stratified_sample(questions, [q.answerable for q in questions], args.rest_of)}
+        questions = [q for q in questions if id(q) not in sampled]
+    if args.add and (absent := [q.question for q in questions if question_id(q.question) not in stored]):
+        parser.error(f"{len(absent)} questions are not in {target}: give the --limit it was made with")
     models = build_models(settings)
     load_models(models.judge)
     model = models.judge
@@ -144,16 +181,20 @@ def main() -> None:
         for q in questions:
             docs, retrieval_s = timed(lambda q=q: retriever.invoke(q.question))
             row = {"id": question_id(q.question), "answerable": q.answerable, "kind": q.kind}
-            row.update(
-                signals_for(model, guard, q.question, docs, layouts=not args.no_layouts), retrieval_s=retrieval_s
-            )
-            for text in ("answer", "detail_text"):  # generated from the set's passages: not kept
-                row.pop(text)
+            found = signals_for(model, guard, q.question, docs, layouts=not args.no_layouts, only=only)
+            if args.add:
+                row = stored[row["id"]]
+                if found["verdict"] != row["verdict"]:
+                    print(f"{row['id']}: verdict {found['verdict']} now, {row['verdict']} stored")
+                row.update({key: found[key] for name in args.add for key in (name, f"{name}_s")})
+            else:
+                row.update(found, retrieval_s=retrieval_s)
+                for text in ("answer", "detail_text"):  # generated from the set's passages: not kept
+                    row.pop(text, None)
             rows.append(row)
             progress.advance(task)
     args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"signals-{args.preset}-{args.name}.json"
-    meta = {"set": args.name, "preset": args.preset, "n": len(rows), "limit": args.limit}
+    meta = {"set": args.name, "preset": args.preset, "n": len(rows), "limit": args.limit, "rest_of": args.rest_of}
     target.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     print(f"wrote {target}")
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
 
 from rag_guard.calibration import Calibration
@@ -139,6 +140,10 @@ class ChromaSettings(_Section):
         return self
 
 
+DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
+"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token."""
+
+
 class GuardSettings(_Section):
     """The sufficiency gate: one True/False token, turned into P(sufficient), compared to thresholds."""
 
@@ -155,12 +160,15 @@ class GuardSettings(_Section):
     fail_mode: Literal["refuse", "error"] = "refuse"
     """When no trustworthy probability can be had: `refuse` (with the reason) or `error` (raise, for
     developers). No setting answers without a verdict."""
-    signals: list[GateSignal] = Field(default_factory=lambda: ["verdict"], min_length=1)
-    """What P(sufficient) is made of: `verdict` (the guard's token), `missing` (the reversed question, one
-    more token from the same cached passages), `retrieval` (the best passage's similarity, free)."""
+    signals: list[GateSignal] = Field(default_factory=lambda: list(DEFAULT_SIGNALS["two_call"]), min_length=1)
+    """What P(sufficient) is made of: `verdict` (the guard's token), `extract` (the first word of a short
+    answer quoted from the passages, one more token from the same cached passages), `missing` (the reversed
+    question, one more token), `retrieval` (the best passage's similarity, free). Left out or null: the mode's
+    default (`DEFAULT_SIGNALS`)."""
     calibration: Calibration | None = None
     """The logistic map from the signals to P(sufficient), written by `rag-guard calibrate --write`; the
-    thresholds apply to its output. Empty: the verdict alone, or debiased by `missing` when that is measured."""
+    thresholds apply to its output. Empty: `Signals.combined`, the verdict discounted by an uncertain answer
+    start (and debiased by `missing` when that is measured)."""
     instruction_first: bool = False
     """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
     few_shot: bool = False
@@ -183,6 +191,14 @@ class GuardSettings(_Section):
                 "separate guard.model: remove guard.model, or set mode: two_call"
             )
         return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_signals(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("signals") is None:
+            mode = data.get("mode", "two_call")
+            return {**data, "signals": list(DEFAULT_SIGNALS.get(mode, DEFAULT_SIGNALS["two_call"]))}
+        return data
 
     @model_validator(mode="after")
     def _signals_measurable(self) -> GuardSettings:
@@ -360,7 +376,8 @@ def _resolve_paths(settings: Settings, file: Path) -> Settings:
 def write_guard_calibration(
     file: Path, calibration: Calibration, answer_threshold: float, clarify_threshold: float
 ) -> None:
-    """Store thresholds and calibration in the `guard:` section of `file`, keeping its comments and layout."""
+    """Store thresholds, calibration and the signals it weighs in the `guard:` section of `file`, keeping its
+    comments and layout."""
     yaml = YAML()  # round-trip mode: comments, order and quoting survive
     yaml.preserve_quotes = True
     yaml.representer.add_representer(
@@ -374,6 +391,9 @@ def write_guard_calibration(
     guard["answer_threshold"] = round(answer_threshold, 3)
     guard["clarify_threshold"] = round(clarify_threshold, 3)
     guard["calibration"] = calibration.model_dump(exclude_none=True)
+    signals = CommentedSeq(calibration.weights)  # pinned: a later default must not change what it weighs
+    signals.fa.set_flow_style()
+    guard["signals"] = signals
     Settings.model_validate(YAML(typ="safe", pure=True).load(_dumped(yaml, data)))  # never write a broken file
     temporary = file.with_name(f".{file.name}.tmp")
     temporary.write_text(_dumped(yaml, data), encoding="utf-8")

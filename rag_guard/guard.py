@@ -26,10 +26,16 @@ from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide
 from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.injection import sanitise
-from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, p_true, parse_logprobs
+from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
-from rag_guard.prompts import GUARD_INSTRUCTION, MISSING_INSTRUCTION, build_messages
+from rag_guard.prompts import (
+    ABSTAIN_WORD,
+    EXTRACT_INSTRUCTION,
+    GUARD_INSTRUCTION,
+    MISSING_INSTRUCTION,
+    build_messages,
+)
 from rag_guard.results import Timings, Verdict
 from rag_guard.signals import GateSignal, Signals
 
@@ -75,20 +81,24 @@ def verdict_from_reply(
     missing_logprobs: str | None = None,
     calibration: Calibration | None = None,
     missing: BaseMessage | None = None,
+    extract: BaseMessage | None = None,
     retrieval: float | None = None,
 ) -> Verdict:
     """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
 
     `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade). `missing` is
-    the reply to the reversed question and `retrieval` the best passage's similarity, when measured; with
-    `calibration` the thresholds apply to its combination of the signals, else to the verdict debiased by
-    `missing` (or the verdict alone).
+    the reply to the reversed question, `extract` the first token of a short extractive answer and
+    `retrieval` the best passage's similarity, when measured; with `calibration` the thresholds apply to
+    its combination of the signals, else to `Signals.combined` (the verdict alone when nothing else is).
     """
     timings = timings or Timings()
     try:
         position = _first_position(message, missing_logprobs)
         raw_p = p_true(position)
         p_missing = p_true(_first_position(missing, missing_logprobs)) if missing is not None else None
+        p_extract = (
+            answer_start(_first_position(extract, missing_logprobs), ABSTAIN_WORD) if extract is not None else None
+        )
     except LogprobError as exc:
         return Verdict(
             decision=Decision.REFUSE,
@@ -97,7 +107,7 @@ def verdict_from_reply(
             reason=f"refused: no trustworthy probability ({exc})",
             timings=timings,
         )
-    signals = Signals(verdict=raw_p, missing=p_missing, retrieval=retrieval)
+    signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval)
     if calibration and (absent := calibration.signals - signals.features().keys()):
         return Verdict(
             decision=Decision.REFUSE,
@@ -108,7 +118,7 @@ def verdict_from_reply(
             "signal needs the retriever's similarity in each document's metadata['score'])",
             timings=timings,
         )
-    p = calibration.apply(signals.features()) if calibration else signals.debiased()
+    p = calibration.apply(signals.features()) if calibration else signals.combined()
     decision = decide(p, answer_threshold, clarify_threshold)
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
@@ -170,8 +180,9 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
     fail_mode: Literal["refuse", "error"] = "refuse"
     """Without a trustworthy probability: refuse with the reason, or raise `GuardFailure`. Never answer."""
-    signals: tuple[GateSignal, ...] = ("verdict",)
-    """What P(sufficient) is made of; `missing` costs one more token from the same cached passages."""
+    signals: tuple[GateSignal, ...] = ("verdict", "extract")
+    """What P(sufficient) is made of; `extract` and `missing` cost one more token each from the same cached
+    passages."""
     calibration: Calibration | None = None
     """Maps the signals to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
     instruction_first: bool = False
@@ -266,13 +277,15 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            # The reversed question goes first, so the verdict's prompt is the one left cached for the answer.
-            asked = self._missing_prompt(prompt)
-            missing = self.judge.invoke(asked, config=config, **self.call_options) if asked else None
+            # The other signals go first, so the verdict's prompt is the one left cached for the answer.
+            before = {
+                name: self.judge.invoke(asked, config=config, **self.call_options)
+                for name, asked in self._signal_prompts(prompt).items()
+            }
             reply = self.judge.invoke(prompt.messages, config=config, **self.call_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started, missing=missing)
+        return self.finish(reply, prompt, time.perf_counter() - started, **before)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
@@ -281,23 +294,36 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            asked = self._missing_prompt(prompt)
-            missing = await self.judge.ainvoke(asked, config=config, **self.call_options) if asked else None
+            before = {
+                name: await self.judge.ainvoke(asked, config=config, **self.call_options)
+                for name, asked in self._signal_prompts(prompt).items()
+            }
             reply = await self.judge.ainvoke(prompt.messages, config=config, **self.call_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started, missing=missing)
+        return self.finish(reply, prompt, time.perf_counter() - started, **before)
 
-    def _missing_prompt(self, prompt: JudgePrompt) -> list[BaseMessage] | None:
-        if "missing" not in self.signals:
-            return None
-        return self.messages(prompt.question, prompt.documents, MISSING_INSTRUCTION)
+    def _signal_prompts(self, prompt: JudgePrompt) -> dict[str, list[BaseMessage]]:
+        """The one-token prompts asked before the verdict, by `finish`'s keyword: same passages, same question,
+        another instruction, so each costs only its last few tokens after the first."""
+        instructions = {"extract": EXTRACT_INSTRUCTION, "missing": MISSING_INSTRUCTION}
+        return {
+            name: self.messages(prompt.question, prompt.documents, instruction)
+            for name, instruction in instructions.items()
+            if name in self.signals
+        }
 
     def finish(
-        self, reply: BaseMessage, prompt: JudgePrompt, seconds: float, *, missing: BaseMessage | None = None
+        self,
+        reply: BaseMessage,
+        prompt: JudgePrompt,
+        seconds: float,
+        *,
+        extract: BaseMessage | None = None,
+        missing: BaseMessage | None = None,
     ) -> Verdict:
         """The verdict read off `reply`'s first token (a whole reply, or the first chunk of a stream), with
-        `missing`, the reply to the reversed question, when that signal is measured."""
+        the replies to the extractive and the reversed question when those signals are measured."""
         verdict = verdict_from_reply(
             reply,
             self.answer_threshold,
@@ -306,6 +332,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             missing_logprobs=explain_missing_logprobs(self.judge),
             calibration=self.calibration,
             missing=missing,
+            extract=extract,
             retrieval=_best_similarity(prompt.documents) if "retrieval" in self.signals else None,
         )
         verdict.documents_used = len(prompt.documents)

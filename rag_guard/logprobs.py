@@ -118,6 +118,27 @@ def p_true(position: TokenLogprob) -> float:
     return true_mass / (true_mass + false_mass)
 
 
+def answer_start(position: TokenLogprob, abstain_word: str) -> float:
+    """P of the most likely first word of an answer at a reply's first position, `abstain_word` excluded.
+
+    Spellings of one word ("radio", " Radio") are summed, since the tokeniser splits what the model means
+    by case and blanks; a token that could begin `abstain_word` ("un", "Un" for "unanswerable") counts as
+    declining, and one with no word in it (a blank, a bullet) as no answer yet. The probability is absolute,
+    not renormalised: when the model mostly declines, its best answer start is unlikely too. 0.0 when every
+    alternative declines.
+    """
+    abstain = abstain_word.lower()
+    seen: dict[str, float] = {}
+    for candidate in (position, *position.top):
+        seen.setdefault(candidate.token, candidate.logprob)
+    words: dict[str, float] = {}
+    for token, logprob in seen.items():
+        word = token.strip(_NOT_A_WORD).lower()
+        if word and not (len(word) >= 2 and abstain.startswith(word)):
+            words[word] = words.get(word, 0.0) + math.exp(logprob)
+    return min(max(words.values(), default=0.0), 1.0)
+
+
 def alternatives(position: TokenLogprob) -> dict[str, float]:
     """The chosen token and its alternatives as {token: linear probability}, most likely first."""
     seen: dict[str, float] = {}

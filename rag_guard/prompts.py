@@ -51,6 +51,14 @@ SINGLE_PASS_INSTRUCTION = (
 )
 """Single-pass mode: the verdict is the first token, and the answer follows it in the same generation."""
 
+ABSTAIN_WORD = "unanswerable"
+EXTRACT_INSTRUCTION = (
+    "Task: answer the question in a few words taken from the passages above. If the passages do not "
+    f"state the answer to this exact question, reply with the single word: {ABSTAIN_WORD}."
+)
+"""The `extract` signal: only the reply's first token is generated. A model that knows where the answer is
+starts it with one clear word; one facing a near miss hesitates between candidates or declines."""
+
 # --- guard variants measured by the signal study (bench/signals.py); the README's table has the figures ---
 
 GUARD_INSTRUCTION_YES_NO = GUARD_INSTRUCTION.replace("True", "Yes").replace("False", "No")

@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
-from rag_guard.prompts import MISSING_INSTRUCTION
+from rag_guard.prompts import EXTRACT_INSTRUCTION, MISSING_INSTRUCTION
 
 
 def openai_logprobs(alternatives: dict[str, float]) -> dict[str, Any]:
@@ -62,11 +62,16 @@ class FakeChatModel(BaseChatModel):
             yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
 
 
-def judge_then_answer(p_true: float, answer: str = "The answer [1].", p_missing: float | None = None) -> FakeChatModel:
+def judge_then_answer(
+    p_true: float, answer: str = "The answer [1].", p_missing: float | None = None, p_extract: float = 1.0
+) -> FakeChatModel:
     """A model that answers the one-token guard call with P(True)=p_true, the reversed "missing?" question
-    with P(True)=p_missing, and other calls with `answer`."""
+    with P(True)=p_missing, the extractive question with an answer start of probability p_extract (the rest
+    declining), and other calls with `answer`."""
 
     def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        if kwargs.get("max_tokens") == 1 and EXTRACT_INSTRUCTION in messages[-1].text:
+            return "Aug", openai_logprobs({"Aug": p_extract, "un": 1 - p_extract})
         if kwargs.get("max_tokens") == 1:
             reversed_question = MISSING_INSTRUCTION in messages[-1].text
             p = (p_missing if reversed_question else p_true) or 0.0

@@ -148,3 +148,14 @@ def test_writing_the_calibration_keeps_the_config_comments(tmp_path):
     guard = load_config(config, env={}).guard
     assert guard.answer_threshold == 0.81 and guard.clarify_threshold == 0.5
     assert guard.calibration == stored
+    assert guard.signals == ["verdict"] and "signals: [verdict]" in text  # what it weighs, whatever the default
+
+
+def test_writing_a_calibration_replaces_the_signals_in_place_keeping_their_comment(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("guard:\n  signals: null  # the mode's default\n  calibration: null\n", encoding="utf-8")
+    stored = Calibration(weights={"verdict": 1.5, "extract": 0.4}, bias=-0.2)
+    write_guard_calibration(config, stored, 0.8, 0.5)
+    text = config.read_text(encoding="utf-8")
+    assert "signals: [verdict, extract] # the mode's default" in text
+    assert load_config(config, env={}).guard.signals == ["verdict", "extract"]

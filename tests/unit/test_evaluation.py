@@ -79,4 +79,4 @@ async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_co
     assert [t.token for t in row.answer_tokens] == ["In", " 1977"]
     assert row.joint_logprob == -0.6
     assert abs(row.perplexity - 2.718281828**0.3) < 1e-9
-    assert model.calls[1]["messages"][-1].text.startswith("Task: answer")
+    assert model.calls[-1]["messages"][-1].text.startswith("Task: answer")

@@ -33,14 +33,15 @@ def test_verdict_carries_token_logprob_alternatives_and_timing():
 def test_guard_asks_for_exactly_one_token_with_top_logprobs():
     guard = guard_with(0.8, top_logprobs=7)
     guard.invoke({"question": "q?", "documents": DOCS})
-    call = guard.judge.calls[0]
-    assert (call["max_tokens"], call["logprobs"], call["top_logprobs"]) == (1, True, 7)
+    assert guard.judge.calls, "the guard asked nothing"
+    for call in guard.judge.calls:  # the verdict and the signals asked before it
+        assert (call["max_tokens"], call["logprobs"], call["top_logprobs"]) == (1, True, 7)
 
 
 def test_prompt_puts_the_instruction_after_the_delimited_context():
     guard = guard_with(0.8)
     guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
-    user = guard.judge.calls[0]["messages"][-1].text
+    user = guard.judge.calls[-1]["messages"][-1].text  # the verdict is asked last
     assert user.index("<context>") < user.index("</context>") < user.index("Question:") < user.index("True or False")
 
 

@@ -6,6 +6,7 @@ from rag_guard.logprobs import (
     LogprobError,
     TokenLogprob,
     alternatives,
+    answer_start,
     joint_logprob,
     p_true,
     parse_logprobs,
@@ -17,6 +18,23 @@ from tests.fakes import openai_logprobs
 
 def position(probs: dict[str, float]) -> TokenLogprob:
     return parse_logprobs(openai_logprobs(probs))[0]
+
+
+def test_answer_start_sums_the_spellings_of_one_word():
+    assert answer_start(position({"radio": 0.5, " Radio": 0.3, "nuclear": 0.2}), "unanswerable") == pytest.approx(0.8)
+
+
+def test_answer_start_leaves_out_tokens_that_begin_the_abstain_word_without_renormalising():
+    p = answer_start(position({"un": 0.5, " Un": 0.2, "Rollo": 0.2, "King": 0.1}), "unanswerable")
+    assert p == pytest.approx(0.2)
+
+
+def test_answer_start_is_zero_when_every_alternative_declines_or_holds_no_word():
+    assert answer_start(position({"un": 0.7, "Un": 0.2, " ": 0.05, "**": 0.05}), "unanswerable") == 0.0
+
+
+def test_answer_start_takes_a_one_letter_token_as_an_answer_not_as_declining():
+    assert answer_start(position({"U": 0.6, "un": 0.4}), "unanswerable") == pytest.approx(0.6)
 
 
 def test_p_true_normalises_over_true_and_false_only():

@@ -40,8 +40,7 @@ def test_sufficient_context_is_answered_with_sources():
 def test_answer_prompt_continues_the_guard_prompt_whole():
     rag = pipeline(0.9)
     rag.invoke("When did Voyager 2 launch?")
-    judged = rag.answerer.calls[0]["messages"]
-    answer = rag.answerer.calls[1]["messages"]
+    judged, answer = rag.answerer.calls[-2]["messages"], rag.answerer.calls[-1]["messages"]
     assert answer[: len(judged)] == judged
     assert [m.type for m in answer[len(judged) :]] == ["ai", "human"]
     assert answer[len(judged)].text == "True"
@@ -51,7 +50,7 @@ def test_answer_prompt_continues_the_guard_prompt_whole():
 def test_clarify_prompt_continues_the_guard_prompt_after_a_false_verdict():
     rag = pipeline(0.45)
     rag.invoke("When did it launch?")
-    judged, clarify = rag.answerer.calls[0]["messages"], rag.answerer.calls[1]["messages"]
+    judged, clarify = rag.answerer.calls[-2]["messages"], rag.answerer.calls[-1]["messages"]
     assert clarify[: len(judged)] == judged
     assert clarify[len(judged)].text == "False"
     assert clarify[-1].text == CLARIFY_INSTRUCTION

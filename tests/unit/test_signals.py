@@ -3,8 +3,8 @@ import math
 import pytest
 
 from rag_guard.guard import SufficiencyGuard
-from rag_guard.prompts import GUARD_INSTRUCTION, MISSING_INSTRUCTION
-from rag_guard.signals import Signals, logit, sigmoid
+from rag_guard.prompts import EXTRACT_INSTRUCTION, GUARD_INSTRUCTION, MISSING_INSTRUCTION
+from rag_guard.signals import EXTRACT_WEIGHT, Signals, logit, sigmoid
 from tests.fakes import FakeChatModel, judge_then_answer, openai_logprobs
 from tests.unit.test_pipeline import DOCS
 
@@ -20,10 +20,10 @@ def test_probabilities_enter_a_calibration_as_log_odds_and_the_rest_as_they_are(
 
 
 def test_debiasing_averages_the_verdict_with_the_reversed_question_in_log_odds():
-    assert Signals(verdict=0.9).debiased() == 0.9
-    assert Signals(verdict=0.8, missing=0.6).debiased() == pytest.approx(sigmoid((logit(0.8) - logit(0.6)) / 2))
+    assert Signals(verdict=0.9).combined() == 0.9
+    assert Signals(verdict=0.8, missing=0.6).combined() == pytest.approx(sigmoid((logit(0.8) - logit(0.6)) / 2))
     # a model that says True to everything: both questions lean True, and the leaning cancels
-    assert Signals(verdict=0.7, missing=0.7).debiased() == pytest.approx(0.5)
+    assert Signals(verdict=0.7, missing=0.7).combined() == pytest.approx(0.5)
 
 
 def test_the_guard_asks_the_reversed_question_first_so_the_verdict_prompt_stays_cached():
@@ -38,7 +38,9 @@ def test_the_guard_asks_the_reversed_question_first_so_the_verdict_prompt_stays_
     verdict = guard.invoke(ITEM)
     assert asked == ["missing", "verdict"]
     assert verdict.signals is not None
-    assert verdict.signals.model_dump() == pytest.approx({"verdict": 0.8, "missing": 0.3, **NOT_MEASURED})
+    assert verdict.signals.model_dump() == pytest.approx(
+        {"verdict": 0.8, "extract": None, "missing": 0.3, **NOT_MEASURED}
+    )
     assert verdict.raw_p == pytest.approx(0.8)
     assert verdict.p_sufficient == pytest.approx(sigmoid((logit(0.8) - logit(0.3)) / 2))
 
@@ -59,14 +61,57 @@ def test_a_reversed_question_without_logprobs_makes_the_guard_refuse():
     assert "no trustworthy probability" in verdict.reason
 
 
-def test_only_the_verdict_is_asked_by_default():
+def test_by_default_the_extractive_question_is_asked_before_the_verdict_and_discounts_it():
+    asked: list[str] = []
+    inner = judge_then_answer(0.8, p_extract=0.2)
+
+    def reply(messages, kwargs):
+        asked.append(messages[-1].text)
+        return inner.reply(messages, kwargs)
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    assert asked[0].endswith(EXTRACT_INSTRUCTION) and asked[1].endswith(GUARD_INSTRUCTION) and len(asked) == 2
+    assert verdict.signals is not None
+    assert verdict.signals.model_dump() == pytest.approx(
+        {"verdict": 0.8, "extract": 0.2, "missing": None, **NOT_MEASURED}
+    )
+    assert verdict.p_sufficient == pytest.approx(sigmoid(logit(0.8) + EXTRACT_WEIGHT * math.log(0.2)))
+
+
+def test_a_confident_answer_start_leaves_the_verdict_as_it_is():
+    assert Signals(verdict=0.8, extract=1.0).combined() == pytest.approx(0.8)
+    assert Signals(verdict=0.8, extract=0.5).combined() < 0.8
+
+
+def test_a_model_sure_to_decline_pulls_a_confident_verdict_below_the_clarify_band():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.95, p_extract=0.0), answer_threshold=0.7, clarify_threshold=0.45)
+    verdict = guard.invoke(ITEM)
+    assert verdict.signals is not None and verdict.signals.extract == 0.0
+    assert verdict.decision.value == "refuse" and verdict.p_sufficient is not None
+
+
+def test_an_extractive_reply_without_logprobs_makes_the_guard_refuse():
+    def reply(messages, kwargs):
+        if EXTRACT_INSTRUCTION in messages[-1].text:
+            return "August", None
+        return "True", openai_logprobs({"True": 0.99, "False": 0.01})
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    assert verdict.decision.value == "refuse" and verdict.p_sufficient is None
+    assert "no trustworthy probability" in verdict.reason
+
+
+def test_only_the_verdict_is_asked_when_it_is_the_only_signal():
     asked: list[str] = []
 
     def reply(messages, kwargs):
         asked.append(messages[-1].text)
         return "True", openai_logprobs({"True": 0.9, "False": 0.1})
 
-    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict",)).invoke(ITEM)
     assert len(asked) == 1 and asked[0].endswith(GUARD_INSTRUCTION)
     assert verdict.signals is not None
-    assert verdict.signals.model_dump() == pytest.approx({"verdict": 0.9, "missing": None, **NOT_MEASURED})
+    assert verdict.signals.model_dump() == pytest.approx(
+        {"verdict": 0.9, "extract": None, "missing": None, **NOT_MEASURED}
+    )
+    assert verdict.p_sufficient == pytest.approx(0.9)
