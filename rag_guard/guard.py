@@ -1,8 +1,9 @@
 """The sufficiency guard: (question, documents) → `Verdict`, as a LangChain Runnable.
 
-One prompt, one generated token with its top alternatives, one probability. Everything that can go wrong
-(the model call, a reply without logprobs, no True/False among the alternatives) ends in a refusal that
-carries its reason: the guard fails closed.
+One generated token with its top alternatives per question asked: the verdict, and by default the first
+word of a short extractive answer that discounts it; one probability. Everything that can go wrong (the
+model call, a reply without logprobs, no True/False among the alternatives) ends in a refusal that carries
+its reason: the guard fails closed.
 """
 
 from __future__ import annotations

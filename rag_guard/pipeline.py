@@ -77,7 +77,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     refusal: str = REFUSAL
     single_pass: bool = False
     """Read the verdict off the first token of the answer's own generation, which goes on only if the gate
-    passes; the judge must then be the answerer. False: a one-token verdict, then a second call."""
+    passes; the judge must then be the answerer, and the guard's other signals are not asked (the verdict
+    alone gates). False: the guard's one-token questions, then a second call."""
     single_pass_options: dict[str, Any] | None = None
     """Call options for the single-pass generation (logprobs on its first token); None uses OpenAI's names."""
     max_concurrency: int | None = None

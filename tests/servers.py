@@ -23,6 +23,9 @@ from typing import Any, Self
 
 import httpx
 
+from rag_guard.prompts import EXTRACT_INSTRUCTION
+from rag_guard.signals import Signals
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -113,10 +116,15 @@ class OllamaScript:
     models: list[str] = field(default_factory=lambda: ["qwen2.5:7b", "nomic-embed-text:latest"])
     verdict: dict[str, float] = field(default_factory=lambda: {"True": 0.9, "False": 0.08, "The": 0.02})
     """The one-token reply (num_predict 1): token -> linear probability; the likeliest is generated."""
+    answer_start: dict[str, float] = field(default_factory=lambda: {"1977": 0.8, "August": 0.1, "un": 0.1})
+    """The one-token reply to the extractive question (the guard's `extract` signal), likewise."""
     answer: list[str] = field(default_factory=lambda: ["Voyager", " 2", " launched", " in", " 1977", " [1]", "."])
     logprobs: bool = True
     """False replays an Ollama older than 0.12.11, which ignores the logprobs request fields."""
 
+
+REPLAYED_P = Signals(verdict=0.9 / (0.9 + 0.08), extract=0.8).combined()
+"""P(sufficient) from the default script: its verdict (True 0.9, False 0.08) discounted by its answer start."""
 
 Reply = tuple[int, str, list[dict[str, Any]]]
 """(HTTP status, content type, JSON objects: one body, or the lines of an NDJSON stream)."""
@@ -190,7 +198,9 @@ class OllamaReplay(JsonServer):
         want_logprobs = bool(body.get("logprobs")) and self.script.logprobs
         top_n = int(body.get("top_logprobs") or 0)
         if options.get("num_predict") == 1:
-            ranked = sorted(self.script.verdict.items(), key=lambda kv: kv[1], reverse=True)
+            extractive = EXTRACT_INSTRUCTION in str(body["messages"][-1].get("content"))
+            script = self.script.answer_start if extractive else self.script.verdict
+            ranked = sorted(script.items(), key=lambda kv: kv[1], reverse=True)
             tokens = [(ranked[0][0], ranked)]
         else:
             tokens = [(token, [(token, 0.95), ("the", 0.05)]) for token in self.script.answer]

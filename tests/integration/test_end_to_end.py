@@ -30,3 +30,11 @@ def test_reingesting_the_bundled_corpus_changes_nothing(default_config):
     result = run("ingest", "--config", str(default_config))
     assert result.exit_code == 0, result.output
     assert "0 added, 0 removed" in " ".join(result.output.split())
+
+
+def test_the_answer_start_is_sure_of_a_stated_name_and_absent_for_an_off_topic_question(default_config):
+    stated = ask_json(default_config, "Who decoded the honeybee waggle dance?")["verdict"]
+    off_topic = ask_json(default_config, "Who won the 2014 FIFA World Cup?")["verdict"]
+    assert stated["signals"]["extract"] > 0.5  # "Karl", in one spelling or another
+    assert off_topic["signals"]["extract"] < 0.1  # mostly "unanswerable"
+    assert off_topic["p_sufficient"] < off_topic["raw_p"]  # and it discounts the verdict

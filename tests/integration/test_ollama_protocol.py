@@ -11,8 +11,9 @@ import pytest
 
 from rag_guard.config import load_config
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.prompts import EXTRACT_INSTRUCTION
 from tests.integration.helpers import ANSWER_KEYS, ask_json, ollama_env, run
-from tests.servers import OllamaReplay, free_port
+from tests.servers import REPLAYED_P, OllamaReplay, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,15 +29,19 @@ def replay():
 def test_guard_asks_ollama_for_one_token_with_logprobs_and_answers_from_it(default_config, replay):
     result = ask_json(default_config, QUESTION, env=ollama_env(replay.url))
 
-    judge_call, answer_call = replay.chats()
-    assert judge_call["logprobs"] is True
-    assert judge_call["top_logprobs"] == 20
-    assert judge_call["options"]["num_predict"] == 1
-    assert judge_call["options"]["temperature"] == 0.0
+    extract_call, judge_call, answer_call = replay.chats()
+    for one_token in (extract_call, judge_call):
+        assert one_token["logprobs"] is True
+        assert one_token["top_logprobs"] == 20
+        assert one_token["options"]["num_predict"] == 1
+        assert one_token["options"]["temperature"] == 0.0
+    assert extract_call["messages"][-1]["content"].endswith(EXTRACT_INSTRUCTION)
     assert not answer_call.get("logprobs")
     assert answer_call["options"]["num_predict"] == 256
     assert set(result) == ANSWER_KEYS
-    assert result["p_sufficient"] == pytest.approx(0.9 / (0.9 + 0.08))
+    assert result["verdict"]["raw_p"] == pytest.approx(0.9 / (0.9 + 0.08))
+    assert result["verdict"]["signals"]["extract"] == pytest.approx(0.8)
+    assert result["p_sufficient"] == pytest.approx(REPLAYED_P)
     assert result["verdict"]["alternatives"] == pytest.approx({"True": 0.9, "False": 0.08, "The": 0.02})
     assert result["decision"] == "answer"
     assert result["answer"] == "Voyager 2 launched in 1977 [1]."
@@ -46,7 +51,7 @@ def test_stream_over_ollama_yields_the_verdict_then_the_answer_tokens(default_co
     rag = GuardedRAG.from_config(load_config(default_config, env=ollama_env(replay.url)))
     chunks = list(rag.stream(QUESTION))
     assert chunks[0].verdict is not None
-    assert chunks[0].verdict.p_sufficient == pytest.approx(0.918, abs=1e-3)
+    assert chunks[0].verdict.p_sufficient == pytest.approx(REPLAYED_P)
     assert "".join(chunk.answer or "" for chunk in chunks[1:]) == "Voyager 2 launched in 1977 [1]."
     assert len(chunks) > 3
 
@@ -84,7 +89,7 @@ def test_ollama_without_logprobs_refuses_and_names_the_version(default_config, r
     assert result["p_sufficient"] is None
     assert "returned no logprobs" in result["verdict"]["reason"]
     assert "0.12.11" in result["verdict"]["reason"]
-    assert len(replay.chats()) == 1  # no answer call after a refusal
+    assert len(replay.chats()) == 2  # the two one-token questions, and no answer call after a refusal
 
 
 def test_unreachable_ollama_refuses_and_names_the_url(default_config):
@@ -122,8 +127,9 @@ def test_doctor_says_to_pull_a_missing_model_and_fails(default_config, replay):
 async def test_async_pipeline_over_ollama_uses_the_async_client_with_the_same_fields(default_config, replay):
     rag = GuardedRAG.from_config(load_config(default_config, env=ollama_env(replay.url)))
     result = await rag.ainvoke(QUESTION)
-    judge_call, _ = replay.chats()
-    assert judge_call["options"]["num_predict"] == 1
-    assert judge_call["top_logprobs"] == 20
-    assert result.p_sufficient == pytest.approx(0.918, abs=1e-3)
+    extract_call, judge_call, _ = replay.chats()
+    for one_token in (extract_call, judge_call):
+        assert one_token["options"]["num_predict"] == 1
+        assert one_token["top_logprobs"] == 20
+    assert result.p_sufficient == pytest.approx(REPLAYED_P)
     assert result.answer == "Voyager 2 launched in 1977 [1]."

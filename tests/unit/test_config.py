@@ -89,6 +89,19 @@ def test_environment_overrides_take_flow_lists(tmp_path):
     assert settings.guard.signals == ["verdict", "missing"]
 
 
+def test_signals_left_out_or_null_take_the_modes_default(tmp_path):
+    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == ["verdict", "extract"]
+    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == ["verdict", "extract"]
+    single = load_config(write(tmp_path, "guard:\n  signals: null\n"), env={"RAG_GUARD_GUARD__MODE": "single_pass"})
+    assert single.guard.signals == ["verdict"]
+
+
+def test_single_pass_with_signals_it_cannot_measure_says_which_to_set(tmp_path):
+    path = write(tmp_path, "guard:\n  mode: single_pass\n  signals: [verdict, extract]\n")
+    with pytest.raises(ConfigError, match=r"set signals: \[verdict\]"):
+        load_config(path, env={})
+
+
 def test_bad_environment_override_is_reported_like_a_file_value(tmp_path):
     with pytest.raises(ConfigError, match=r"chroma\.k"):
         load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_CHROMA__K": "many"})
