@@ -172,25 +172,30 @@ def paired_bootstrap(rows: list[dict[str, Any]], better: list[float], base: list
     return float(low), float(high), float(np.mean(np.array(gains) > 0))
 
 
-def held_out_check(folder: Path) -> None:
-    file = folder / f"signals-default-{HELD_OUT}.json"
-    if not file.exists():
-        return
-    rows = json.loads(file.read_text())["rows"]
+def gain_line(name: str, rows: list[dict[str, Any]]) -> str:
+    """The default against the bare verdict on `rows`, with the paired bootstrap of the gain."""
     labels = [row["answerable"] for row in rows]
     bare = [signals(row, ()).combined() for row in rows]
     default = [signals(row, ("extract",)).combined() for row in rows]
     answer_start = [row["extract"] or 0.0 for row in rows]
     low, high, ahead = paired_bootstrap(rows, default, bare)
-    print(
-        f"\nHeld out (default model, the {len(rows)} SQuAD questions the sample leaves out, {sum(labels)} answerable):"
+    return (
+        f"{name} (n={len(rows)}, {sum(labels)} answerable): verdict {cell(auroc(bare, labels))}, answer start "
+        f"{cell(auroc(answer_start, labels))}, the default {cell(auroc(default, labels))}; its gain over the "
+        f"verdict has the 95 % interval [{low:+.3f}, {high:+.3f}] and is positive in {ahead:.0%} of "
+        f"{RESAMPLES} resamples."
     )
-    print(f"verdict {cell(auroc(bare, labels))}, answer start {cell(auroc(answer_start, labels))}, ", end="")
-    print(
-        f"the default {cell(auroc(default, labels))}; gain over the verdict 95 % interval [{low:+.3f}, {high:+.3f}], ",
-        end="",
-    )
-    print(f"positive in {ahead:.0%} of {RESAMPLES} resamples.")
+
+
+def held_out_check(folder: Path, found: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+    file = folder / f"signals-default-{HELD_OUT}.json"
+    if not file.exists():
+        return
+    rest = json.loads(file.read_text())["rows"]
+    print(f"\n{gain_line('Held out, the SQuAD questions the sample leaves out (default model)', rest)}")
+    sample = found.get(("default", "squad"), [])
+    if sample and measured(sample, ("extract",)):
+        print(gain_line("The whole SQuAD slice, sample and held-out questions together", sample + rest))
 
 
 def cell(value: float | None) -> str:
@@ -246,7 +251,7 @@ def main() -> None:
         values = [cell(ensemble_auroc(found[c], keys)) for c in columns] + ["-"] * len(transfers)
         adds = seconds(added_seconds(timing, ENSEMBLE_ADDED[label])) if timing else "-"
         print(f"| **{label}** | " + " | ".join(values) + f" | {adds} |")
-    held_out_check(folder)
+    held_out_check(folder, found)
 
 
 if __name__ == "__main__":
