@@ -192,10 +192,10 @@ def held_out_check(folder: Path, found: dict[tuple[str, str], list[dict[str, Any
     if not file.exists():
         return
     rest = json.loads(file.read_text())["rows"]
-    print(f"\n{gain_line('Held out, the SQuAD questions the sample leaves out (default model)', rest)}")
+    print(f"\n- {gain_line('Held out, the SQuAD questions the sample leaves out (default model)', rest)}")
     sample = found.get(("default", "squad"), [])
     if sample and measured(sample, ("extract",)):
-        print(gain_line("The whole SQuAD slice, sample and held-out questions together", sample + rest))
+        print(f"- {gain_line('The whole SQuAD slice, sample and held-out questions together', sample + rest)}")
 
 
 def cell(value: float | None) -> str:
