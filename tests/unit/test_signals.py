@@ -12,10 +12,16 @@ ITEM = {"question": "When did Voyager 2 launch?", "documents": DOCS}
 NOT_MEASURED = {"retrieval": None, "answer": None, "verify": None}
 
 
-def test_probabilities_enter_a_calibration_as_log_odds_and_the_rest_as_they_are():
-    features = Signals(verdict=0.8, missing=0.25, retrieval=0.61, answer=-0.4).features()
+def test_probabilities_enter_a_calibration_as_log_odds_the_answer_start_as_a_log_probability():
+    features = Signals(verdict=0.8, extract=0.5, missing=0.25, retrieval=0.61, answer=-0.4).features()
     assert features == pytest.approx(
-        {"verdict": math.log(4), "missing": math.log(1 / 3), "retrieval": 0.61, "answer": -0.4}
+        {
+            "verdict": math.log(4),
+            "extract": math.log(0.5),
+            "missing": math.log(1 / 3),
+            "retrieval": 0.61,
+            "answer": -0.4,
+        }
     )
 
 
