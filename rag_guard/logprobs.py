@@ -81,6 +81,14 @@ def _parse_entry(entry: Any, where: str, *, nested: bool = False) -> TokenLogpro
     return TokenLogprob(token=token, logprob=min(float(logprob), 0.0), bytes=raw_bytes, top=top)
 
 
+def _distinct(position: TokenLogprob) -> dict[str, float]:
+    """{token: logprob} for the chosen token and its alternatives, each distinct token counted once."""
+    seen: dict[str, float] = {}
+    for candidate in (position, *position.top):
+        seen.setdefault(candidate.token, candidate.logprob)
+    return seen
+
+
 def verdict_word(token: str) -> bool | None:
     """True / False for a spelling of yes or no (any case, surrounding blanks or punctuation), else None."""
     word = token.strip(_NOT_A_WORD).lower()
@@ -98,9 +106,7 @@ def p_true(position: TokenLogprob) -> float:
     chosen token and its alternatives (each distinct token counted once), then returns
     true / (true + false). Raises `LogprobError` when no such token is present.
     """
-    seen: dict[str, float] = {}
-    for candidate in (position, *position.top):
-        seen.setdefault(candidate.token, candidate.logprob)
+    seen = _distinct(position)
     tokens = list(seen)
     logprobs = np.array([seen[t] for t in tokens], dtype=np.float64)
     labels = [verdict_word(t) for t in tokens]
@@ -128,11 +134,8 @@ def answer_start(position: TokenLogprob, abstain_word: str) -> float:
     alternative declines.
     """
     abstain = abstain_word.lower()
-    seen: dict[str, float] = {}
-    for candidate in (position, *position.top):
-        seen.setdefault(candidate.token, candidate.logprob)
     words: dict[str, float] = {}
-    for token, logprob in seen.items():
+    for token, logprob in _distinct(position).items():
         word = token.strip(_NOT_A_WORD).lower()
         if word and not (len(word) >= 2 and abstain.startswith(word)):
             words[word] = words.get(word, 0.0) + math.exp(logprob)
