@@ -64,6 +64,10 @@ class Latencies:
     plain: list[float] = field(default_factory=list)
     plain_prompt_eval: list[float] = field(default_factory=list)
     guarded: list[float] = field(default_factory=list)
+    guarded_no_probe: list[float] = field(default_factory=list)
+    guard_s: list[float] = field(default_factory=list)
+    guard_no_probe_s: list[float] = field(default_factory=list)
+    no_probe_decision: list[Decision] = field(default_factory=list)
     single_pass: list[float] = field(default_factory=list)
     naive: list[float] = field(default_factory=list)
     guarded_decision: list[Decision] = field(default_factory=list)
@@ -95,20 +99,37 @@ def naive_guarded_rag(rag: GuardedRAG, question: str) -> int:
     return int(verdict.usage_metadata["output_tokens"]) if verdict.usage_metadata else 0
 
 
-def measure_latency(rag: GuardedRAG, questions: list[LabelledQuestion]) -> Latencies:
+VARIANTS = ("plain", "guarded", "guarded_no_probe", "single_pass", "naive")
+
+
+def without_probe(rag: GuardedRAG) -> GuardedRAG:
+    """The same guarded pipeline on the same GGUF loaded without the graph callback, the probe left out:
+    what reading the hidden state costs (graph pauses, the callback per node) is the difference."""
+    model = rag.answerer
+    assert isinstance(model, ChatLlamaCpp)
+    bare = model.model_copy(update={"read_hidden_states": False})
+    signals = tuple(s for s in rag.guard.signals if s != "probe")
+    guard = rag.guard.model_copy(update={"signals": signals, "probe": None, "judge": bare})
+    return rag.model_copy(update={"guard": guard, "answerer": bare})
+
+
+def measure_latency(rag: GuardedRAG, questions: list[LabelledQuestion], variants: tuple[str, ...]) -> Latencies:
     # Single-pass verdicts sit lower (0.40-0.67 on the bundled set against 0.25-0.95 for the one-token
     # verdict), so that mode runs with thresholds that answer about as often.
     single_guard = rag.guard.model_copy(update=SINGLE_PASS_THRESHOLDS)
     single = rag.model_copy(update={"single_pass": True, "guard": single_guard})
+    unprobed = without_probe(rag)
     model = rag.answerer
     if not isinstance(model, ChatLlamaCpp):
         sys.exit("bench measures the embedded model: set model.provider: llamacpp")
     rag.invoke(questions[0].question)  # load the model and the embedder outside the timings
+    if "guarded_no_probe" in variants:
+        unprobed.invoke(questions[0].question)
     out = Latencies()
     for n, q in enumerate(questions, start=1):
-        variants = ["plain", "guarded", "single_pass", "naive"]
-        random.Random(n).shuffle(variants)  # no variant always runs first, on a cooler CPU
-        for variant in variants:
+        order = list(variants)
+        random.Random(n).shuffle(order)  # no variant always runs first, on a cooler CPU
+        for variant in order:
             model.forget_prompt()
             if variant == "plain":
                 prompt_eval, seconds = timed(plain_rag, rag, q.question)
@@ -118,6 +139,13 @@ def measure_latency(rag: GuardedRAG, questions: list[LabelledQuestion]) -> Laten
                 result, seconds = timed(rag.invoke, q.question)
                 out.guarded.append(seconds)
                 out.guarded_decision.append(result.decision)
+                out.guard_s.append(result.verdict.timings.guard_s or 0.0)
+            elif variant == "guarded_no_probe":
+                unprobed.answerer.forget_prompt()  # type: ignore[attr-defined]
+                result, seconds = timed(unprobed.invoke, q.question)
+                out.guarded_no_probe.append(seconds)
+                out.no_probe_decision.append(result.decision)
+                out.guard_no_probe_s.append(result.verdict.timings.guard_s or 0.0)
             elif variant == "single_pass":
                 _, seconds = timed(single.invoke, q.question)
                 out.single_pass.append(seconds)
@@ -125,11 +153,8 @@ def measure_latency(rag: GuardedRAG, questions: list[LabelledQuestion]) -> Laten
                 tokens, seconds = timed(naive_guarded_rag, rag, q.question)
                 out.naive.append(seconds)
                 out.naive_tokens.append(tokens)
-        console.print(
-            f"[{n}/{len(questions)}] plain {out.plain[-1]:.2f}s  guarded {out.guarded[-1]:.2f}s "
-            f"({out.guarded_decision[-1].value})  single-pass {out.single_pass[-1]:.2f}s  "
-            f"naive {out.naive[-1]:.2f}s ({out.naive_tokens[-1]} tokens)  {q.question[:50]}"
-        )
+        timings = "  ".join(f"{v} {getattr(out, v)[-1]:.2f}s" for v in variants)
+        console.print(f"[{n}/{len(questions)}] {timings}  {q.question[:50]}")
     return out
 
 
@@ -211,13 +236,35 @@ def summarise(lat: Latencies) -> dict[str, float | None]:
         "single_pass_median_s": median_of(lat.single_pass),
         "naive_median_s": median_of(lat.naive),
         "naive_median_generated_tokens": median_of([float(t) for t in lat.naive_tokens]),
+        "guarded_no_probe_median_s": median_of(lat.guarded_no_probe),
         "guarded_over_unguarded": ratio(guarded, plain),
+        **probe_cost(lat),
         "single_pass_over_unguarded": ratio(median_of(lat.single_pass), plain),
         "naive_over_unguarded": ratio(median_of(lat.naive), plain),
         "refused_median_s": refused_s,
         "refused_prompt_eval_median_s": median_of([lat.plain_prompt_eval[i] for i in refused]),
         "refused_over_prompt_eval": ratio(refused_s, median_of([lat.plain_prompt_eval[i] for i in refused])),
         "refused_over_answered": ratio(refused_s, median_of([lat.guarded[i] for i in answered])),
+    }
+
+
+def probe_cost(lat: Latencies) -> dict[str, float | None]:
+    """Per-question ratios, probe read over not: the guard step alone, and the whole guarded question where
+    both made the same decision (the probe changes some decisions, and an answer costs more than a refusal)."""
+    if not lat.guarded_no_probe:
+        return {}
+    guard = [a / b for a, b in zip(lat.guard_s, lat.guard_no_probe_s, strict=True) if b]
+    same = [
+        a / b
+        for a, b, x, y in zip(
+            lat.guarded, lat.guarded_no_probe, lat.guarded_decision, lat.no_probe_decision, strict=True
+        )
+        if x is y and b
+    ]
+    return {
+        "probe_guard_over_no_probe": median_of(guard),
+        "probe_over_no_probe": median_of(same),
+        "probe_same_decision_questions": len(same),
     }
 
 
@@ -256,6 +303,11 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="a stratified sample of this many questions")
     parser.add_argument("--chunks", type=int, default=10_000, help="store size for retrieval and ingest figures")
     parser.add_argument("--skip-latency", action="store_true", help="only the store figures (no model runs)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help=f"comma-separated latency variants to interleave (default: all of {', '.join(VARIANTS)})",
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up when redirected to a file too
 
@@ -270,7 +322,11 @@ def main() -> None:
     if not args.skip_latency:
         rag = GuardedRAG.from_config(settings)
         ensure_ingested(rag.retriever, settings)
-        results.update(summarise(measure_latency(rag, questions)))
+        variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
+        if unknown := set(variants) - set(VARIANTS):
+            sys.exit(f"unknown variant(s) {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+        results["variants"] = list(variants)
+        results.update(summarise(measure_latency(rag, questions, variants)))
     show(results)
     out = ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

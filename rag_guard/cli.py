@@ -200,18 +200,47 @@ def demo(
 
 
 def _judge_labelled(
-    settings: Settings, corpus: Path, questions: Path, limit: int | None, *, answers: bool = False
+    settings: Settings,
+    corpus: Path,
+    questions: Path,
+    limit: int | None,
+    *,
+    answers: bool = False,
+    features: Path | None = None,
+    layers: list[int] | None = None,
 ) -> EvalReport:
-    """The guard over a labelled questions file in a temporary store, with a progress bar (eval, calibrate)."""
+    """The guard over a labelled questions file in a temporary store, with a progress bar (eval, calibrate);
+    with `features`, the judge's states at `layers` are kept there for `fit-probe`."""
     from rag_guard.evaluation import evaluate as run_eval
     from rag_guard.questions import load_questions
 
     labelled = load_questions(questions)
     if not corpus.is_dir():
         raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+    read = tuple(layers or _default_layers(settings)) if features is not None else ()
     with _progress() as progress:
         task = progress.add_task("Judging", total=None)
-        return run_eval(settings, corpus, labelled, limit, _updater(progress, task), answers=answers)
+        result = run_eval(
+            settings, corpus, labelled, limit, _updater(progress, task), answers=answers, read_layers=read
+        )
+    if features is not None:
+        from rag_guard.features import eval_features, save_features
+
+        save_features(features, eval_features(result, labelled, settings, corpus, questions.name))
+        err.print(f"States at layers {list(read)} kept in {features}", highlight=False)
+    return result
+
+
+def _default_layers(settings: Settings) -> list[int]:
+    """The layer read when none is named: the configured probe's, else 60 % of the judge's depth (the probe
+    study's best on both presets' families)."""
+    from rag_guard.models import build_chat_model
+    from rag_guard.probe import load_probe
+
+    if isinstance(settings.guard.probe, Path):
+        return load_probe(settings.guard.probe).layers
+    judge = build_chat_model(settings.judge, settings)
+    return [round(0.6 * judge.loaded.n_layers)]  # type: ignore[attr-defined]
 
 
 @app.command("eval")
@@ -224,10 +253,19 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Write plots and an HTML page here (answers are generated too).")
     ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Keep each question's signals and hidden states in this .npz, for `fit-probe --features`."),
+    ] = None,
+    layers: Annotated[
+        list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
+    ] = None,
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
-        result = _judge_labelled(_settings(config), corpus, questions, limit, answers=report is not None)
+        result = _judge_labelled(
+            _settings(config), corpus, questions, limit, answers=report is not None, features=features, layers=layers
+        )
         if report is not None:
             from rag_guard.report import write_report
 
@@ -319,6 +357,117 @@ def calibrate(
         with _user_errors():
             write_guard_calibration(target, fitted, choice.answer_threshold, choice.clarify_threshold)
         out.print(f"Wrote guard.calibration and the thresholds to {target}.")
+
+
+@app.command("fit-probe")
+def fit_probe(
+    questions: Annotated[
+        list[Path],
+        typer.Option(
+            help="Labelled questions (JSON Lines); repeat for several files. A line's `context` is judged "
+            "as given, the others retrieve from --corpus."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--out", help="The probe file to write (JSON); point guard.probe at it.")],
+    corpus: Annotated[
+        Path | None, typer.Option(help="Directory of .md/.txt files for questions without a context.")
+    ] = None,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layers",
+            help="A candidate: a layer (17) or layers side by side (14+20); repeat to compare. "
+            "Default: 60 % of the judge's depth.",
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="An .npz keeping the states read (also written by `eval --features`): "
+            "questions already in it are not evaluated again."
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=10, help="A stratified sample of this many questions per file.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fit a hidden-state probe for the embedded judge on labelled questions; folds grouped by article/paragraph."""
+    with _user_errors():
+        import numpy as np
+
+        from rag_guard.features import read_features, require_embedded
+        from rag_guard.metrics import auroc, stratified_sample
+        from rag_guard.probe import model_identity
+        from rag_guard.probe_fit import choose, combine, fit_probe, grouped_splits
+        from rag_guard.questions import load_questions
+
+        settings = _settings(config)
+        require_embedded(settings)
+        candidates = [_layer_set(text) for text in layers] if layers else [tuple(_default_layers(settings))]
+        asked = []
+        for path in questions:
+            labelled = load_questions(path)
+            if limit is not None:
+                labelled = stratified_sample(labelled, [q.answerable for q in labelled], limit)
+            asked += [(path.name, q) for q in labelled]
+        wanted = sorted({layer for candidate in candidates for layer in candidate})
+        with _progress() as progress:
+            task = progress.add_task("Reading hidden states", total=None)
+            rows = read_features(settings, asked, corpus, wanted, features, _updater(progress, task))
+        labels = [row.answerable for row in rows]
+        if min(labels.count(True), labels.count(False)) < 5:
+            raise CorpusError(
+                f"A probe needs at least 5 answerable and 5 unanswerable questions with a verdict (have "
+                f"{labels.count(True)} and {labels.count(False)})."
+            )
+        splits = grouped_splits(labels, [row.group for row in rows])
+        states = {layer: np.stack([row.states[layer] for row in rows]) for layer in wanted}
+        scored = choose(states, labels, splits, candidates)
+        best = scored[0]
+        signals = [row.signals.features() for row in rows]
+        combination, combined = combine(signals, best.oof, labels, splits)
+        sha, name = model_identity(settings.judge.path, settings.judge.preset)
+        fitted_on = [f"{path.name} ({sum(row.source == path.name for row in rows)})" for path in questions]
+        probe = fit_probe(
+            states,
+            labels,
+            best,
+            combination,
+            model_sha256=sha,
+            model_name=name,
+            fitted_on=fitted_on,
+            combination_auroc=auroc(combined.tolist(), labels),
+        )
+        probe.save(output)
+    table = Table(title=f"rag-guard fit-probe: {len(rows)} questions, {len(splits)} folds grouped by article/paragraph")
+    table.add_column("layers")
+    table.add_column("C", justify="right")
+    table.add_column("AUROC held out", justify="right")
+    for candidate in scored:
+        table.add_row("+".join(map(str, candidate.layers)), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
+    out.print(table)
+    per_file = Table(title=f"held out, per file (probe: layers {'+'.join(map(str, best.layers))})")
+    for column in ("questions", "n", "today's default", "probe", "probe + signals"):
+        per_file.add_column(column, justify="right" if column != "questions" else "left")
+    for path in questions:
+        mine = [i for i, row in enumerate(rows) if row.source == path.name]
+        y = [labels[i] for i in mine]
+        default = [rows[i].signals.combined() for i in mine]
+        cells = [auroc(default, y), auroc(best.oof[mine].tolist(), y), auroc(combined[mine].tolist(), y)]
+        per_file.add_row(path.name, str(len(mine)), *("n/a" if v is None else f"{v:.3f}" for v in cells))
+    out.print(per_file)
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in combination.weights.items())
+    out.print(f"Combination: {weights}; bias {combination.bias:.3f}. Wrote {output}.", highlight=False)
+
+
+def _layer_set(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("+"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a layer (17) or layers joined by + (14+20)", param_hint="--layers"
+        ) from None
 
 
 def _table(results: list[GuardedAnswer]) -> Table:

@@ -141,7 +141,8 @@ class ChromaSettings(_Section):
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
-"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token."""
+"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token. With a
+probe for the embedded judge (`guard.probe`), two_call's default adds `probe`."""
 
 
 class GuardSettings(_Section):
@@ -177,6 +178,10 @@ class GuardSettings(_Section):
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
+    probe: Literal["auto", "off"] | Path = "auto"
+    """The hidden-state probe of the embedded judge: `auto` is the probe shipped for the judge's preset (none
+    for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF. When one is
+    found and `signals` is left out, the default signals add `probe`."""
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
@@ -205,6 +210,8 @@ class GuardSettings(_Section):
         signals = set(self.signals)
         if "verdict" not in signals:
             raise ValueError(f"signals {self.signals} must include verdict, the guard's own token")
+        if "probe" in signals and self.probe == "off":
+            raise ValueError("signals include probe but probe is off: name a probe file, set probe: auto, or drop it")
         if self.mode == "single_pass" and signals != {"verdict"}:
             raise ValueError("mode single_pass reads only the verdict token: set signals: [verdict]")
         if self.calibration is not None and set(self.calibration.weights) != signals:
@@ -264,6 +271,57 @@ class Settings(_Section):
     """Where assembled GGUF models are kept (shared by every checkout)."""
     source: Path | None = Field(None, exclude=True)
     """The file this was loaded from; relative paths were resolved against its directory."""
+
+    @property
+    def judge(self) -> ModelSettings:
+        """The model that judges: `guard.model`, else `model`."""
+        return self.guard.model or self.model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _probe_in_default_signals(cls, data: Any) -> Any:
+        """Left out, `guard.signals` becomes the mode's default plus `probe` when the judge has one."""
+        if not isinstance(data, dict) or not isinstance(data.get("guard", {}), dict):
+            return data
+        guard = data.get("guard") or {}
+        judge = guard.get("model") or data.get("model") or {}
+        if (
+            guard.get("signals") is not None
+            or not isinstance(judge, dict)
+            or guard.get("mode", "two_call") != "two_call"
+        ):
+            return data
+        if judge.get("provider", "llamacpp") != "llamacpp" or guard.get("probe", "auto") == "off":
+            return data
+        if guard.get("probe", "auto") == "auto" and (judge.get("path") or not _ships_probe(judge.get("preset"))):
+            return data
+        signals = [*DEFAULT_SIGNALS["two_call"], "probe"]
+        return {**data, "guard": {**guard, "signals": signals}}
+
+    @model_validator(mode="after")
+    def _probe_readable(self) -> Settings:
+        if "probe" not in self.guard.signals:
+            return self
+        judge = self.judge
+        if judge.provider != "llamacpp":
+            raise ValueError(
+                f"guard.signals include probe, which reads the judge's hidden states; the {judge.provider} provider "
+                "sends none over its API (only the embedded llamacpp model can be probed): drop probe from "
+                "guard.signals"
+            )
+        if self.guard.probe == "auto" and (judge.path is not None or not _ships_probe(judge.preset)):
+            raise ValueError(
+                "guard.signals include probe with probe: auto, but no probe ships for "
+                f"{judge.path or 'preset ' + judge.preset}: fit one with `rag-guard fit-probe` and set guard.probe "
+                "to its file, or drop probe from guard.signals"
+            )
+        return self
+
+
+def _ships_probe(preset: Any) -> bool:
+    from rag_guard.probe import shipped_probe
+
+    return isinstance(preset, str | type(None)) and shipped_probe(preset or "default") is not None
 
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
@@ -368,6 +426,8 @@ def _resolve_paths(settings: Settings, file: Path) -> Settings:
     for model in (settings.model, settings.guard.model):
         if model is not None and model.path is not None:
             model.path = resolve(model.path)
+    if isinstance(settings.guard.probe, Path):
+        settings.guard.probe = resolve(settings.guard.probe)
     settings.cache_dir = resolve(settings.cache_dir)
     settings.source = file.resolve()
     return settings

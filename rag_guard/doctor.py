@@ -65,7 +65,7 @@ def _model_checks(settings: Settings) -> list[Check]:
             checks.append(Check(name=f"{role} server", ok=True, detail=f"{model.url} is up"))
             checks.append(_model_listed(role, model, served))
         if role == roles[-1][0]:  # the last role listed is the one that judges
-            checks.append(_probe(settings, chat))
+            checks += _probe(settings, chat)
     return checks
 
 
@@ -88,18 +88,28 @@ def _model_listed(role: str, model: ModelSettings, served: list[str]) -> Check:
     return Check(name=f"{role} model", ok=False, detail=f"{name!r} is not among the server's models ({listed}): {fix}")
 
 
-def _probe(settings: Settings, judge: BaseChatModel) -> Check:
+def _probe(settings: Settings, judge: BaseChatModel) -> list[Check]:
+    """One guarded call; with the hidden-state probe configured, the probe file's check comes first."""
     from rag_guard.guard import SufficiencyGuard
 
-    verdict = SufficiencyGuard.from_settings(settings, judge).invoke(PROBE)  # never raises: it refuses
+    checks = []
+    try:
+        guard = SufficiencyGuard.from_settings(settings, judge)
+    except RagGuardError as exc:
+        return [Check(name="hidden-state probe", ok=False, detail=str(exc))]
+    if guard.probe is not None:
+        probe = guard.probe
+        detail = (
+            f"layers {probe.layers} of {probe.model_name}, fitted on {', '.join(probe.fitted_on)}; "
+            f"held-out AUROC {probe.heldout_auroc:.3f}"
+        )
+        checks.append(Check(name="hidden-state probe", ok=True, detail=detail))
+    verdict = guard.invoke(PROBE)  # never raises: it refuses
     if verdict.p_sufficient is None:
-        return Check(name="judge logprobs", ok=False, detail=verdict.reason.removeprefix("refused: "))
-    return Check(
-        name="judge logprobs",
-        ok=True,
-        detail=f"P(sufficient) {verdict.p_sufficient:.2f} on a probe its context answers "
-        f"({verdict.timings.guard_s or 0:.1f} s)",
-    )
+        return [*checks, Check(name="judge logprobs", ok=False, detail=verdict.reason.removeprefix("refused: "))]
+    seconds = verdict.timings.guard_s or 0
+    detail = f"P(sufficient) {verdict.p_sufficient:.2f} on a probe its context answers ({seconds:.1f} s)"
+    return [*checks, Check(name="judge logprobs", ok=True, detail=detail)]
 
 
 def _store_checks(settings: Settings) -> list[Check]:

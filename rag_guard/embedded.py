@@ -7,6 +7,10 @@ decoding is a loop over those logits, so every generated token comes with its lo
 Each process loads a GGUF once; calls share that instance under a lock (llama.cpp contexts are not
 thread-safe). The KV cache of the previous prompt is kept, so a prompt that starts with the same tokens
 (the guard's prompt, then the answer's, which continues it) only evaluates its new suffix.
+
+A call may also ask for the hidden state of chosen layers at the prompt's last token (`hidden_layers`), read
+from the same forward pass that gives the first token's logits (`hidden_states.py`); the guard's probe
+scores it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rag_guard.errors import ModelUnavailableError
+from rag_guard.hidden_states import HiddenStateCapture, eval_callback_installed
 
 _EVAL_BLOCK = 64
 """Prompt tokens per llama.cpp batch; as fast as larger batches on CPU, and the unit of prefix reuse."""
@@ -40,29 +45,34 @@ _ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 class _LoadedModel:
     """One llama.cpp instance, its chat template and the lock that serialises its use."""
 
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, seed: int) -> None:
+    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, seed: int, observe: bool = True) -> None:
         try:
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as exc:  # pragma: no cover - a broken install
             raise ModelUnavailableError(f"llama-cpp-python is not importable: {exc}") from None
         started = time.perf_counter()
+        self.capture = HiddenStateCapture()
         try:
-            self.llama = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads or os.cpu_count(),
-                n_batch=512,
-                seed=seed,
-                logits_all=False,
-                verbose=False,
-            )
+            with eval_callback_installed(self.capture.callback) if observe else contextlib.nullcontext():
+                self.llama = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=n_threads or os.cpu_count(),
+                    n_batch=512,
+                    seed=seed,
+                    logits_all=False,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelUnavailableError(f"llama.cpp could not load {path}: {exc}") from None
         self.load_seconds = time.perf_counter() - started
         self.lock = threading.Lock()
         self.n_vocab = self.llama.n_vocab()
+        self.capture.n_embd = self.llama.n_embd()
         meta = self.llama.metadata
+        self.n_layers = int(meta.get(f"{meta.get('general.architecture', 'llama')}.block_count", 0))
+        """Transformer blocks; hidden states can be read after any of them (0 to n_layers - 1)."""
         template = meta.get("tokenizer.chat_template")
         if not template:
             raise ModelUnavailableError(
@@ -85,16 +95,19 @@ class _LoadedModel:
         """How many leading cached tokens are the last prompt, evaluated in aligned blocks."""
 
 
-_MODELS: dict[tuple[str, int, int | None, int], _LoadedModel] = {}
+_MODELS: dict[tuple[str, int, int | None, int, bool], _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_model(path: Path, n_ctx: int, n_threads: int | None = None, seed: int = 0) -> _LoadedModel:
-    """The process-wide instance for these settings, loading it on first use."""
-    key = (str(Path(path).resolve()), n_ctx, n_threads, seed)
+def load_model(
+    path: Path, n_ctx: int, n_threads: int | None = None, seed: int = 0, observe: bool = True
+) -> _LoadedModel:
+    """The process-wide instance for these settings, loading it on first use; `observe` installs the graph
+    callback that reads hidden states."""
+    key = (str(Path(path).resolve()), n_ctx, n_threads, seed, observe)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = _LoadedModel(Path(path), n_ctx, n_threads, seed)
+            _MODELS[key] = _LoadedModel(Path(path), n_ctx, n_threads, seed, observe)
         return _MODELS[key]
 
 
@@ -116,7 +129,8 @@ class ChatLlamaCpp(BaseChatModel):
     """In-process chat model over a GGUF file; logprobs shaped like ChatOpenAI's.
 
     Call-time options (as keyword arguments or through `.bind`) use OpenAI's names: `max_tokens`,
-    `temperature`, `logprobs`, `top_logprobs`, `stop`.
+    `temperature`, `logprobs`, `top_logprobs`, `stop`; and `hidden_layers`, layers whose state at the prompt's
+    last token the reply carries as `response_metadata["hidden_states"]` (`{layer: [floats]}`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -136,6 +150,8 @@ class ChatLlamaCpp(BaseChatModel):
     top_logprobs: int = Field(0, ge=0, le=50)
     reuse_prefix: bool = True
     """Keep the KV cache of the common prompt prefix between calls; off only to measure what it saves."""
+    read_hidden_states: bool = True
+    """Load the model with the graph callback that serves `hidden_layers`; off only to measure what it costs."""
 
     _model: _LoadedModel | None = PrivateAttr(default=None)
 
@@ -150,7 +166,7 @@ class ChatLlamaCpp(BaseChatModel):
     @property
     def loaded(self) -> _LoadedModel:
         if self._model is None:
-            self._model = load_model(self.model_path, self.n_ctx, self.n_threads, self.seed)
+            self._model = load_model(self.model_path, self.n_ctx, self.n_threads, self.seed, self.read_hidden_states)
         return self._model
 
     def forget_prompt(self) -> None:
@@ -209,7 +225,14 @@ class ChatLlamaCpp(BaseChatModel):
         want_logprobs = bool(kwargs.get("logprobs", self.logprobs))
         top_k = int(kwargs.get("top_logprobs", self.top_logprobs) or 0)
         stops = [s for s in (stop or []) if s]
+        layers = tuple(kwargs.get("hidden_layers") or ())
         model = self.loaded
+        if layers and not self.read_hidden_states:
+            raise ValueError("hidden_layers needs read_hidden_states=True")
+        if any(not 0 <= layer < model.n_layers for layer in layers):
+            raise ValueError(
+                f"hidden_layers {layers} must lie in 0..{model.n_layers - 1}: {model.name} has {model.n_layers} layers"
+            )
         llama = model.llama
         rng = np.random.default_rng(self.seed)
 
@@ -222,7 +245,8 @@ class ChatLlamaCpp(BaseChatModel):
                 )
             max_tokens = min(max_tokens, self.n_ctx - len(tokens))
             started = time.perf_counter()
-            reused = self._evaluate_prompt(model, tokens)
+            with model.capture.capturing(layers) as hidden:
+                reused = self._evaluate_prompt(model, tokens)
             prompt_eval_s = time.perf_counter() - started
 
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -257,6 +281,8 @@ class ChatLlamaCpp(BaseChatModel):
                 "prompt_tokens_reused": reused,
                 "prompt_eval_s": prompt_eval_s,
             }
+            if layers:
+                final_meta["hidden_states"] = {layer: state.tolist() for layer, state in hidden.items()}
             usage = UsageMetadata(
                 input_tokens=len(tokens), output_tokens=generated, total_tokens=len(tokens) + generated
             )

@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
@@ -31,6 +32,7 @@ from rag_guard.results import Verdict
 from rag_guard.signals import Signals
 
 Progress = Callable[[int, int], None]
+DocumentsFor = Callable[[LabelledQuestion], Awaitable[list[Document]]]
 
 
 class AnswerToken(BaseModel):
@@ -54,6 +56,10 @@ class EvalRow(BaseModel):
     answer_tokens: list[AnswerToken] | None = None
     joint_logprob: float | None = None
     perplexity: float | None = None
+    group: str | None = None
+    """The question's article or paragraph (from the file, else the best retrieved passage's source)."""
+    hidden_states: dict[int, list[float]] | None = Field(None, exclude=True, repr=False)
+    """With `read_layers`: the judge's state at the verdict, for `rag-guard fit-probe --features`."""
 
 
 class EvalReport(GateQuality):
@@ -99,9 +105,23 @@ class Judged(BaseModel):
     answer: AIMessage | None = None
 
 
+def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
+    """The question's own `context` when it has one, else what the retriever finds."""
+
+    async def documents_for(question: LabelledQuestion) -> list[Document]:
+        if question.context is not None:
+            source = question.group or "context"
+            return [Document(page_content=question.context, metadata={"source": source})]
+        if retriever is None:
+            raise ValueError(f"question {question.question!r} has no context and no corpus was given")
+        return await retriever.ainvoke(question.question)
+
+    return documents_for
+
+
 async def judge_all(
     guard: SufficiencyGuard,
-    retriever: BaseRetriever,
+    documents_for: DocumentsFor,
     questions: list[LabelledQuestion],
     concurrency: int,
     progress: Progress | None = None,
@@ -114,7 +134,7 @@ async def judge_all(
     async def one(question: LabelledQuestion) -> Judged:
         nonlocal done
         async with slots:
-            documents = await retriever.ainvoke(question.question)
+            documents = await documents_for(question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
             used = documents[: verdict.documents_used]
             answer = None
@@ -138,19 +158,24 @@ def evaluate(
     limit: int | None = None,
     progress: Progress | None = None,
     answers: bool = False,
+    read_layers: tuple[int, ...] = (),
 ) -> EvalReport:
+    """`read_layers` keeps the embedded judge's state at those layers on each row (`EvalRow.hidden_states`).
+
+    A question that carries its own `context` is judged against it; the others against the corpus."""
     from rag_guard.models import build_models, load_models
 
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
     models = build_models(settings)
     load_models(models.judge)
-    guard = SufficiencyGuard.from_settings(settings, models.judge)
+    guard = SufficiencyGuard.from_settings(settings, models.judge).model_copy(update={"read_layers": read_layers})
     # The embedded model runs one call at a time; servers take `model.concurrency`.
     concurrency = 1 if models.judge_settings.provider == "llamacpp" else models.judge_settings.concurrency
     with temporary_retriever(settings, corpus_dir) as retriever:
         answerer = models.answerer if answers else None
-        judged = asyncio.run(judge_all(guard, retriever, questions, concurrency, progress, answerer))
+        documents_for = given_or_retrieved(retriever)
+        judged = asyncio.run(judge_all(guard, documents_for, questions, concurrency, progress, answerer))
     return report(questions, judged, settings)
 
 
@@ -185,6 +210,8 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         reason=verdict.reason,
         guard_s=verdict.timings.guard_s,
         sources=judged.sources,
+        group=question.group or (judged.sources[0] if judged.sources else None),
+        hidden_states=verdict.hidden_states,
     )
     if judged.answer is not None:
         row.answer = judged.answer.text.strip()

@@ -30,6 +30,7 @@ from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
+from rag_guard.probe import Probe, ProbeError, probe_for
 from rag_guard.prompts import (
     ABSTAIN_WORD,
     EXTRACT_INSTRUCTION,
@@ -84,13 +85,15 @@ def verdict_from_reply(
     missing: BaseMessage | None = None,
     extract: BaseMessage | None = None,
     retrieval: float | None = None,
+    probe: Probe | None = None,
 ) -> Verdict:
     """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
 
     `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade). `missing` is
     the reply to the reversed question, `extract` the first token of a short extractive answer and
-    `retrieval` the best passage's similarity, when measured; with `calibration` the thresholds apply to
-    its combination of the signals, else to `Signals.combined` (the verdict alone when nothing else is).
+    `retrieval` the best passage's similarity, when measured; `probe` scores the hidden state the reply
+    carries. With `calibration` the thresholds apply to its combination of the signals, else to
+    `Signals.combined` (the verdict alone when nothing else is).
     """
     timings = timings or Timings()
     try:
@@ -100,7 +103,8 @@ def verdict_from_reply(
         p_extract = (
             answer_start(_first_position(extract, missing_logprobs), ABSTAIN_WORD) if extract is not None else None
         )
-    except LogprobError as exc:
+        p_probe = probe.probability(message.response_metadata.get("hidden_states") or {}) if probe else None
+    except (LogprobError, ProbeError) as exc:
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
@@ -108,7 +112,7 @@ def verdict_from_reply(
             reason=f"refused: no trustworthy probability ({exc})",
             timings=timings,
         )
-    signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval)
+    signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
     if calibration and (absent := calibration.signals - signals.features().keys()):
         return Verdict(
             decision=Decision.REFUSE,
@@ -190,14 +194,28 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """The instruction and question before the passages (gives up the prefix the answer would reuse)."""
     few_shot: bool = False
     """Worked near-miss examples in the system text (`prompts.FEW_SHOT`), a prompt variant of the study."""
+    probe: Probe | None = None
+    """Reads P(answerable) off the judge's hidden state at the verdict (embedded judge only); used when
+    `signals` include `probe`. Without `calibration`, its `combination` makes P(sufficient)."""
+    read_layers: tuple[int, ...] = ()
+    """Further layers whose state at the verdict the `Verdict` carries in `hidden_states` (for fitting)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
         if self.clarify_threshold > self.answer_threshold:
             raise ValueError("clarify_threshold must not exceed answer_threshold")
+        if "probe" in self.signals and self.probe is None:
+            raise ValueError("signals include probe: give the guard a probe")
         if self.calibration is not None and set(self.calibration.weights) != set(self.signals):
             raise ValueError(f"calibration combines {sorted(self.calibration.weights)}, not signals {self.signals}")
         return self
+
+    @property
+    def combination(self) -> Calibration | None:
+        """What turns the signals into P(sufficient): the fitted calibration, else the probe's own."""
+        if self.calibration is not None:
+            return self.calibration
+        return self.probe.combination if self.probe is not None and "probe" in self.signals else None
 
     @classmethod
     def from_settings(cls, settings: Settings, judge: BaseChatModel) -> SufficiencyGuard:
@@ -205,7 +223,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
         The documents it keeps also go into the answer prompt, so they must fit both models' windows.
         """
-        judged_by = settings.guard.model or settings.model
+        judged_by = settings.judge
+        probe = probe_for(settings) if "probe" in settings.guard.signals else None
         return cls(
             judge=judge,
             judge_kwargs=guard_call_options(judged_by, settings.guard.top_logprobs),
@@ -220,6 +239,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             calibration=settings.guard.calibration,
             instruction_first=settings.guard.instruction_first,
             few_shot=settings.guard.few_shot,
+            probe=probe,
             **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
         )
 
@@ -228,6 +248,12 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.judge_kwargs is not None:
             return self.judge_kwargs
         return {"max_tokens": 1, "logprobs": True, "top_logprobs": self.top_logprobs}
+
+    @property
+    def verdict_options(self) -> dict[str, Any]:
+        """The verdict's call: the one token, and the hidden states the probe (and `read_layers`) read."""
+        layers = set(self.read_layers) | (set(self.probe.layers) if self.probe and "probe" in self.signals else set())
+        return {**self.call_options, "hidden_layers": sorted(layers)} if layers else self.call_options
 
     # --- preparing the prompt -------------------------------------------------------------------------
 
@@ -283,7 +309,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
                 name: self.judge.invoke(asked, config=config, **self.call_options)
                 for name, asked in self._signal_prompts(prompt).items()
             }
-            reply = self.judge.invoke(prompt.messages, config=config, **self.call_options)
+            reply = self.judge.invoke(prompt.messages, config=config, **self.verdict_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
         return self.finish(reply, prompt, time.perf_counter() - started, **before)
@@ -299,7 +325,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
                 name: await self.judge.ainvoke(asked, config=config, **self.call_options)
                 for name, asked in self._signal_prompts(prompt).items()
             }
-            reply = await self.judge.ainvoke(prompt.messages, config=config, **self.call_options)
+            reply = await self.judge.ainvoke(prompt.messages, config=config, **self.verdict_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
         return self.finish(reply, prompt, time.perf_counter() - started, **before)
@@ -331,12 +357,15 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             self.clarify_threshold,
             Timings(guard_s=seconds),
             missing_logprobs=explain_missing_logprobs(self.judge),
-            calibration=self.calibration,
+            calibration=self.combination,
             missing=missing,
             extract=extract,
             retrieval=_best_similarity(prompt.documents) if "retrieval" in self.signals else None,
+            probe=self.probe if "probe" in self.signals else None,
         )
         verdict.documents_used = len(prompt.documents)
+        if self.read_layers:
+            verdict.hidden_states = reply.response_metadata.get("hidden_states")
         if verdict.p_sufficient is None:
             return self._untrusted(verdict, None)
         if len(prompt.documents) < prompt.given:

@@ -1,4 +1,9 @@
-"""Labelled question files (JSON Lines): `{"question": str, "answerable": bool, "answer": str?}`."""
+"""Labelled question files (JSON Lines): `{"question": str, "answerable": bool, "answer": str?}`.
+
+A line may also carry the passage it was written against (`context`, judged as given instead of retrieving)
+and what it belongs to (`group`, or SQuAD's `article` and `paragraph_index`, or `paragraph`): fitting keeps a
+group on one side of every cross-validation split.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,20 @@ class LabelledQuestion(BaseModel):
     answer: str | None = None
     kind: str | None = None
     """Optional grouping (answerable, partial, unanswerable, off_topic) used to pick demo questions."""
+    context: str | None = None
+    """The passage to judge the question against, instead of retrieving one (`rag-guard fit-probe`)."""
+
+    @property
+    def group(self) -> str | None:
+        """The article or paragraph the question was written about, when the file says."""
+        extra = self.model_extra or {}
+        if extra.get("group") is not None:
+            return str(extra["group"])
+        if extra.get("article") is not None:
+            return f"{extra['article']}#{extra.get('paragraph_index', '')}"
+        if extra.get("paragraph") is not None:
+            return str(extra["paragraph"])
+        return None
 
 
 def load_questions(path: Path) -> list[LabelledQuestion]:

@@ -46,6 +46,8 @@ class Verdict(BaseModel):
     """Sentences in those documents that addressed the model ("ignore previous instructions", "reply True")
     and were replaced by a marker before the judge and the answerer saw them."""
     timings: Timings = Field(default_factory=Timings)
+    hidden_states: dict[int, list[float]] | None = Field(None, exclude=True, repr=False)
+    """The judge's state at the verdict for the guard's `read_layers` (fitting a probe); never serialised."""
 
 
 class Source(BaseModel):

@@ -2,8 +2,9 @@
 
 Each signal is a number the pipeline already has or gets for a token or two: the guard's P(True), the
 probability of the first word of a short extractive answer, the reversed question's P(missing), the
-retriever's best similarity, and, when an answer is drafted before the gate, that answer's mean token
-logprob and a verification token's P(True). Probabilities enter a calibration as logits (the answer start
+retriever's best similarity, the hidden-state probe's P(answerable) read from the verdict's own forward pass,
+and, when an answer is drafted before the gate, that answer's mean token logprob and a verification token's
+P(True). Probabilities enter a calibration as logits (the answer start
 as a log-probability), so a logistic combination of them is a weighted vote in log-odds.
 """
 
@@ -14,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-SignalName = Literal["verdict", "extract", "missing", "retrieval", "answer", "verify"]
-GateSignal = Literal["verdict", "extract", "missing", "retrieval"]
+SignalName = Literal["verdict", "extract", "missing", "retrieval", "probe", "answer", "verify"]
+GateSignal = Literal["verdict", "extract", "missing", "retrieval", "probe"]
 """The signals the guard measures before any answer is generated (`guard.signals`)."""
 _EPS = 1e-6
 
@@ -46,6 +47,8 @@ class Signals(BaseModel):
     """P(True) of "does the question ask for anything the passages do not state?"."""
     retrieval: float | None = None
     """Cosine similarity of the best retrieved passage."""
+    probe: float | None = None
+    """The hidden-state probe's P(answerable), from the verdict prompt's last-token state (`probe.py`)."""
     answer: float | None = None
     """Mean token logprob of the drafted answer."""
     verify: float | None = None
@@ -58,6 +61,7 @@ class Signals(BaseModel):
             "extract": math.log(max(self.extract, _EPS)) if self.extract is not None else None,
             "missing": logit(self.missing) if self.missing is not None else None,
             "retrieval": self.retrieval,
+            "probe": logit(self.probe) if self.probe is not None else None,
             "answer": self.answer,
             "verify": logit(self.verify) if self.verify is not None else None,
         }
@@ -66,7 +70,8 @@ class Signals(BaseModel):
     def combined(self) -> float:
         """P(sufficient) without a fitted calibration, in log-odds: the verdict, averaged with the reversed
         question's answer when there is one (a model's leaning towards the word True cancels out), its odds
-        then discounted by an uncertain answer start (`EXTRACT_WEIGHT`). The retrieval signal needs a fit."""
+        then discounted by an uncertain answer start (`EXTRACT_WEIGHT`). The retrieval signal and the probe
+        need a fit (the probe's file carries its own)."""
         if self.missing is None and self.extract is None:
             return self.verdict
         z = logit(self.verdict)

@@ -29,6 +29,8 @@ class FakeChatModel(BaseChatModel):
 
     reply: Callable[[list[BaseMessage], dict[str, Any]], tuple[str, Any]]
     calls: list[dict[str, Any]] = Field(default_factory=list)
+    hidden: dict[int, list[float]] = Field(default_factory=dict)
+    """States a call asking for `hidden_layers` gets back (those it asks for that are here), like ChatLlamaCpp."""
 
     @property
     def _llm_type(self) -> str:
@@ -47,7 +49,9 @@ class FakeChatModel(BaseChatModel):
     ) -> ChatResult:
         self.calls.append({"messages": messages, **kwargs})
         text, logprobs = self.reply(messages, kwargs)
-        metadata = {"logprobs": logprobs} if logprobs is not None else {}
+        metadata: dict[str, Any] = {"logprobs": logprobs} if logprobs is not None else {}
+        if kwargs.get("hidden_layers"):
+            metadata["hidden_states"] = {n: self.hidden[n] for n in kwargs["hidden_layers"] if n in self.hidden}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=metadata))])
 
     def _stream(

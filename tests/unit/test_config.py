@@ -89,11 +89,42 @@ def test_environment_overrides_take_flow_lists(tmp_path):
     assert settings.guard.signals == ["verdict", "missing"]
 
 
-def test_signals_left_out_or_null_take_the_modes_default(tmp_path):
-    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == ["verdict", "extract"]
-    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == ["verdict", "extract"]
+def test_signals_left_out_or_null_take_the_modes_default_with_the_shipped_probe(tmp_path):
+    with_probe = ["verdict", "extract", "probe"]
+    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == with_probe
+    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == with_probe
+    small = load_config(write(tmp_path, "model:\n  preset: small\n"), env={})
+    assert small.guard.signals == with_probe
+    off = load_config(write(tmp_path, "guard:\n  probe: off\n"), env={})
+    assert off.guard.signals == ["verdict", "extract"]
+    gguf = load_config(write(tmp_path, "model:\n  path: some.gguf\n"), env={})
+    assert gguf.guard.signals == ["verdict", "extract"]  # no probe ships for a model of one's own
+    server = load_config(write(tmp_path, "model:\n  provider: ollama\n  name: qwen2.5:7b\n"), env={})
+    assert server.guard.signals == ["verdict", "extract"]
     single = load_config(write(tmp_path, "guard:\n  signals: null\n"), env={"RAG_GUARD_GUARD__MODE": "single_pass"})
     assert single.guard.signals == ["verdict"]
+
+
+def test_probe_with_a_server_judge_is_a_config_error_that_says_why(tmp_path):
+    path = write(tmp_path, "model:\n  provider: openai\n  name: gpt-x\nguard:\n  signals: [verdict, probe]\n")
+    with pytest.raises(ConfigError, match="hidden states; the openai provider sends none"):
+        load_config(path, env={})
+    separate = "guard:\n  signals: [verdict, probe]\n  model:\n    provider: ollama\n    name: qwen2.5:7b\n"
+    with pytest.raises(ConfigError, match="the ollama provider sends none"):
+        load_config(write(tmp_path, separate), env={})
+
+
+def test_probe_listed_while_switched_off_or_unavailable_says_what_to_set(tmp_path):
+    with pytest.raises(ConfigError, match="probe is off"):
+        load_config(write(tmp_path, "guard:\n  probe: off\n  signals: [verdict, probe]\n"), env={})
+    own = "model:\n  path: some.gguf\nguard:\n  signals: [verdict, probe]\n"
+    with pytest.raises(ConfigError, match=r"no probe ships for .*fit-probe"):
+        load_config(write(tmp_path, own), env={})
+
+
+def test_a_probe_path_is_resolved_against_the_config_file(tmp_path):
+    settings = load_config(write(tmp_path, "guard:\n  probe: probes/mine.json\n"), env={})
+    assert settings.guard.probe == tmp_path / "probes" / "mine.json"
 
 
 def test_single_pass_with_signals_it_cannot_measure_says_which_to_set(tmp_path):

@@ -2,7 +2,7 @@ import asyncio
 
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
-from rag_guard.evaluation import judge_all, report
+from rag_guard.evaluation import given_or_retrieved, judge_all, report
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.questions import LabelledQuestion
 from tests.fakes import FixedRetriever, judge_then_answer
@@ -30,7 +30,11 @@ async def test_every_question_is_judged_in_order_within_the_concurrency_bound():
     seen: list[tuple[int, int]] = []
     guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
     judged = await judge_all(
-        guard, CountingRetriever(documents=DOCS), QUESTIONS, 2, lambda done, total: seen.append((done, total))
+        guard,
+        given_or_retrieved(CountingRetriever(documents=DOCS)),
+        QUESTIONS,
+        2,
+        lambda done, total: seen.append((done, total)),
     )
     assert [j.verdict.decision for j in judged] == [Decision.ANSWER] * 3
     assert judged[0].sources == ["voyager.md", "voyager.md"]
@@ -40,7 +44,7 @@ async def test_every_question_is_judged_in_order_within_the_concurrency_bound():
 
 async def test_report_has_the_figures_and_one_row_per_question():
     guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
-    judged = await judge_all(guard, FixedRetriever(documents=DOCS), QUESTIONS, 1)
+    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS, 1)
     result = report(QUESTIONS, judged, Settings())
     assert result.n == 3
     assert result.answered_precision == 2 / 3
@@ -73,7 +77,9 @@ async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_co
 
     model = FakeChatModel(reply=reply)
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
-    judged = await judge_all(guard, FixedRetriever(documents=DOCS), QUESTIONS[:1], 1, answerer=model)
+    judged = await judge_all(
+        guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS[:1], 1, answerer=model
+    )
     row = report(QUESTIONS[:1], judged, Settings()).rows[0]
     assert row.answer == "In 1977"
     assert [t.token for t in row.answer_tokens] == ["In", " 1977"]

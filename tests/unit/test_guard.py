@@ -119,3 +119,47 @@ async def test_guard_ainvoke_and_batch_agree_with_invoke():
     item = {"question": "q?", "documents": DOCS}
     assert (await guard.ainvoke(item)).decision is Decision.CLARIFY
     assert [v.decision for v in guard.batch([item, item])] == [Decision.CLARIFY] * 2
+
+
+def probed_guard(hidden: dict[int, list[float]], p_true: float = 0.6) -> tuple[SufficiencyGuard, FakeChatModel]:
+    from tests.unit.test_probe import a_probe
+
+    judge = judge_then_answer(p_true)
+    judge.hidden = hidden
+    guard = SufficiencyGuard(
+        judge=judge,
+        answer_threshold=0.6,
+        clarify_threshold=0.3,
+        signals=("verdict", "extract", "probe"),
+        probe=a_probe(),
+    )
+    return guard, judge
+
+
+def test_the_probe_reads_the_verdict_calls_own_hidden_state_and_its_combination_makes_p():
+    from rag_guard.signals import Signals, sigmoid
+
+    guard, judge = probed_guard({3: [3.0, 1.0, 7.0, 2.5]})
+    verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    asked = [call.get("hidden_layers") for call in judge.calls]
+    assert asked == [None, [3]]  # the answer start asks for nothing; the verdict for the probe's layer
+    probe = guard.probe
+    assert probe is not None
+    expected_probe = probe.probability({3: [3.0, 1.0, 7.0, 2.5]})
+    assert verdict.signals is not None and verdict.signals.probe == pytest.approx(expected_probe)
+    features = Signals(verdict=0.6, extract=1.0, probe=expected_probe).features()
+    combined = sigmoid(probe.combination.bias + sum(w * features[k] for k, w in probe.combination.weights.items()))
+    assert verdict.p_sufficient == pytest.approx(combined)
+
+
+def test_without_the_hidden_state_the_probe_cannot_score_and_the_guard_refuses():
+    guard, _ = probed_guard({})
+    verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    assert verdict.decision is Decision.REFUSE
+    assert verdict.p_sufficient is None
+    assert "no hidden state for layer 3" in verdict.reason
+
+
+def test_a_probe_signal_without_a_probe_is_rejected():
+    with pytest.raises(ValueError, match="give the guard a probe"):
+        SufficiencyGuard(judge=judge_then_answer(0.5), signals=("verdict", "probe"))

@@ -9,7 +9,7 @@ from tests.fakes import FakeChatModel, judge_then_answer, openai_logprobs
 from tests.unit.test_pipeline import DOCS
 
 ITEM = {"question": "When did Voyager 2 launch?", "documents": DOCS}
-NOT_MEASURED = {"retrieval": None, "answer": None, "verify": None}
+NOT_MEASURED = {"retrieval": None, "probe": None, "answer": None, "verify": None}
 
 
 def test_probabilities_enter_a_calibration_as_log_odds_the_answer_start_as_a_log_probability():

@@ -1,0 +1,204 @@
+"""The probe study: which layers, fitted on what, how many questions, scored where (docs/probe.md's tables).
+
+Reads feature files written by `rag-guard fit-probe --features` and `rag-guard eval --features` (signals and
+hidden states per question, no question text) and prints markdown tables. Every figure is held out: a set in
+the fit is scored out of fold (folds grouped by article or paragraph), any other set is scored whole.
+
+    .venv/bin/python bench/probe_study.py --train F --bundled F --normans F [--probe FILE] [--half FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rag_guard.features import FeatureRow, load_features
+from rag_guard.metrics import auroc, stratified_sample
+from rag_guard.probe import Probe, load_probe
+from rag_guard.probe_fit import Candidate, choose, combination_features, combine, grouped_splits
+
+RESAMPLES = 2000
+
+
+def layers_in(rows: Sequence[FeatureRow]) -> list[int]:
+    return sorted(set.intersection(*(set(row.states) for row in rows)))
+
+
+def states_of(rows: Sequence[FeatureRow], layers: Sequence[int]) -> dict[int, np.ndarray]:
+    return {layer: np.stack([row.states[layer] for row in rows]) for layer in layers}
+
+
+def labels_of(rows: Sequence[FeatureRow]) -> list[bool]:
+    return [row.answerable for row in rows]
+
+
+def default_scores(rows: Sequence[FeatureRow]) -> list[float]:
+    """Today's default: the verdict discounted by the answer start."""
+    return [row.signals.combined() for row in rows]
+
+
+def paired_gain(labels: list[bool], better: list[float], base: list[float]) -> tuple[float, float, float]:
+    """The AUROC gain's 95 % interval over resampled question sets, and the share of resamples it is positive in."""
+    rng = np.random.default_rng(0)
+    y = np.array(labels)
+    gains = []
+    for _ in range(RESAMPLES):
+        pick = rng.integers(0, len(y), len(y))
+        if y[pick].all() or not y[pick].any():
+            continue
+        chosen = y[pick].tolist()
+        gains.append((auroc([better[i] for i in pick], chosen) or 0) - (auroc([base[i] for i in pick], chosen) or 0))
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return float(low), float(high), float(np.mean(np.array(gains) > 0))
+
+
+class Fit:
+    """A probe at `layers` fitted on `rows` (strength by grouped CV), with its combination."""
+
+    def __init__(self, rows: Sequence[FeatureRow], layers: Sequence[int]) -> None:
+        self.rows = list(rows)
+        labels = labels_of(rows)
+        splits = grouped_splits(labels, [row.group for row in rows])
+        self.candidate: Candidate = choose(states_of(rows, layers), labels, splits, [tuple(layers)])[0]
+        signals = [row.signals.features() for row in rows]
+        self.combination, self.combined_oof = combine(signals, self.candidate.oof, labels, splits)
+        from rag_guard.probe_fit import fit_probe
+
+        self.probe: Probe = fit_probe(
+            states_of(rows, layers),
+            labels,
+            self.candidate,
+            self.combination,
+            model_sha256="0" * 64,
+            model_name="study",
+            fitted_on=[],
+            combination_auroc=None,
+        )
+
+    def held_out(self, rows: Sequence[FeatureRow]) -> tuple[list[float], list[float]]:
+        """(probe, combined) scores of `rows`: out of fold for rows in the fit, else from the final fit."""
+        index = {id(row): i for i, row in enumerate(self.rows)}
+        probe, combined = [], []
+        for row in rows:
+            if id(row) in index:
+                probe.append(float(self.candidate.oof[index[id(row)]]))
+                combined.append(float(self.combined_oof[index[id(row)]]))
+            else:
+                p, c = apply(self.probe, row)
+                probe.append(p)
+                combined.append(c)
+        return probe, combined
+
+
+def apply(probe: Probe, row: FeatureRow) -> tuple[float, float]:
+    """(probe log-odds, combined P) of one row, as the guard computes them."""
+    z = probe.logit(row.states)
+    features = combination_features([row.signals.features()], np.array([z]))[0]
+    return z, probe.combination.apply(features)
+
+
+def cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def layer_table(
+    train: list[FeatureRow], bundled: list[FeatureRow], normans: list[FeatureRow], pairs: list[tuple[int, ...]]
+) -> None:
+    layers = [(layer,) for layer in layers_in(train + bundled + normans)] + pairs
+    print("| layers | fitted on | C | Normans: probe | Normans: + signals | bundled: probe | bundled: + signals |")
+    print("|---|---|---|---|---|---|---|")
+    sets = {"squad2-train": train, "bundled": bundled, "both": train + bundled}
+    for chosen in layers:
+        for name, rows in sets.items():
+            fit = Fit(rows, chosen)
+            n_probe, n_comb = fit.held_out(normans)
+            b_probe, b_comb = fit.held_out(bundled)
+            yn, yb = labels_of(normans), labels_of(bundled)
+            print(
+                f"| {'+'.join(map(str, chosen))} | {name} | {fit.candidate.c:g} | {cell(auroc(n_probe, yn))} | "
+                f"{cell(auroc(n_comb, yn))} | {cell(auroc(b_probe, yb))} | {cell(auroc(b_comb, yb))} |"
+            )
+
+
+def learning_curve(train: list[FeatureRow], normans: list[FeatureRow], layer: int, sizes: Sequence[int]) -> None:
+    print(f"| training questions (squad2-train, layer {layer}) | Normans: probe | Normans: probe + signals |")
+    print("|---|---|---|")
+    for size in [*sizes, len(train)]:
+        probe_scores, combined_scores = [], []
+        for seed in range(3 if size < len(train) else 1):
+            picked = stratified_sample(train, labels_of(train), size, seed=seed)
+            fit = Fit(picked, (layer,))
+            p, c = fit.held_out(normans)
+            probe_scores.append(auroc(p, labels_of(normans)) or 0)
+            combined_scores.append(auroc(c, labels_of(normans)) or 0)
+        spread = f" (mean of {len(probe_scores)} draws)" if len(probe_scores) > 1 else ""
+        print(f"| {size}{spread} | {statistics.mean(probe_scores):.3f} | {statistics.mean(combined_scores):.3f} |")
+
+
+def shipped(probe: Probe, rows: list[FeatureRow], name: str) -> None:
+    labels = labels_of(rows)
+    default = default_scores(rows)
+    verdict = [row.verdict for row in rows]
+    scored = [apply(probe, row) for row in rows]
+    probe_only = [z for z, _ in scored]
+    combined = [c for _, c in scored]
+    low, high, ahead = paired_gain(labels, combined, default)
+    gain = (auroc(combined, labels) or 0) - (auroc(default, labels) or 0)
+    print(
+        f"- {name} (n={len(rows)}, {sum(labels)} answerable): verdict {cell(auroc(verdict, labels))}, today's "
+        f"default {cell(auroc(default, labels))}, probe {cell(auroc(probe_only, labels))}, probe + signals "
+        f"{cell(auroc(combined, labels))}; gain over today's default {gain:+.3f}, "
+        f"95 % interval [{low:+.3f}, {high:+.3f}], positive in {ahead:.0%} of resamples."
+    )
+
+
+def halves(normans: list[FeatureRow], probe_path: Path, fitted_half: int) -> None:
+    """A probe fitted by `rag-guard fit-probe` on one half of the Normans paragraphs, scored on the other."""
+    other = [row for row in normans if paragraph_half(row.group) != fitted_half]
+    shipped(load_probe(probe_path), other, f"the other half of the Normans paragraphs ({probe_path.name})")
+
+
+def paragraph_half(group: str) -> int:
+    """Odd-numbered paragraphs are half 1, even ones half 0 (`normans-07.md` → 1)."""
+    digits = "".join(ch for ch in group if ch.isdigit())
+    return int(digits) % 2 if digits else 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--bundled", type=Path, required=True)
+    parser.add_argument("--normans", type=Path, required=True)
+    parser.add_argument("--probe", type=Path, help="the shipped probe file, scored on every set")
+    parser.add_argument("--half", type=Path, help="a probe fitted on the odd-numbered Normans paragraphs")
+    parser.add_argument("--pair", action="append", default=[], help="layers side by side, e.g. 14+17")
+    parser.add_argument("--curve-layer", type=int)
+    parser.add_argument("--skip-layers", action="store_true")
+    args = parser.parse_args()
+    train, bundled, normans = (load_features(path) for path in (args.train, args.bundled, args.normans))
+    print(f"train {len(train)}, bundled {len(bundled)}, Normans {len(normans)} questions\n")
+    if args.probe:
+        probe = load_probe(args.probe)
+        print(f"Shipped probe {args.probe.name} (layers {probe.layers}, C {probe.c:g}, fitted on {probe.fitted_on}):")
+        shipped(probe, normans, "Normans, retrieved chunks")
+        _, comb = Fit(train + bundled, probe.layers).held_out(bundled)
+        folded = cell(auroc(comb, labels_of(bundled)))
+        print(f"- bundled, out of fold in the shipped fit's setting: probe + signals {folded}")
+        print()
+    if args.half:
+        halves(normans, args.half, fitted_half=1)
+        print()
+    if not args.skip_layers:
+        pairs = [tuple(int(part) for part in text.split("+")) for text in args.pair]
+        layer_table(train, bundled, normans, pairs)
+        print()
+    if args.curve_layer is not None:
+        learning_curve(train, normans, args.curve_layer, (50, 200))
+
+
+if __name__ == "__main__":
+    main()

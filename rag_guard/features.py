@@ -1,0 +1,205 @@
+"""What a probe is fitted on: per labelled question, its label, group, prompt-level signals and hidden states.
+
+Reading them costs one guard call per question (seconds each on a CPU); the states are kept in an `.npz`
+file keyed by the model and the question, so fitting again with other layers or other options, or fitting on
+what `rag-guard eval --features` already read, evaluates nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rag_guard.errors import ConfigError, CorpusError
+from rag_guard.questions import LabelledQuestion
+from rag_guard.signals import Signals
+
+if TYPE_CHECKING:
+    from rag_guard.config import ModelSettings, Settings
+    from rag_guard.evaluation import EvalReport
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FeatureRow:
+    """One labelled question as the judge saw it."""
+
+    key: str
+    answerable: bool
+    group: str
+    source: str
+    """The questions file it came from, so figures can be given per set."""
+    verdict: float
+    extract: float | None
+    states: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def signals(self) -> Signals:
+        return Signals(verdict=self.verdict, extract=self.extract)
+
+
+def question_key(model_sha256: str, question: LabelledQuestion, corpus: Path | None) -> str:
+    """Who judged what: the model, the question and its passage (given, or retrieved from which corpus)."""
+    where = question.context if question.context is not None else f"corpus:{corpus.name if corpus else ''}"
+    return hashlib.sha1(f"{model_sha256}\0{question.question}\0{where}".encode()).hexdigest()
+
+
+def save_features(path: Path, rows: Sequence[FeatureRow]) -> None:
+    """Write rows (merged with those already in `path`) as one `.npz`."""
+    merged = {row.key: row for row in load_features(path)} if path.is_file() else {}
+    merged.update({row.key: row for row in rows})
+    kept = list(merged.values())
+    layers = sorted({layer for row in kept for layer in row.states})
+    arrays: dict[str, np.ndarray] = {
+        "key": np.array([r.key for r in kept]),
+        "answerable": np.array([r.answerable for r in kept], dtype=bool),
+        "group": np.array([r.group for r in kept]),
+        "source": np.array([r.source for r in kept]),
+        "verdict": np.array([r.verdict for r in kept], dtype=np.float64),
+        "extract": np.array([math.nan if r.extract is None else r.extract for r in kept], dtype=np.float64),
+    }
+    for layer in layers:
+        width = next(r.states[layer].size for r in kept if layer in r.states)
+        arrays[f"layer_{layer}"] = np.stack(
+            [r.states.get(layer, np.full(width, np.nan, dtype=np.float32)) for r in kept]
+        ).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+def load_features(path: Path) -> list[FeatureRow]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CorpusError(f"Features file {path} cannot be read ({exc}); delete it to read the states again.") from None
+    layers = [int(name.removeprefix("layer_")) for name in data.files if name.startswith("layer_")]
+    stacked = {layer: data[f"layer_{layer}"] for layer in layers}
+    rows = []
+    for i, key in enumerate(data["key"]):
+        extract = float(data["extract"][i])
+        states = {layer: stacked[layer][i] for layer in layers if not np.isnan(stacked[layer][i][0])}
+        rows.append(
+            FeatureRow(
+                key=str(key),
+                answerable=bool(data["answerable"][i]),
+                group=str(data["group"][i]),
+                source=str(data["source"][i]),
+                verdict=float(data["verdict"][i]),
+                extract=None if math.isnan(extract) else extract,
+                states=states,
+            )
+        )
+    return rows
+
+
+def complete(rows: Iterable[FeatureRow], layers: Iterable[int]) -> dict[str, FeatureRow]:
+    """The rows that hold every one of `layers`, by key."""
+    wanted = set(layers)
+    return {row.key: row for row in rows if wanted <= row.states.keys()}
+
+
+def require_embedded(settings: Settings) -> ModelSettings:
+    """The judge's settings, when it is the embedded model: the only one whose hidden states can be read."""
+    judge = settings.judge
+    if judge.provider != "llamacpp":
+        raise ConfigError(
+            f"Hidden states come from the embedded model only; the judge's provider is {judge.provider}. "
+            "Set model.provider (or guard.model.provider) to llamacpp to fit a probe."
+        )
+    return judge
+
+
+def read_features(
+    settings: Settings,
+    questions: Sequence[tuple[str, LabelledQuestion]],
+    corpus: Path | None,
+    layers: Iterable[int],
+    cache: Path | None = None,
+    progress: Progress | None = None,
+) -> list[FeatureRow]:
+    """Each (file, question) judged by the embedded judge with the default prompt-level signals, its state at
+    `layers` read from the verdict's forward pass; rows already in `cache` are not evaluated again.
+
+    Questions with a `context` are judged against it, the others against `corpus` (ingested into a temporary
+    store, as `rag-guard eval` does). A question whose verdict has no probability is left out."""
+    from rag_guard.evaluation import given_or_retrieved, judge_all, temporary_retriever
+    from rag_guard.guard import SufficiencyGuard
+    from rag_guard.models import build_models, load_models
+    from rag_guard.probe import model_identity
+
+    layers = sorted(set(layers))
+    judge = require_embedded(settings)
+    if corpus is None and (without := [q.question for _, q in questions if q.context is None]):
+        raise CorpusError(
+            f"{len(without)} question(s) carry no context, e.g. {without[0]!r}: pass --corpus DIR to retrieve theirs."
+        )
+    sha, _ = model_identity(judge.path, judge.preset)
+    keys = [question_key(sha, q, corpus) for _, q in questions]
+    cached = complete(load_features(cache), layers) if cache is not None and cache.is_file() else {}
+    todo = [i for i, key in enumerate(keys) if key not in cached]
+    fresh: dict[str, FeatureRow] = {}
+    if todo:
+        # The states are read at the default prompt-level signals' verdict, whatever the config adds.
+        guard_settings = settings.guard.model_copy(update={"signals": ["verdict", "extract"], "calibration": None})
+        plain = settings.model_copy(update={"guard": guard_settings})
+        models = build_models(plain)
+        load_models(models.judge)
+        guard = SufficiencyGuard.from_settings(plain, models.judge).model_copy(update={"read_layers": tuple(layers)})
+        asked = [questions[i][1] for i in todo]
+        with temporary_retriever(settings, corpus) if corpus is not None else contextlib.nullcontext() as retriever:
+            judged = asyncio.run(judge_all(guard, given_or_retrieved(retriever), asked, 1, progress))
+        for i, result in zip(todo, judged, strict=True):
+            verdict, question = result.verdict, questions[i][1]
+            if verdict.signals is None or not verdict.hidden_states:
+                continue
+            fresh[keys[i]] = FeatureRow(
+                key=keys[i],
+                answerable=question.answerable,
+                group=question.group or (result.sources[0] if result.sources else "none"),
+                source=questions[i][0],
+                verdict=verdict.signals.verdict,
+                extract=verdict.signals.extract,
+                states={layer: np.asarray(verdict.hidden_states[layer], dtype=np.float32) for layer in layers},
+            )
+        if cache is not None:
+            save_features(cache, list(fresh.values()))
+    rows = []
+    for (source, _), key in zip(questions, keys, strict=True):
+        row = fresh.get(key) or cached.get(key)
+        if row is not None:
+            row.source = source
+            rows.append(row)
+    return rows
+
+
+def eval_features(
+    report: EvalReport, questions: Sequence[LabelledQuestion], settings: Settings, corpus: Path, source: str
+) -> list[FeatureRow]:
+    """The rows of a `rag-guard eval` run that read hidden states, as fit-probe's features."""
+    from rag_guard.probe import model_identity
+
+    sha, _ = model_identity(settings.judge.path, settings.judge.preset)
+    by_text = {q.question: q for q in questions}
+    return [
+        FeatureRow(
+            key=question_key(sha, by_text[row.question], corpus),
+            answerable=row.answerable,
+            group=row.group or "none",
+            source=source,
+            verdict=row.signals.verdict,
+            extract=row.signals.extract,
+            states={int(layer): np.asarray(state, dtype=np.float32) for layer, state in row.hidden_states.items()},
+        )
+        for row in report.rows
+        if row.signals is not None and row.hidden_states
+    ]

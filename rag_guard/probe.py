@@ -1,0 +1,192 @@
+"""The hidden-state probe: a linear read-out of "answerable" from the judge's middle layers. Pure: no model.
+
+The verdict token is one word squeezed out of the model's state at the prompt's last token; that state holds
+more (SQuAD's near misses among it). A probe is a logistic regression on that state, standardised, fitted by
+`rag-guard fit-probe` for one GGUF. The file also holds how the probe is combined with the prompt-level
+signals (`combination`, a logistic calibration fitted on out-of-fold probe scores), so the guard needs
+nothing else to turn a verdict, an answer start and a hidden state into P(sufficient).
+
+Arrays are stored as base64 of little-endian float32: a probe on one 1536-wide layer is about 25 KB.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
+
+from rag_guard.calibration import Calibration
+from rag_guard.errors import ConfigError
+from rag_guard.signals import sigmoid
+
+if TYPE_CHECKING:
+    from rag_guard.config import Settings
+
+PROBE_PACKAGE = "rag_guard.probes"
+"""Where the probes fitted for the presets ship: `<preset>.json`."""
+
+
+class ProbeError(Exception):
+    """The probe cannot score this reply (the hidden state it reads is missing or malformed)."""
+
+
+def _decode(value: Any) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float32)
+    if isinstance(value, list):
+        return np.asarray(value, dtype=np.float32)
+    if not isinstance(value, str):
+        raise ValueError("expected base64 of little-endian float32 values")
+    return np.frombuffer(base64.b64decode(value, validate=True), dtype="<f4").astype(np.float32)
+
+
+def _encode(array: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(array, dtype="<f4").tobytes()).decode("ascii")
+
+
+Vector = Annotated[np.ndarray, PlainValidator(_decode), PlainSerializer(_encode, return_type=str)]
+
+
+class Probe(BaseModel):
+    """A fitted probe file: what it reads, its weights, what it was fitted on and how well it did held out."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    format: Literal[1] = 1
+    layers: list[int] = Field(min_length=1)
+    """Layer outputs (`l_out-N`) read at `position`, concatenated in this order."""
+    position: Literal["last_prompt_token"] = "last_prompt_token"
+    """The verdict prompt's last token: the state from which the verdict token is predicted."""
+    mean: Vector
+    scale: Vector
+    """Standardisation: (state - mean) / scale, per dimension."""
+    weights: Vector
+    bias: float
+    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """The GGUF the states came from; another model's states mean nothing to these weights."""
+    model_name: str
+    c: float = Field(gt=0)
+    """The inverse L2 strength chosen by grouped cross-validation."""
+    fitted_on: list[str]
+    """The labelled question files, with how many questions each gave."""
+    n: int
+    heldout_auroc: float
+    """The probe's AUROC out of fold (folds grouped by article or paragraph)."""
+    combination: Calibration
+    """P(sufficient) from the signals with the probe among them, fitted on out-of-fold probe scores."""
+    combination_heldout_auroc: float | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Probe:
+        sizes = {self.mean.size, self.scale.size, self.weights.size}
+        if len(sizes) != 1:
+            raise ValueError(f"mean, scale and weights differ in length ({sorted(sizes)})")
+        if self.weights.size % len(self.layers):
+            raise ValueError(f"{self.weights.size} weights do not split evenly over layers {self.layers}")
+        if np.any(self.scale <= 0) or not np.all(np.isfinite(self.weights)):
+            raise ValueError("scale must be positive and weights finite")
+        if "probe" not in self.combination.weights:
+            raise ValueError("combination must weigh the probe")
+        return self
+
+    @property
+    def width(self) -> int:
+        """The model's hidden size these weights expect per layer."""
+        return self.weights.size // len(self.layers)
+
+    def logit(self, states: Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]) -> float:
+        """The probe's log-odds of "answerable" for the states read at its layers."""
+        rows = []
+        for layer in self.layers:
+            state = states.get(layer, states.get(str(layer)))  # type: ignore[call-overload]
+            if state is None:
+                raise ProbeError(f"no hidden state for layer {layer} (read: {sorted(states)})")
+            row = np.asarray(state, dtype=np.float64)
+            if row.shape != (self.width,):
+                raise ProbeError(f"layer {layer}'s state has shape {row.shape}, the probe expects ({self.width},)")
+            rows.append(row)
+        x = (np.concatenate(rows) - self.mean) / self.scale
+        z = float(x @ self.weights + self.bias)
+        if not np.isfinite(z):
+            raise ProbeError("the hidden state gives a non-finite probe score")
+        return z
+
+    def probability(self, states: Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]) -> float:
+        return sigmoid(self.logit(states))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=1) + "\n", encoding="utf-8")
+
+
+def load_probe(path: Path) -> Probe:
+    """Read a probe file; `ConfigError` says what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"Probe file {path} cannot be read ({exc.strerror}): check guard.probe.") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"Probe file {path} is not JSON ({exc}); write it with `rag-guard fit-probe`.") from None
+    try:
+        return Probe.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ConfigError(
+            f"Probe file {path} is not a valid probe: {where}: {first['msg']}. Fit one with `rag-guard fit-probe`."
+        ) from None
+
+
+def shipped_probe(preset: str) -> Path | None:
+    """The probe fitted for a model preset, when the package ships one."""
+    candidate = resources.files(PROBE_PACKAGE) / f"{preset}.json"
+    return Path(str(candidate)) if candidate.is_file() else None
+
+
+def check_model(probe: Probe, source: Path | str, model_sha256: str, model: str) -> None:
+    """A probe reads one GGUF's hidden states; on any other model its weights are noise, so refuse to load."""
+    if probe.model_sha256 != model_sha256:
+        raise ConfigError(
+            f"Probe {source} was fitted on {probe.model_name} (GGUF sha256 {probe.model_sha256}), but the judge "
+            f"loads {model} (sha256 {model_sha256}). Fit a probe for this model with `rag-guard fit-probe`, "
+            "point guard.probe at one, or set guard.probe: off."
+        )
+
+
+def model_identity(path: Path | None, preset: str) -> tuple[str, str]:
+    """(sha256, description) of the GGUF a judge loads: a preset's is known, a file's is hashed."""
+    from rag_guard.model_files import PRESETS, sha256_of
+
+    if path is None:
+        return PRESETS[preset].sha256, f"preset {preset} ({PRESETS[preset].description})"
+    return sha256_of(path), str(path)
+
+
+def probe_for(settings: Settings) -> Probe:
+    """The probe `guard.probe` names for the judge, checked against the GGUF the judge loads."""
+    judge = settings.judge
+    source = settings.guard.probe
+    if isinstance(source, Path):
+        path = source
+    else:
+        path = shipped_probe(judge.preset) if source == "auto" and judge.path is None else None
+        if path is None:
+            raise ConfigError(
+                f"guard.signals include probe, but guard.probe is {source} and no probe ships for "
+                f"{judge.path or judge.preset}: fit one with `rag-guard fit-probe` and set guard.probe to its file."
+            )
+    probe = load_probe(path)
+    check_model(probe, path, *model_identity(judge.path, judge.preset))
+    if settings.guard.calibration is None and set(probe.combination.weights) != set(settings.guard.signals):
+        raise ConfigError(
+            f"Probe {path} combines the signals {sorted(probe.combination.weights)}, but guard.signals is "
+            f"{sorted(settings.guard.signals)}: set guard.signals to the probe's, or fit a calibration for yours "
+            "with `rag-guard calibrate --write`."
+        )
+    return probe

@@ -1,0 +1,144 @@
+"""Fitting a probe: L2-regularised logistic regression on standardised hidden states (scikit-learn).
+
+The strength C and the layers are chosen by cross-validation grouped by article or paragraph: questions
+written about one paragraph share its words, and a split that put them on both sides would reward
+recognising the paragraph instead of judging the question. Every figure reported is out of fold. Pure:
+arrays in, numbers and a `Probe` out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from rag_guard.calibration import Calibration, fit
+from rag_guard.probe import Probe
+from rag_guard.signals import logit, sigmoid
+
+C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
+"""Strong regularisation: a few hundred questions against 1,536 or more dimensions per layer."""
+FOLDS = 5
+COMBINED = ("verdict", "extract", "probe")
+"""What the shipped combination weighs: the default prompt-level signals and the probe."""
+
+Splits = list[tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A set of layers at its best strength, and how well it did out of fold."""
+
+    layers: tuple[int, ...]
+    c: float
+    auroc: float
+    oof: np.ndarray
+    """Each question's probe log-odds from a fit on the folds that did not hold it."""
+
+
+def grouped_splits(labels: Sequence[bool], groups: Sequence[str], folds: int = FOLDS) -> Splits:
+    """Folds stratified by label, each group (article or paragraph) entirely on one side."""
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise ValueError(f"cross-validation needs questions from at least two groups, not {n_groups}")
+    splitter = StratifiedGroupKFold(n_splits=min(folds, n_groups), shuffle=True, random_state=0)
+    y = np.asarray(labels, dtype=bool)
+    return [(train, test) for train, test in splitter.split(np.zeros(len(y)), y, np.asarray(groups))]
+
+
+def _model(c: float) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=5000))
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, splits: Splits, c: float) -> np.ndarray:
+    scores = np.empty(len(y))
+    for train, test in splits:
+        scores[test] = _model(c).fit(x[train], y[train]).decision_function(x[test])
+    return scores
+
+
+def stack(states: Mapping[int, np.ndarray], layers: Sequence[int]) -> np.ndarray:
+    """The questions' states at `layers`, side by side: (questions, layers x width)."""
+    return np.hstack([np.asarray(states[layer], dtype=np.float64) for layer in layers])
+
+
+def choose(
+    states: Mapping[int, np.ndarray],
+    labels: Sequence[bool],
+    splits: Splits,
+    candidates: Sequence[Sequence[int]],
+    strengths: Sequence[float] = C_GRID,
+) -> list[Candidate]:
+    """Every candidate set of layers at its best strength, best first."""
+    y = np.asarray(labels, dtype=bool)
+    if y.all() or not y.any():
+        raise ValueError("a probe needs both answerable and unanswerable questions")
+    scored = []
+    for layers in candidates:
+        x = stack(states, layers)
+        best: Candidate | None = None
+        for c in strengths:
+            oof = out_of_fold(x, y, splits, c)
+            auroc = float(roc_auc_score(y, oof))
+            if best is None or auroc > best.auroc:
+                best = Candidate(layers=tuple(layers), c=c, auroc=auroc, oof=oof)
+        assert best is not None
+        scored.append(best)
+    return sorted(scored, key=lambda candidate: -candidate.auroc)
+
+
+def combination_features(signals: Sequence[Mapping[str, float]], probe_logits: np.ndarray) -> list[dict[str, float]]:
+    """The prompt-level features with the probe's, as the guard computes them (through its probability)."""
+    return [{**row, "probe": logit(sigmoid(float(z)))} for row, z in zip(signals, probe_logits, strict=True)]
+
+
+def combine(
+    signals: Sequence[Mapping[str, float]], probe_logits: np.ndarray, labels: Sequence[bool], splits: Splits
+) -> tuple[Calibration, np.ndarray]:
+    """The logistic combination of the signals and out-of-fold probe scores, and its own out-of-fold output."""
+    features = combination_features(signals, probe_logits)
+    y = np.asarray(labels, dtype=bool)
+    held_out = np.empty(len(y))
+    for train, test in splits:
+        fitted = fit([features[i] for i in train], y[train].tolist(), COMBINED)
+        held_out[test] = [fitted.apply(features[i]) for i in test]
+    return fit(features, y.tolist(), COMBINED), held_out
+
+
+def fit_probe(
+    states: Mapping[int, np.ndarray],
+    labels: Sequence[bool],
+    chosen: Candidate,
+    combination: Calibration,
+    *,
+    model_sha256: str,
+    model_name: str,
+    fitted_on: list[str],
+    combination_auroc: float | None,
+) -> Probe:
+    """The final probe: `chosen`'s layers and strength, fitted on every question."""
+    y = np.asarray(labels, dtype=bool)
+    model = _model(chosen.c).fit(stack(states, chosen.layers), y)
+    scaler: StandardScaler = model.named_steps["standardscaler"]
+    regression: LogisticRegression = model.named_steps["logisticregression"]
+    return Probe(
+        layers=list(chosen.layers),
+        mean=scaler.mean_,
+        scale=scaler.scale_,
+        weights=regression.coef_[0],
+        bias=float(regression.intercept_[0]),
+        model_sha256=model_sha256,
+        model_name=model_name,
+        c=chosen.c,
+        fitted_on=fitted_on,
+        n=len(y),
+        heldout_auroc=chosen.auroc,
+        combination=combination,
+        combination_heldout_auroc=combination_auroc,
+    )

@@ -1,0 +1,1 @@
+"""Probe files fitted for the model presets (`rag-guard fit-probe`): `<preset>.json`."""

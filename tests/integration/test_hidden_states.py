@@ -1,0 +1,63 @@
+"""Hidden states read from the embedded model's own forward pass (small preset): the verdict does not move,
+the state does not depend on what was cached before, and the shipped probe scores it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from langchain_core.documents import Document
+
+from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.model_files import PRESETS
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.probe import check_model, load_probe, shipped_probe
+from rag_guard.prompts import GUARD_INSTRUCTION, build_messages
+from tests.fakes import FixedRetriever
+
+pytestmark = pytest.mark.integration
+
+DOCS = [Document(page_content="Voyager 2 was launched on 20 August 1977.", metadata={"source": "voyager.md"})]
+PROMPT = build_messages("When was Voyager 2 launched?", DOCS, GUARD_INSTRUCTION)
+ONE_TOKEN = {"max_tokens": 1, "logprobs": True, "top_logprobs": 20}
+
+
+def test_reading_hidden_states_leaves_the_verdict_bit_identical(small_model):
+    bare = ChatLlamaCpp(model_path=small_model.model_path, n_ctx=small_model.n_ctx, read_hidden_states=False)
+    bare.forget_prompt()
+    small_model.forget_prompt()
+    observed = small_model.invoke(PROMPT, hidden_layers=[6, 14, 23], **ONE_TOKEN)
+    plain = bare.invoke(PROMPT, **ONE_TOKEN)
+    assert observed.response_metadata["logprobs"] == plain.response_metadata["logprobs"]
+    states = observed.response_metadata["hidden_states"]
+    assert sorted(states) == [6, 14, 23]
+    assert all(len(state) == 896 and np.isfinite(state).all() for state in states.values())
+    assert "hidden_states" not in plain.response_metadata
+
+
+def test_the_state_read_after_a_whole_guarded_answer_equals_a_cold_one(small_model):
+    small_model.forget_prompt()
+    cold = small_model.invoke(PROMPT, hidden_layers=[14], **ONE_TOKEN).response_metadata["hidden_states"][14]
+    answering = SufficiencyGuard(judge=small_model, answer_threshold=0.0, clarify_threshold=0.0)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=answering, answerer=small_model)
+    assert rag.invoke("Who built Voyager 2?").decision.value == "answer"
+    warm = small_model.invoke(PROMPT, hidden_layers=[14], **ONE_TOKEN)
+    assert warm.response_metadata["prompt_tokens_reused"] > 0
+    assert warm.response_metadata["hidden_states"][14] == cold
+
+
+def test_a_layer_the_model_does_not_have_is_a_clear_error(small_model):
+    with pytest.raises(ValueError, match=r"hidden_layers \(24,\) must lie in 0\.\.23"):
+        small_model.invoke(PROMPT, hidden_layers=[24], **ONE_TOKEN)
+
+
+def test_the_shipped_small_probe_matches_its_model_and_scores_the_verdicts_state(small_model):
+    path = shipped_probe("small")
+    assert path is not None
+    probe = load_probe(path)
+    check_model(probe, path, PRESETS["small"].sha256, "small")
+    guard = SufficiencyGuard(judge=small_model, signals=("verdict", "extract", "probe"), probe=probe)
+    verdict = guard.invoke({"question": "When was Voyager 2 launched?", "documents": DOCS})
+    assert verdict.signals is not None and verdict.signals.probe is not None
+    assert 0.0 < verdict.signals.probe < 1.0
+    assert verdict.p_sufficient == pytest.approx(probe.combination.apply(verdict.signals.features()))

@@ -1,0 +1,141 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from rag_guard.calibration import Calibration
+from rag_guard.errors import ConfigError
+from rag_guard.metrics import auroc
+from rag_guard.probe import Probe, ProbeError, check_model, load_probe
+from rag_guard.probe_fit import choose, combine, fit_probe, grouped_splits
+from rag_guard.signals import sigmoid
+
+SHA = "a" * 64
+COMBINATION = Calibration(weights={"verdict": 1.0, "extract": 0.2, "probe": 0.8}, bias=-0.5)
+
+
+def a_probe(**changes) -> Probe:
+    fields = {
+        "layers": [3],
+        "mean": np.array([1.0, 0.0, 0.0, 2.0], dtype=np.float32),
+        "scale": np.array([2.0, 1.0, 1.0, 0.5], dtype=np.float32),
+        "weights": np.array([1.0, -1.0, 0.0, 0.5], dtype=np.float32),
+        "bias": 0.25,
+        "model_sha256": SHA,
+        "model_name": "test model",
+        "c": 0.01,
+        "fitted_on": ["unit.jsonl (40)"],
+        "n": 40,
+        "heldout_auroc": 0.9,
+        "combination": COMBINATION,
+    }
+    return Probe(**{**fields, **changes})
+
+
+def test_the_probe_scores_the_standardised_state_with_its_weights():
+    state = [3.0, 1.0, 7.0, 2.5]
+    z = ((3 - 1) / 2) * 1.0 + (1 / 1) * -1.0 + 0.0 + ((2.5 - 2) / 0.5) * 0.5 + 0.25
+    assert a_probe().logit({3: state}) == pytest.approx(z)
+    assert a_probe().probability({"3": state}) == pytest.approx(sigmoid(z))  # JSON keys arrive as text
+
+
+def test_a_missing_or_misshapen_state_is_an_error_the_guard_can_refuse_on():
+    with pytest.raises(ProbeError, match="no hidden state for layer 3"):
+        a_probe().logit({17: [0.0] * 4})
+    with pytest.raises(ProbeError, match="shape"):
+        a_probe().logit({3: [0.0] * 5})
+
+
+def test_a_probe_file_round_trips_exactly_and_stays_small(tmp_path):
+    rng = np.random.default_rng(0)
+    width = 1536
+    probe = a_probe(mean=rng.normal(size=width), scale=rng.uniform(0.5, 2, size=width), weights=rng.normal(size=width))
+    path = tmp_path / "probe.json"
+    probe.save(path)
+    loaded = load_probe(path)
+    state = rng.normal(size=width)
+    assert loaded.logit({3: state}) == probe.logit({3: state})
+    assert loaded.combination == COMBINATION
+    assert path.stat().st_size < 30_000  # base64 float32: ~8 KB per array of 1536
+    assert json.loads(path.read_text())["model_sha256"] == SHA
+
+
+def test_a_broken_probe_file_says_what_is_wrong_and_how_to_get_a_good_one(tmp_path):
+    path = tmp_path / "probe.json"
+    path.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"is not JSON.*fit-probe"):
+        load_probe(path)
+    data = json.loads(a_probe().model_dump_json())
+    path.write_text(json.dumps({**data, "weights": "AAAAAA=="}))  # one float against four
+    with pytest.raises(ConfigError, match="not a valid probe"):
+        load_probe(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_probe(tmp_path / "absent.json")
+
+
+def test_a_probe_for_another_gguf_is_a_config_error_naming_both_models():
+    with pytest.raises(ConfigError) as caught:
+        check_model(a_probe(), "probe.json", "b" * 64, "other.gguf")
+    message = str(caught.value)
+    assert SHA in message and "b" * 64 in message and "other.gguf" in message and "test model" in message
+    check_model(a_probe(), "probe.json", SHA, "the same model")  # no error
+
+
+def synthetic(n_groups: int = 12, per_group: int = 10, width: int = 16, seed: int = 0):
+    """Layer 1 carries the label along one direction (plus noise); layer 2 is noise only."""
+    rng = np.random.default_rng(seed)
+    n = n_groups * per_group
+    labels = rng.permutation(np.arange(n) % 2 == 0)
+    groups = [f"paragraph-{i // per_group}" for i in range(n)]
+    direction = rng.normal(size=width)
+    signal = rng.normal(size=(n, width)) + np.outer(np.where(labels, 1.5, -1.5), direction / np.linalg.norm(direction))
+    states = {1: signal, 2: rng.normal(size=(n, width))}
+    return states, labels.tolist(), groups
+
+
+def test_grouped_folds_never_put_one_paragraph_on_both_sides():
+    _, labels, groups = synthetic()
+    splits = grouped_splits(labels, groups)
+    assert len(splits) == 5
+    for train, test in splits:
+        assert not {groups[i] for i in train} & {groups[i] for i in test}
+    with pytest.raises(ValueError, match="two groups"):
+        grouped_splits(labels, ["one"] * len(labels))
+
+
+def test_the_fitter_finds_the_informative_layer_and_separates_held_out_questions():
+    states, labels, groups = synthetic()
+    splits = grouped_splits(labels, groups)
+    ranked = choose(states, labels, splits, [(2,), (1,), (1, 2)])
+    assert ranked[0].layers in {(1,), (1, 2)}
+    assert ranked[0].auroc > 0.95
+    noise = next(candidate for candidate in ranked if candidate.layers == (2,))
+    assert noise.auroc < 0.75
+
+
+def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_combination():
+    states, labels, groups = synthetic()
+    splits = grouped_splits(labels, groups)
+    best = choose(states, labels, splits, [(1,)])[0]
+    # prompt-level signals that know little: the combination should lean on the probe
+    signals = [{"verdict": 0.3 if y else 0.1, "extract": math.log(0.5)} for y in labels]
+    combination, held_out = combine(signals, best.oof, labels, splits)
+    assert combination.weights["probe"] > 0
+    assert held_out.shape == (len(labels),)
+    probe = fit_probe(
+        states,
+        labels,
+        best,
+        combination,
+        model_sha256=SHA,
+        model_name="m",
+        fitted_on=["synthetic (120)"],
+        combination_auroc=0.9,
+    )
+    scores = [probe.probability({1: states[1][i]}) for i in range(len(labels))]
+    assert auroc(scores, labels) > 0.95
+    answerable = [p for p, y in zip(scores, labels, strict=True) if y]
+    unanswerable = [p for p, y in zip(scores, labels, strict=True) if not y]
+    assert np.mean(answerable) > 0.6 > 0.4 > np.mean(unanswerable)
+    assert probe.layers == [1] and probe.n == len(labels) and probe.c == best.c
