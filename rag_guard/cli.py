@@ -226,7 +226,7 @@ def _judge_labelled(
     if features is not None:
         from rag_guard.features import eval_features, save_features
 
-        save_features(features, eval_features(result, labelled, settings, corpus, questions.name))
+        save_features(features, eval_features(result, labelled, settings, corpus, _label(questions)))
         err.print(f"States at layers {list(read)} kept in {features}", highlight=False)
     return result
 
@@ -410,7 +410,7 @@ def fit_probe(
             labelled = load_questions(path)
             if limit is not None:
                 labelled = stratified_sample(labelled, [q.answerable for q in labelled], limit)
-            asked += [(path.name, q) for q in labelled]
+            asked += [(_label(path), q) for q in labelled]
         wanted = sorted({layer for candidate in candidates for layer in candidate})
         with _progress() as progress:
             task = progress.add_task("Reading hidden states", total=None)
@@ -428,7 +428,7 @@ def fit_probe(
         signals = [row.signals.features() for row in rows]
         combination, combined = combine(signals, best.oof, labels, splits)
         sha, name = model_identity(settings.judge.path, settings.judge.preset)
-        fitted_on = [f"{path.name} ({sum(row.source == path.name for row in rows)})" for path in questions]
+        fitted_on = [f"{_label(path)} ({sum(row.source == _label(path) for row in rows)})" for path in questions]
         probe = fit_probe(
             states,
             labels,
@@ -451,14 +451,19 @@ def fit_probe(
     for column in ("questions", "n", "today's default", "probe", "probe + signals"):
         per_file.add_column(column, justify="right" if column != "questions" else "left")
     for path in questions:
-        mine = [i for i, row in enumerate(rows) if row.source == path.name]
+        mine = [i for i, row in enumerate(rows) if row.source == _label(path)]
         y = [labels[i] for i in mine]
         default = [rows[i].signals.combined() for i in mine]
         cells = [auroc(default, y), auroc(best.oof[mine].tolist(), y), auroc(combined[mine].tolist(), y)]
-        per_file.add_row(path.name, str(len(mine)), *("n/a" if v is None else f"{v:.3f}" for v in cells))
+        per_file.add_row(_label(path), str(len(mine)), *("n/a" if v is None else f"{v:.3f}" for v in cells))
     out.print(per_file)
     weights = ", ".join(f"{k} {v:.3f}" for k, v in combination.weights.items())
     out.print(f"Combination: {weights}; bias {combination.bias:.3f}. Wrote {output}.", highlight=False)
+
+
+def _label(path: Path) -> str:
+    """A questions file as figures name it: with its folder, since sets tend to be called questions.jsonl."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
 
 
 def _layer_set(text: str) -> tuple[int, ...]:
