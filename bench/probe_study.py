@@ -4,7 +4,9 @@ Reads feature files written by `rag-guard fit-probe --features` and `rag-guard e
 hidden states per question, no question text) and prints markdown tables. Every figure is held out: a set in
 the fit is scored out of fold (folds grouped by article or paragraph), any other set is scored whole.
 
-    .venv/bin/python bench/probe_study.py --train F --bundled F --normans F [--probe FILE] [--half FILE]
+    .venv/bin/python bench/probe_study.py --fit F --normans F [--probe FILE] [--half FILE]
+
+`--fit` holds the fitting sets as fit-probe labels them (`squad2-train/...` and `corpora/...`).
 """
 
 from __future__ import annotations
@@ -170,16 +172,18 @@ def paragraph_half(group: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--bundled", type=Path, required=True)
-    parser.add_argument("--normans", type=Path, required=True)
+    parser.add_argument("--fit", type=Path, required=True, help="fit-probe's features: squad2-train and bundled")
+    parser.add_argument("--normans", type=Path, required=True, help="eval --features on the Normans slice")
     parser.add_argument("--probe", type=Path, help="the shipped probe file, scored on every set")
     parser.add_argument("--half", type=Path, help="a probe fitted on the odd-numbered Normans paragraphs")
     parser.add_argument("--pair", action="append", default=[], help="layers side by side, e.g. 14+17")
     parser.add_argument("--curve-layer", type=int)
     parser.add_argument("--skip-layers", action="store_true")
     args = parser.parse_args()
-    train, bundled, normans = (load_features(path) for path in (args.train, args.bundled, args.normans))
+    fitting = load_features(args.fit)
+    train = [row for row in fitting if row.source.startswith("squad2-train/")]
+    bundled = [row for row in fitting if row.source.startswith("corpora/")]
+    normans = load_features(args.normans)
     print(f"train {len(train)}, bundled {len(bundled)}, Normans {len(normans)} questions\n")
     if args.probe:
         probe = load_probe(args.probe)

@@ -141,8 +141,9 @@ class ChromaSettings(_Section):
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
-"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token. With a
-probe for the embedded judge (`guard.probe`), two_call's default adds `probe`."""
+"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token. The
+hidden-state probe is not in the default yet: it raised unanswerable questions over passages carrying injected
+instructions above the answer threshold (docs/probe.md); list it in `guard.signals` to use it."""
 
 
 class GuardSettings(_Section):
@@ -179,9 +180,8 @@ class GuardSettings(_Section):
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
     probe: Literal["auto", "off"] | Path = "auto"
-    """The hidden-state probe of the embedded judge: `auto` is the probe shipped for the judge's preset (none
-    for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF. When one is
-    found and `signals` is left out, the default signals add `probe`."""
+    """The hidden-state probe the `probe` signal reads: `auto` is the probe shipped for the embedded judge's
+    preset (none for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF."""
 
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
@@ -276,27 +276,6 @@ class Settings(_Section):
     def judge(self) -> ModelSettings:
         """The model that judges: `guard.model`, else `model`."""
         return self.guard.model or self.model
-
-    @model_validator(mode="before")
-    @classmethod
-    def _probe_in_default_signals(cls, data: Any) -> Any:
-        """Left out, `guard.signals` becomes the mode's default plus `probe` when the judge has one."""
-        if not isinstance(data, dict) or not isinstance(data.get("guard", {}), dict):
-            return data
-        guard = data.get("guard") or {}
-        judge = guard.get("model") or data.get("model") or {}
-        if (
-            guard.get("signals") is not None
-            or not isinstance(judge, dict)
-            or guard.get("mode", "two_call") != "two_call"
-        ):
-            return data
-        if judge.get("provider", "llamacpp") != "llamacpp" or guard.get("probe", "auto") == "off":
-            return data
-        if guard.get("probe", "auto") == "auto" and (judge.get("path") or not _ships_probe(judge.get("preset"))):
-            return data
-        signals = [*DEFAULT_SIGNALS["two_call"], "probe"]
-        return {**data, "guard": {**guard, "signals": signals}}
 
     @model_validator(mode="after")
     def _probe_readable(self) -> Settings:

@@ -89,20 +89,17 @@ def test_environment_overrides_take_flow_lists(tmp_path):
     assert settings.guard.signals == ["verdict", "missing"]
 
 
-def test_signals_left_out_or_null_take_the_modes_default_with_the_shipped_probe(tmp_path):
-    with_probe = ["verdict", "extract", "probe"]
-    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == with_probe
-    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == with_probe
-    small = load_config(write(tmp_path, "model:\n  preset: small\n"), env={})
-    assert small.guard.signals == with_probe
-    off = load_config(write(tmp_path, "guard:\n  probe: off\n"), env={})
-    assert off.guard.signals == ["verdict", "extract"]
-    gguf = load_config(write(tmp_path, "model:\n  path: some.gguf\n"), env={})
-    assert gguf.guard.signals == ["verdict", "extract"]  # no probe ships for a model of one's own
-    server = load_config(write(tmp_path, "model:\n  provider: ollama\n  name: qwen2.5:7b\n"), env={})
-    assert server.guard.signals == ["verdict", "extract"]
+def test_signals_left_out_or_null_take_the_modes_default(tmp_path):
+    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == ["verdict", "extract"]
+    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == ["verdict", "extract"]
     single = load_config(write(tmp_path, "guard:\n  signals: null\n"), env={"RAG_GUARD_GUARD__MODE": "single_pass"})
     assert single.guard.signals == ["verdict"]
+
+
+def test_the_probe_is_listed_to_be_used_and_the_shipped_one_is_found_for_both_presets(tmp_path):
+    for preset in ("default", "small"):
+        text = f"model:\n  preset: {preset}\nguard:\n  signals: [verdict, extract, probe]\n"
+        assert load_config(write(tmp_path, text), env={}).guard.signals == ["verdict", "extract", "probe"]
 
 
 def test_probe_with_a_server_judge_is_a_config_error_that_says_why(tmp_path):
