@@ -17,13 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from signal_table import paired_bootstrap  # bench/ is the script's folder, so its sibling imports
 
 from rag_guard.features import FeatureRow, load_features
 from rag_guard.metrics import auroc, stratified_sample
 from rag_guard.probe import Probe, load_probe
 from rag_guard.probe_fit import Candidate, choose, combination_features, combine, grouped_splits
-
-RESAMPLES = 2000
 
 
 def layers_in(rows: Sequence[FeatureRow]) -> list[int]:
@@ -44,18 +43,8 @@ def default_scores(rows: Sequence[FeatureRow]) -> list[float]:
 
 
 def paired_gain(labels: list[bool], better: list[float], base: list[float]) -> tuple[float, float, float]:
-    """The AUROC gain's 95 % interval over resampled question sets, and the share of resamples it is positive in."""
-    rng = np.random.default_rng(0)
-    y = np.array(labels)
-    gains = []
-    for _ in range(RESAMPLES):
-        pick = rng.integers(0, len(y), len(y))
-        if y[pick].all() or not y[pick].any():
-            continue
-        chosen = y[pick].tolist()
-        gains.append((auroc([better[i] for i in pick], chosen) or 0) - (auroc([base[i] for i in pick], chosen) or 0))
-    low, high = np.percentile(gains, [2.5, 97.5])
-    return float(low), float(high), float(np.mean(np.array(gains) > 0))
+    """The signal study's paired bootstrap of an AUROC gain, on these labels."""
+    return paired_bootstrap([{"answerable": y} for y in labels], better, base)
 
 
 class Fit:

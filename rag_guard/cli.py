@@ -217,6 +217,10 @@ def _judge_labelled(
     labelled = load_questions(questions)
     if not corpus.is_dir():
         raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+    if features is not None:
+        from rag_guard.features import require_embedded
+
+        require_embedded(settings)
     read = tuple(layers or _default_layers(settings)) if features is not None else ()
     with _progress() as progress:
         task = progress.add_task("Judging", total=None)

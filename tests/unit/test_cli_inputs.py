@@ -55,38 +55,23 @@ def test_missing_corpus_directory_exits_non_zero_and_names_it(tmp_path):
     assert "does not exist" in result.output
 
 
+def fit_probe_with(tmp_path, config: str, question: str, *extra: str):
+    (tmp_path / "config.yaml").write_text(config, encoding="utf-8")
+    (tmp_path / "q.jsonl").write_text(question + "\n", encoding="utf-8")
+    args = ["fit-probe", "--questions", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "p.json")]
+    return run(*args, *extra, "--config", str(tmp_path / "config.yaml"))
+
+
 def test_fit_probe_with_a_server_judge_says_only_the_embedded_model_has_hidden_states(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text("model:\n  provider: ollama\n  name: qwen2.5:7b\n", encoding="utf-8")
-    questions = tmp_path / "q.jsonl"
-    questions.write_text('{"question": "Who?", "answerable": true, "context": "Ann did."}\n', encoding="utf-8")
-    result = CliRunner().invoke(
-        app, ["fit-probe", "--questions", str(questions), "--out", str(tmp_path / "p.json"), "--config", str(config)]
-    )
+    server = "model:\n  provider: ollama\n  name: qwen2.5:7b\n"
+    result = fit_probe_with(tmp_path, server, '{"question": "Who?", "answerable": true, "context": "Ann did."}')
     assert result.exit_code == 2
     assert "embedded model only" in result.output and "ollama" in result.output
     assert not (tmp_path / "p.json").exists()
 
 
 def test_fit_probe_names_a_question_without_context_when_no_corpus_is_given(tmp_path):
-    config = tmp_path / "config.yaml"
-    config.write_text("guard:\n  probe: off\n", encoding="utf-8")
-    questions = tmp_path / "q.jsonl"
-    questions.write_text('{"question": "Who built it?", "answerable": true}\n', encoding="utf-8")
-    result = CliRunner().invoke(
-        app,
-        [
-            "fit-probe",
-            "--questions",
-            str(questions),
-            "--out",
-            str(tmp_path / "p.json"),
-            "--layers",
-            "3",
-            "--config",
-            str(config),
-        ],
-    )
+    result = fit_probe_with(tmp_path, "{}\n", '{"question": "Who built it?", "answerable": true}', "--layers", "3")
     assert result.exit_code != 0
     assert "Who built it?" in result.output and "--corpus" in result.output
 
