@@ -297,10 +297,10 @@ class Settings(_Section):
         return self
 
 
-def _ships_probe(preset: Any) -> bool:
+def _ships_probe(preset: str) -> bool:
     from rag_guard.probe import shipped_probe
 
-    return isinstance(preset, str | type(None)) and shipped_probe(preset or "default") is not None
+    return shipped_probe(preset) is not None
 
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
