@@ -141,9 +141,8 @@ class ChromaSettings(_Section):
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
-"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token. The
-hidden-state probe is not in the default yet: it raised unanswerable questions over passages carrying injected
-instructions above the answer threshold (docs/probe.md); list it in `guard.signals` to use it."""
+"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token.
+`Settings` adds the hidden-state probe when the judge can be probed (`_probe_by_default`)."""
 
 
 class GuardSettings(_Section):
@@ -277,6 +276,26 @@ class Settings(_Section):
         """The model that judges: `guard.model`, else `model`."""
         return self.guard.model or self.model
 
+    @model_validator(mode="before")
+    @classmethod
+    def _probe_by_default(cls, data: Any) -> Any:
+        """Unset signals with an embedded judge that has a probe (shipped for its preset, or named): add it."""
+        if not isinstance(data, dict):
+            return data
+        guard = _as_dict(data.get("guard"))
+        if guard.get("signals") is not None or guard.get("mode", "two_call") != "two_call":
+            return data
+        if guard.get("calibration") is not None or guard.get("probe", "auto") == "off":
+            return data
+        judge = _as_dict(guard.get("model") or data.get("model"))
+        if judge.get("provider", "llamacpp") != "llamacpp":
+            return data
+        named = guard.get("probe", "auto") != "auto"
+        preset = judge.get("preset", "default")
+        if not named and (judge.get("path") is not None or not (str(preset).isalnum() and _ships_probe(preset))):
+            return data
+        return {**data, "guard": {**guard, "signals": [*DEFAULT_SIGNALS["two_call"], "probe"]}}
+
     @model_validator(mode="after")
     def _probe_readable(self) -> Settings:
         if "probe" not in self.guard.signals:
@@ -295,6 +314,13 @@ class Settings(_Section):
                 "to its file, or drop probe from guard.signals"
             )
         return self
+
+
+def _as_dict(section: Any) -> dict[str, Any]:
+    """A section as given to `Settings`: a mapping, a validated section, or nothing."""
+    if isinstance(section, BaseModel):
+        return section.model_dump(exclude_unset=True)
+    return dict(section) if isinstance(section, dict) else {}
 
 
 def _ships_probe(preset: str) -> bool:

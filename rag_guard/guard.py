@@ -123,7 +123,8 @@ def verdict_from_reply(
             "signal needs the retriever's similarity in each document's metadata['score'])",
             timings=timings,
         )
-    p = calibration.apply(signals.features()) if calibration else signals.combined()
+    uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
+    p = signals.capped(uncapped)
     decision = decide(p, answer_threshold, clarify_threshold)
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
@@ -138,7 +139,7 @@ def verdict_from_reply(
         token=position.token,
         logprob=position.logprob,
         alternatives=alternatives(position),
-        reason=f"p_sufficient {p:.3f} {bound}",
+        reason=f"p_sufficient {p:.3f} {bound}" + (f" (capped from {uncapped:.3f} by the prompt-level signals)" if p < uncapped else ""),
         timings=timings,
     )
 

@@ -67,6 +67,12 @@ class Signals(BaseModel):
         }
         return {name: value for name, value in values.items() if value is not None}
 
+    def capped(self, p: float) -> float:
+        """`p` never above the prompt-level score (`combined`) when the probe was measured: the probe reads the
+        state that injected passage text leaves behind, which can raise it on a question the passages do not
+        answer (docs/probe.md), so it may lower confidence, never raise it."""
+        return min(p, self.combined()) if self.probe is not None else p
+
     def combined(self) -> float:
         """P(sufficient) without a fitted calibration, in log-odds: the verdict, averaged with the reversed
         question's answer when there is one (a model's leaning towards the word True cancels out), its odds

@@ -89,11 +89,27 @@ def test_environment_overrides_take_flow_lists(tmp_path):
     assert settings.guard.signals == ["verdict", "missing"]
 
 
-def test_signals_left_out_or_null_take_the_modes_default(tmp_path):
-    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == ["verdict", "extract"]
-    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == ["verdict", "extract"]
+def test_signals_left_out_or_null_take_the_modes_default_with_the_probe_for_an_embedded_preset(tmp_path):
+    probed = ["verdict", "extract", "probe"]
+    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == probed
+    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == probed
+    small = load_config(write(tmp_path, "model:\n  preset: small\n"), env={})
+    assert small.guard.signals == probed
     single = load_config(write(tmp_path, "guard:\n  signals: null\n"), env={"RAG_GUARD_GUARD__MODE": "single_pass"})
     assert single.guard.signals == ["verdict"]
+
+
+def test_without_a_probe_for_the_judge_the_default_signals_leave_it_out(tmp_path):
+    unprobed = {
+        "server": "model:\n  provider: ollama\n  name: qwen2.5:7b\n",
+        "server judge": "guard:\n  model:\n    provider: openai\n    name: gpt-x\n",
+        "own GGUF": "model:\n  path: some.gguf\n",
+        "switched off": "guard:\n  probe: off\n",
+    }
+    for case, text in unprobed.items():
+        assert load_config(write(tmp_path, text), env={}).guard.signals == ["verdict", "extract"], case
+    named = load_config(write(tmp_path, "model:\n  path: some.gguf\nguard:\n  probe: mine.json\n"), env={})
+    assert named.guard.signals == ["verdict", "extract", "probe"]
 
 
 def test_the_probe_is_listed_to_be_used_and_the_shipped_one_is_found_for_both_presets(tmp_path):

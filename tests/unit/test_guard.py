@@ -139,17 +139,30 @@ def probed_guard(hidden: dict[int, list[float]], p_true: float = 0.6) -> tuple[S
 def test_the_probe_reads_the_verdict_calls_own_hidden_state_and_its_combination_makes_p():
     from rag_guard.signals import Signals, sigmoid
 
-    guard, judge = probed_guard({3: [3.0, 1.0, 7.0, 2.5]})
+    doubtful = [-5.0, 1.0, 7.0, 2.5]  # a state the probe scores low
+    guard, judge = probed_guard({3: doubtful})
     verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
     asked = [call.get("hidden_layers") for call in judge.calls]
     assert asked == [None, [3]]  # the answer start asks for nothing; the verdict for the probe's layer
     probe = guard.probe
     assert probe is not None
-    expected_probe = probe.probability({3: [3.0, 1.0, 7.0, 2.5]})
+    expected_probe = probe.probability({3: doubtful})
     assert verdict.signals is not None and verdict.signals.probe == pytest.approx(expected_probe)
     features = Signals(verdict=0.6, extract=1.0, probe=expected_probe).features()
     combined = sigmoid(probe.combination.bias + sum(w * features[k] for k, w in probe.combination.weights.items()))
+    assert combined < 0.6
     assert verdict.p_sufficient == pytest.approx(combined)
+    assert "capped" not in verdict.reason
+
+
+def test_the_probe_can_lower_p_but_never_raise_it_above_the_prompt_level_score():
+    confident = [9.0, -3.0, 7.0, 4.0]  # a state the probe scores high, as injected text can make it
+    guard, _ = probed_guard({3: confident}, p_true=0.5)
+    verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    assert verdict.signals is not None and verdict.signals.probe is not None and verdict.signals.probe > 0.99
+    assert verdict.p_sufficient == pytest.approx(verdict.signals.combined())
+    assert verdict.decision is Decision.CLARIFY  # 0.5: not lifted over the 0.6 answer threshold
+    assert "capped from" in verdict.reason
 
 
 def test_without_the_hidden_state_the_probe_cannot_score_and_the_guard_refuses():
