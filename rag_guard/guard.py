@@ -126,6 +126,7 @@ def verdict_from_reply(
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
     p = signals.capped(uncapped)
     decision = decide(p, answer_threshold, clarify_threshold)
+    capped = f" (capped from {uncapped:.3f} by the prompt-level signals)" if p < uncapped else ""
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
         Decision.CLARIFY: f"in [clarify_threshold {clarify_threshold}, answer_threshold {answer_threshold})",
@@ -139,7 +140,7 @@ def verdict_from_reply(
         token=position.token,
         logprob=position.logprob,
         alternatives=alternatives(position),
-        reason=f"p_sufficient {p:.3f} {bound}" + (f" (capped from {uncapped:.3f} by the prompt-level signals)" if p < uncapped else ""),
+        reason=f"p_sufficient {p:.3f} {bound}{capped}",
         timings=timings,
     )
 
