@@ -307,12 +307,10 @@ class Settings(_Section):
                 "sends none over its API (only the embedded llamacpp model can be probed): drop probe from "
                 "guard.signals"
             )
-        if self.guard.probe == "auto" and (judge.path is not None or not _ships_probe(judge.preset)):
-            raise ValueError(
-                "guard.signals include probe with probe: auto, but no probe ships for "
-                f"{judge.path or 'preset ' + judge.preset}: fit one with `rag-guard fit-probe` and set guard.probe "
-                "to its file, or drop probe from guard.signals"
-            )
+        from rag_guard.probe import no_probe_for, probe_path
+
+        if probe_path(self.guard.probe, judge.path, judge.preset) is None:
+            raise ValueError(no_probe_for(judge.path, judge.preset))
         return self
 
 

@@ -12,6 +12,7 @@ Arrays are stored as base64 of little-endian float32: a probe on one 1536-wide l
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -160,27 +161,44 @@ def check_model(probe: Probe, source: Path | str, model_sha256: str, model: str)
 
 
 def model_identity(path: Path | None, preset: str) -> tuple[str, str]:
-    """(sha256, description) of the GGUF a judge loads: a preset's is known, a file's is hashed."""
-    from rag_guard.model_files import PRESETS, sha256_of
+    """(sha256, description) of the GGUF a judge loads: a preset's is known, a file's is hashed (once per
+    version of the file: hashing a GB takes seconds)."""
+    from rag_guard.model_files import PRESETS
 
     if path is None:
         return PRESETS[preset].sha256, f"preset {preset} ({PRESETS[preset].description})"
-    return sha256_of(path), str(path)
+    stat = path.stat()
+    return _hashed(path.resolve(), stat.st_mtime_ns, stat.st_size), str(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _hashed(path: Path, mtime_ns: int, size: int) -> str:
+    from rag_guard.model_files import sha256_of
+
+    return sha256_of(path)
+
+
+def probe_path(source: Literal["auto", "off"] | Path, model_path: Path | None, preset: str) -> Path | None:
+    """The file `guard.probe` stands for: a named file, else the probe shipped for the preset (none for a
+    judge's own GGUF, or when `off`)."""
+    if isinstance(source, Path):
+        return source
+    return shipped_probe(preset) if source == "auto" and model_path is None else None
+
+
+def no_probe_for(model_path: Path | None, preset: str) -> str:
+    return (
+        f"guard.signals include probe, but no probe ships for {model_path or 'preset ' + preset}: fit one with "
+        "`rag-guard fit-probe` and set guard.probe to its file, or drop probe from guard.signals"
+    )
 
 
 def probe_for(settings: Settings) -> Probe:
     """The probe `guard.probe` names for the judge, checked against the GGUF the judge loads."""
     judge = settings.judge
-    source = settings.guard.probe
-    if isinstance(source, Path):
-        path = source
-    else:
-        path = shipped_probe(judge.preset) if source == "auto" and judge.path is None else None
-        if path is None:
-            raise ConfigError(
-                f"guard.signals include probe, but guard.probe is {source} and no probe ships for "
-                f"{judge.path or judge.preset}: fit one with `rag-guard fit-probe` and set guard.probe to its file."
-            )
+    path = probe_path(settings.guard.probe, judge.path, judge.preset)
+    if path is None:
+        raise ConfigError(no_probe_for(judge.path, judge.preset))
     probe = load_probe(path)
     check_model(probe, path, *model_identity(judge.path, judge.preset))
     if settings.guard.calibration is None and set(probe.combination.weights) != set(settings.guard.signals):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag_guard.signals import Signals
 from tests.integration.helpers import ANSWER_KEYS, ask_json, run
 
 pytestmark = pytest.mark.integration
@@ -38,3 +39,16 @@ def test_the_answer_start_is_sure_of_a_stated_name_and_absent_for_an_off_topic_q
     assert stated["signals"]["extract"] > 0.5  # "Karl", in one spelling or another
     assert off_topic["signals"]["extract"] < 0.1  # mostly "unanswerable"
     assert off_topic["p_sufficient"] < off_topic["raw_p"]  # and it discounts the verdict
+
+
+def test_the_shipped_probe_is_sure_of_a_stated_fact_and_turns_down_a_near_miss_the_prompt_would_pass(default_config):
+    stated = ask_json(default_config, "When was Voyager 2 launched?")["verdict"]
+    near_miss = ask_json(
+        default_config, "What is the ideal hydration for sourdough, and what temperature should the oven be set to?"
+    )
+    assert stated["signals"]["probe"] > 0.9
+    verdict = near_miss["verdict"]
+    prompt_level = Signals.model_validate(verdict["signals"]).combined()
+    assert verdict["signals"]["probe"] < 0.2  # the articles give no oven temperature
+    assert prompt_level >= 0.7 > verdict["p_sufficient"]  # the prompt-level score alone would have answered
+    assert near_miss["decision"] != "answer"

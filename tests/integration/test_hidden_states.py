@@ -60,4 +60,5 @@ def test_the_shipped_small_probe_matches_its_model_and_scores_the_verdicts_state
     verdict = guard.invoke({"question": "When was Voyager 2 launched?", "documents": DOCS})
     assert verdict.signals is not None and verdict.signals.probe is not None
     assert 0.0 < verdict.signals.probe < 1.0
-    assert verdict.p_sufficient == pytest.approx(probe.combination.apply(verdict.signals.features()))
+    combined = probe.combination.apply(verdict.signals.features())
+    assert verdict.p_sufficient == pytest.approx(verdict.signals.capped(combined))

