@@ -24,9 +24,11 @@ from rag_guard.signals import Signals
 
 if TYPE_CHECKING:
     from rag_guard.config import ModelSettings, Settings
-    from rag_guard.evaluation import EvalReport
+    from rag_guard.evaluation import EvalReport, Judged
 
 Progress = Callable[[int, int], None]
+SAVE_EVERY = 20
+"""Questions judged between two writes of the features file (a write takes about a second)."""
 
 
 @dataclass
@@ -155,24 +157,20 @@ def read_features(
         models = build_models(plain)
         load_models(models.judge)
         guard = SufficiencyGuard.from_settings(plain, models.judge).model_copy(update={"read_layers": tuple(layers)})
-        asked = [questions[i][1] for i in todo]
         with temporary_retriever(settings, corpus) if corpus is not None else contextlib.nullcontext() as retriever:
-            judged = asyncio.run(judge_all(guard, given_or_retrieved(retriever), asked, 1, progress))
-        for i, result in zip(todo, judged, strict=True):
-            verdict, question = result.verdict, questions[i][1]
-            if verdict.signals is None or not verdict.hidden_states:
-                continue
-            fresh[keys[i]] = FeatureRow(
-                key=keys[i],
-                answerable=question.answerable,
-                group=question.group or (result.sources[0] if result.sources else "none"),
-                source=questions[i][0],
-                verdict=verdict.signals.verdict,
-                extract=verdict.signals.extract,
-                states={layer: np.asarray(verdict.hidden_states[layer], dtype=np.float32) for layer in layers},
-            )
-        if cache is not None:
-            save_features(cache, list(fresh.values()))
+            documents_for = given_or_retrieved(retriever)
+            for start in range(0, len(todo), SAVE_EVERY):  # an interrupted run keeps what it read
+                part = todo[start : start + SAVE_EVERY]
+                counted = (lambda done, _, start=start: progress(start + done, len(todo))) if progress else None
+                judged = asyncio.run(judge_all(guard, documents_for, [questions[i][1] for i in part], 1, counted))
+                read = {
+                    keys[i]: row
+                    for i, result in zip(part, judged, strict=True)
+                    if (row := _row(keys[i], questions[i], result, layers)) is not None
+                }
+                fresh.update(read)
+                if cache is not None:
+                    save_features(cache, list(read.values()))
     rows = []
     for (source, _), key in zip(questions, keys, strict=True):
         row = fresh.get(key) or cached.get(key)
@@ -180,6 +178,21 @@ def read_features(
             row.source = source
             rows.append(row)
     return rows
+
+
+def _row(key: str, item: tuple[str, LabelledQuestion], result: Judged, layers: Sequence[int]) -> FeatureRow | None:
+    verdict, (source, question) = result.verdict, item
+    if verdict.signals is None or not verdict.hidden_states:
+        return None
+    return FeatureRow(
+        key=key,
+        answerable=question.answerable,
+        group=question.group or (result.sources[0] if result.sources else "none"),
+        source=source,
+        verdict=verdict.signals.verdict,
+        extract=verdict.signals.extract,
+        states={layer: np.asarray(verdict.hidden_states[layer], dtype=np.float32) for layer in layers},
+    )
 
 
 def eval_features(

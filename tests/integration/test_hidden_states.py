@@ -3,6 +3,8 @@ the state does not depend on what was cached before, and the shipped probe score
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from langchain_core.documents import Document
@@ -62,3 +64,67 @@ def test_the_shipped_small_probe_matches_its_model_and_scores_the_verdicts_state
     assert 0.0 < verdict.signals.probe < 1.0
     combined = probe.combination.apply(verdict.signals.features())
     assert verdict.p_sufficient == pytest.approx(verdict.signals.capped(combined))
+
+
+PARAGRAPHS = [
+    (
+        "The Harwick ferry carries 40 cars and leaves every half hour.",
+        "How many cars does the Harwick ferry carry?",
+        "What does a ticket on the Harwick ferry cost?",
+    ),
+    (
+        "Mount Orrel is 2,310 metres high and was first climbed in 1861.",
+        "How high is Mount Orrel?",
+        "Who first skied down Mount Orrel?",
+    ),
+    (
+        "The Lindqvist bakery opens at six and sells rye bread.",
+        "What bread does the Lindqvist bakery sell?",
+        "Who founded the Lindqvist bakery?",
+    ),
+    (
+        "Tessa Marlow painted the harbour mural in 1998.",
+        "Who painted the harbour mural?",
+        "How long did the harbour mural take to paint?",
+    ),
+    (
+        "The Kettle river floods each April when the snow melts.",
+        "When does the Kettle river flood?",
+        "How long is the Kettle river?",
+    ),
+]
+
+
+def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_file(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rag_guard import features
+    from rag_guard.cli import app
+
+    lines = []
+    for index, (context, answerable, unanswerable) in enumerate(PARAGRAPHS):
+        for question, label in ((answerable, True), (unanswerable, False)):
+            item = {"question": question, "answerable": label, "context": context, "paragraph": f"p{index}"}
+            lines.append(json.dumps(item))
+    (tmp_path / "q.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "config.yaml").write_text("model:\n  preset: small\n", encoding="utf-8")
+    monkeypatch.setattr(features, "SAVE_EVERY", 4)  # 10 questions: written after 4, 8 and 10
+    saved = []
+    real_save = features.save_features
+    monkeypatch.setattr(features, "save_features", lambda path, rows: saved.append(len(rows)) or real_save(path, rows))
+
+    def fit(out: str):
+        args = ["fit-probe", "--config", str(tmp_path / "config.yaml"), "--questions", str(tmp_path / "q.jsonl")]
+        result = CliRunner().invoke(
+            app, [*args, "--layers", "10", "--features", str(tmp_path / "f.npz"), "--out", str(tmp_path / out)]
+        )
+        assert result.exit_code == 0, result.output
+        return load_probe(tmp_path / out)
+
+    first = fit("a.json")
+    assert saved == [4, 4, 2]
+    assert first.layers == [10] and first.n == 10 and first.model_sha256 == PRESETS["small"].sha256
+    assert len(features.load_features(tmp_path / "f.npz")) == 10
+    second = fit("b.json")
+    assert saved == [4, 4, 2]  # nothing judged again
+    assert np.array_equal(first.weights, second.weights)
