@@ -90,3 +90,20 @@ def test_token_estimate_errs_high_for_english_text():
     messages = [SystemMessage("You answer from the context."), HumanMessage("When was Voyager 2 launched? " * 20)]
     characters = sum(len(m.text) for m in messages)
     assert estimate_tokens(messages) >= characters / 4
+
+
+def test_the_embedded_model_names_itself_and_its_call_options_for_tracing():
+    from pathlib import Path
+
+    from rag_guard.embedded import ChatLlamaCpp
+
+    model = ChatLlamaCpp(model_path=Path("/models/default-cc324af0.gguf"), temperature=0.2, max_tokens=64)
+    assert model._get_ls_params() == {
+        "ls_provider": "llamacpp",
+        "ls_model_name": "default-cc324af0",
+        "ls_model_type": "chat",
+        "ls_temperature": 0.2,
+        "ls_max_tokens": 64,
+    }
+    called = model._get_ls_params(stop=["\n"], max_tokens=1, temperature=0.0)
+    assert called["ls_max_tokens"] == 1 and called["ls_temperature"] == 0.0 and called["ls_stop"] == ["\n"]
