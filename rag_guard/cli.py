@@ -196,7 +196,7 @@ def demo(
                 progress.update(task, description=f"Asking: {question[:50]}")
                 results.append(rag.invoke(question))
                 progress.advance(task)
-        out.print(_table(results))
+        _print_wide(_table(results))
 
 
 def _judge_labelled(
@@ -477,6 +477,14 @@ def _layer_set(text: str) -> tuple[int, ...]:
         raise typer.BadParameter(
             f"{text!r} is not a layer (17) or layers joined by + (14+20)", param_hint="--layers"
         ) from None
+
+
+LOG_WIDTH = 160
+"""Columns for a table printed to a file or a pipe (`make demo > log`), where rich would assume 80."""
+
+
+def _print_wide(table: Table) -> None:
+    (out if out.is_terminal else Console(file=out.file, width=LOG_WIDTH)).print(table)
 
 
 def _table(results: list[GuardedAnswer]) -> Table:

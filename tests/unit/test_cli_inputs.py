@@ -82,3 +82,28 @@ def test_fit_probe_rejects_a_layer_that_is_not_a_number(tmp_path):
     )
     assert result.exit_code == 2
     assert "not a layer" in result.output
+
+
+def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from rag_guard import cli
+    from rag_guard.decision import Decision
+    from rag_guard.results import GuardedAnswer, Verdict
+
+    log = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=log))  # a file: not a terminal
+    answer = "Voyager 2 was launched on 20 August 1977 from Cape Canaveral aboard a Titan IIIE rocket [1]."
+    verdict = Verdict(decision=Decision.ANSWER, p_sufficient=0.9, reason="p_sufficient 0.900")
+    result = GuardedAnswer(
+        question="When was Voyager 2 launched?",
+        decision=Decision.ANSWER,
+        p_sufficient=0.9,
+        verdict=verdict,
+        answer=answer,
+    )
+    cli._print_wide(cli._table([result]))
+    assert "20 August 1977 from Cape Canaveral" in log.getvalue()  # not cut into 15-character lines
+    assert max(len(line) for line in log.getvalue().splitlines()) <= cli.LOG_WIDTH
