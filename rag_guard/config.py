@@ -141,7 +141,7 @@ class ChromaSettings(_Section):
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
-"""The signal study's best (README, "Which signal"); single-pass mode has only its answer's first token.
+"""The signal study's best (docs/signals.md); single-pass mode has only its answer's first token.
 `Settings` adds the hidden-state probe when the judge can be probed (`_probe_by_default`)."""
 
 
@@ -174,7 +174,7 @@ class GuardSettings(_Section):
     """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
     few_shot: bool = False
     """Worked near-miss examples in the system text, a prompt variant of the study: a little better on SQuAD,
-    within noise, but it raised P(sufficient) on unanswerable questions elsewhere (README, "Which signal")."""
+    within noise, but it raised P(sufficient) on unanswerable questions elsewhere (docs/signals.md)."""
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""

@@ -9,7 +9,7 @@ passages:
   answers a question, and a small judge moves towards True when it reads them.
 
 The patterns describe how injected instructions are phrased, in English and a few other common languages;
-they are not a list of known attack strings, and they will miss some. The README's security note says what
+they are not a list of known attack strings, and they will miss some. docs/security.md says what
 this does and does not cover.
 """
 

@@ -59,7 +59,7 @@ EXTRACT_INSTRUCTION = (
 """The `extract` signal: only the reply's first token is generated. A model that knows where the answer is
 starts it with one clear word; one facing a near miss hesitates between candidates or declines."""
 
-# --- guard variants measured by the signal study (bench/signals.py); the README's table has the figures ---
+# --- guard variants measured by the signal study (bench/signals.py); docs/signals.md has the figures ---
 
 GUARD_INSTRUCTION_YES_NO = GUARD_INSTRUCTION.replace("True", "Yes").replace("False", "No")
 

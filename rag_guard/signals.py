@@ -24,7 +24,7 @@ EXTRACT_WEIGHT = 0.3
 """How strongly an uncertain answer start discounts the verdict without a fitted calibration: the verdict's
 odds are multiplied by P(answer start) ** EXTRACT_WEIGHT. Chosen on the development sets (the bundled
 questions and a 60-question SQuAD sample) as the weight that keeps the bundled AUROC at 0.93 while gaining
-most on SQuAD's near misses, then checked on SQuAD questions it was not chosen on (README, "Which signal")."""
+most on SQuAD's near misses, then checked on SQuAD questions it was not chosen on (docs/signals.md)."""
 
 
 def logit(p: float) -> float:
