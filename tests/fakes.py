@@ -1,4 +1,5 @@
-"""Test doubles: a chat model that replies with chosen logprobs, and a retriever over fixed documents."""
+"""Test doubles: a chat model that replies with chosen logprobs, an agent model that follows a script, and a
+retriever over fixed documents."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForLLMRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
@@ -94,3 +95,36 @@ class FixedRetriever(BaseRetriever):
         if self.fail:
             raise ConnectionError("chroma is down")
         return list(self.documents)
+
+
+class ScriptedAgentModel(BaseChatModel):
+    """A tool-calling agent model without a model: to the user's question it calls `tool` with the question
+    as the query; once the tool has replied, it answers `answer`. Stands in for a real tool-calling model,
+    which these machines cannot run."""
+
+    tool: str
+    answer: str
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-agent"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedAgentModel:
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        last = messages[-1]
+        if isinstance(last, HumanMessage):
+            call = {"name": self.tool, "args": {"query": last.text}, "id": f"call_{len(messages)}"}
+            reply = AIMessage(content="", tool_calls=[call])
+        elif isinstance(last, ToolMessage):
+            reply = AIMessage(content=self.answer)
+        else:
+            raise AssertionError(f"the script has no step after a {type(last).__name__}")
+        return ChatResult(generations=[ChatGeneration(message=reply)])

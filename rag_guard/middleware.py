@@ -1,0 +1,173 @@
+"""`GuardMiddleware`: the sufficiency gate for LangChain agents built with `create_agent`.
+
+A RAG agent calls a retrieval tool, then answers. The middleware wraps each model call; when the reply is a
+final answer (no tool calls) given after retrieval tool calls in the current turn, it asks the guard whether
+the documents those calls returned answer the user's question, and lets the answer through, replaces it with
+a clarifying question, or refuses, exactly as `GuardedRAG` does. The verdict rides in the final message's
+`response_metadata["rag_guard"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.documents import Document
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+
+from rag_guard.decision import Decision
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.prompts import CLARIFY_INSTRUCTION, REFUSAL, follow_up
+from rag_guard.results import Verdict
+
+log = logging.getLogger(__name__)
+
+
+class GuardMiddleware(AgentMiddleware):
+    """Gate an agent's final answer on the guard's verdict over what its retrieval tools returned.
+
+    `retrieval_tools` names the tools whose results are the context (None: every tool). A retriever tool made
+    with `response_format="content_and_artifact"` gives the guard each document and its source; otherwise a
+    tool's text is one passage. A final answer given without any retrieval this turn passes unjudged unless
+    `require_retrieval` is set, in which case it is refused.
+    """
+
+    def __init__(
+        self,
+        guard: SufficiencyGuard,
+        retrieval_tools: Sequence[str] | None = None,
+        *,
+        require_retrieval: bool = False,
+        refusal: str = REFUSAL,
+    ) -> None:
+        super().__init__()
+        self.guard = guard
+        self.retrieval_tools = None if retrieval_tools is None else frozenset(retrieval_tools)
+        self.require_retrieval = require_retrieval
+        self.refusal = refusal
+
+    def wrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+    ) -> ModelResponse | AIMessage:
+        response = handler(request)
+        gate = self._gate(request.messages, response)
+        if gate is None:
+            return response
+        question, documents = gate
+        if documents is None:
+            return self._refused(_unretrieved())
+        verdict = self.guard.invoke({"question": question, "documents": documents})
+        if verdict.decision is Decision.CLARIFY:
+            return self._clarify(verdict, self._clarifying_question(question, documents))
+        return self._decided(response, verdict)
+
+    async def awrap_model_call(
+        self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
+    ) -> ModelResponse | AIMessage:
+        response = await handler(request)
+        gate = self._gate(request.messages, response)
+        if gate is None:
+            return response
+        question, documents = gate
+        if documents is None:
+            return self._refused(_unretrieved())
+        verdict = await self.guard.ainvoke({"question": question, "documents": documents})
+        if verdict.decision is Decision.CLARIFY:
+            return self._clarify(verdict, await self._aclarifying_question(question, documents))
+        return self._decided(response, verdict)
+
+    # --- what to judge --------------------------------------------------------------------------------
+
+    def _gate(
+        self, messages: Sequence[AnyMessage], response: ModelResponse
+    ) -> tuple[str, list[Document] | None] | None:
+        """(question, retrieved documents) when `response` is a final answer to judge; None to let it pass.
+
+        Documents are None when a final answer came without retrieval and `require_retrieval` is set."""
+        final = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
+        if final is None or final.tool_calls:
+            return None
+        turn = _current_turn(messages)
+        if not turn:
+            return None
+        question = turn[0].text
+        results = [m for m in turn if isinstance(m, ToolMessage) and self._is_retrieval(m)]
+        if not results:
+            return (question, None) if self.require_retrieval else None
+        return question, [doc for message in results for doc in _documents(message)]
+
+    def _is_retrieval(self, message: ToolMessage) -> bool:
+        return self.retrieval_tools is None or message.name in self.retrieval_tools
+
+    # --- the three outcomes ---------------------------------------------------------------------------
+
+    def _decided(self, response: ModelResponse, verdict: Verdict) -> ModelResponse | AIMessage:
+        if verdict.decision is Decision.ANSWER:
+            return _with_verdict(response, verdict)
+        return self._refused(verdict)
+
+    def _refused(self, verdict: Verdict) -> AIMessage:
+        log.info("guard refused the agent's answer: %s", verdict.reason)
+        return AIMessage(content=self.refusal, response_metadata={"rag_guard": _dump(verdict)})
+
+    def _clarify(self, verdict: Verdict, text: str | None) -> AIMessage:
+        if text is None:  # the clarifying question could not be written: nothing is answered
+            return self._refused(verdict)
+        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
+
+    def _clarify_prompt(self, question: str, documents: list[Document]) -> list[BaseMessage]:
+        """The judge's own prompt, continued (its cache serves it), asking what the user should narrow."""
+        return follow_up(self.guard.prepare(question, documents).messages, "False", CLARIFY_INSTRUCTION)
+
+    def _clarifying_question(self, question: str, documents: list[Document]) -> str | None:
+        try:
+            return self.guard.judge.invoke(self._clarify_prompt(question, documents)).text.strip() or None
+        except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
+            log.error("the clarifying question could not be written, refusing: %s", exc)
+            return None
+
+    async def _aclarifying_question(self, question: str, documents: list[Document]) -> str | None:
+        try:
+            reply = await self.guard.judge.ainvoke(self._clarify_prompt(question, documents))
+            return reply.text.strip() or None
+        except Exception as exc:
+            log.error("the clarifying question could not be written, refusing: %s", exc)
+            return None
+
+
+def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
+    """The messages from the user's last message on (the question first)."""
+    last_user = next((i for i in range(len(messages) - 1, -1, -1) if isinstance(messages[i], HumanMessage)), None)
+    return [] if last_user is None else list(messages[last_user:])
+
+
+def _documents(message: ToolMessage) -> list[Document]:
+    artifact: Any = message.artifact
+    if isinstance(artifact, list) and artifact and all(isinstance(doc, Document) for doc in artifact):
+        return list(artifact)
+    return [Document(page_content=message.text, metadata={"source": message.name or "tool"})]
+
+
+def _unretrieved() -> Verdict:
+    return Verdict(
+        decision=Decision.REFUSE,
+        p_sufficient=None,
+        reason="refused: the agent answered without calling a retrieval tool (require_retrieval is set)",
+    )
+
+
+def _dump(verdict: Verdict) -> dict[str, Any]:
+    return verdict.model_dump(mode="json")
+
+
+def _with_verdict(response: ModelResponse, verdict: Verdict) -> ModelResponse:
+    """The agent's own answer, with the verdict in its metadata."""
+    result = list(response.result)
+    index = max(i for i, m in enumerate(result) if isinstance(m, AIMessage))
+    answer = result[index]
+    result[index] = answer.model_copy(
+        update={"response_metadata": {**answer.response_metadata, "rag_guard": _dump(verdict)}}
+    )
+    return ModelResponse(result=result, structured_response=response.structured_response)

@@ -1,0 +1,94 @@
+"""GuardMiddleware inside a real `create_agent` loop: a scripted agent model, a retriever tool over fixed
+documents, and a fake judge whose P(True) is chosen."""
+
+from langchain.agents import create_agent
+from langchain_core.documents import Document
+from langchain_core.tools import create_retriever_tool, tool
+
+from rag_guard.guard import SufficiencyGuard
+from rag_guard.middleware import GuardMiddleware
+from rag_guard.prompts import REFUSAL
+from tests.fakes import FakeChatModel, FixedRetriever, ScriptedAgentModel, judge_then_answer
+
+DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
+AGENT_ANSWER = "Voyager 2 launched on 20 August 1977 [1]."
+SEARCH = create_retriever_tool(
+    FixedRetriever(documents=DOCS), "search", "Search the articles.", response_format="content_and_artifact"
+)
+
+
+def agent_with(judge, *, tool_name: str = "search", tools=(SEARCH,), **options):
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.7, clarify_threshold=0.45)
+    middleware = GuardMiddleware(guard, **options)
+    model = ScriptedAgentModel(tool=tool_name, answer=AGENT_ANSWER)
+    return create_agent(model, tools=list(tools), middleware=[middleware])
+
+
+def final_message(agent, question: str = "When did Voyager 2 launch?"):
+    return agent.invoke({"messages": [("user", question)]})["messages"][-1]
+
+
+def test_a_sufficient_context_lets_the_agents_own_answer_through_with_the_verdict():
+    judge = judge_then_answer(0.9)
+    final = final_message(agent_with(judge))
+    assert final.content == AGENT_ANSWER
+    assert final.response_metadata["rag_guard"]["decision"] == "answer"
+    judged = [call for call in judge.calls if call.get("max_tokens") == 1][-1]["messages"]
+    assert "20 August 1977" in judged[-1].text and "When did Voyager 2 launch?" in judged[-1].text
+
+
+def test_an_insufficient_context_replaces_the_answer_with_the_refusal():
+    final = final_message(agent_with(judge_then_answer(0.2)))
+    assert final.content == REFUSAL
+    assert final.response_metadata["rag_guard"]["decision"] == "refuse"
+    assert "1977" not in final.content
+
+
+def test_the_middle_band_asks_the_judges_clarifying_question_instead():
+    judge = judge_then_answer(0.55, answer="Which Voyager mission do you mean?")
+    final = final_message(agent_with(judge))
+    assert final.content == "Which Voyager mission do you mean?"
+    assert final.response_metadata["rag_guard"]["decision"] == "clarify"
+
+
+def test_a_judge_without_logprobs_fails_closed():
+    silent = FakeChatModel(reply=lambda messages, kwargs: ("True", None))
+    final = final_message(agent_with(silent))
+    assert final.content == REFUSAL
+    verdict = final.response_metadata["rag_guard"]
+    assert verdict["decision"] == "refuse" and verdict["p_sufficient"] is None
+
+
+def test_an_answer_without_retrieval_passes_unjudged_unless_retrieval_is_required():
+    @tool
+    def clock(query: str) -> str:
+        """The time of day."""
+        return "noon"
+
+    judge = judge_then_answer(0.9)
+    passed = final_message(agent_with(judge, tool_name="clock", tools=(SEARCH, clock), retrieval_tools=["search"]))
+    assert passed.content == AGENT_ANSWER and "rag_guard" not in passed.response_metadata
+    assert judge.calls == []
+    strict = agent_with(
+        judge, tool_name="clock", tools=(SEARCH, clock), retrieval_tools=["search"], require_retrieval=True
+    )
+    refused = final_message(strict)
+    assert refused.content == REFUSAL
+    assert "without calling a retrieval tool" in refused.response_metadata["rag_guard"]["reason"]
+
+
+async def test_the_async_agent_is_gated_the_same_way():
+    agent = agent_with(judge_then_answer(0.2))
+    final = (await agent.ainvoke({"messages": [("user", "When did Voyager 2 launch?")]}))["messages"][-1]
+    assert final.content == REFUSAL
+
+
+def test_every_turn_is_judged_on_its_own_question():
+    judge = judge_then_answer(0.9)
+    agent = agent_with(judge)
+    first = agent.invoke({"messages": [("user", "When did Voyager 2 launch?")]})
+    again = agent.invoke({"messages": [*first["messages"], ("user", "And what about Voyager 1?")]})
+    finals = [m for m in again["messages"] if m.type == "ai" and not m.tool_calls]
+    assert [m.response_metadata["rag_guard"]["decision"] for m in finals] == ["answer", "answer"]
+    last_judged = [call for call in judge.calls if call.get("max_tokens") == 1][-1]["messages"][-1].text
+    assert "And what about Voyager 1?" in last_judged and "When did Voyager 2 launch?" not in last_judged
