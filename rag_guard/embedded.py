@@ -145,6 +145,8 @@ class ChatLlamaCpp(BaseChatModel):
     temperature: float = 0.0
     """0 decodes greedily; above 0 samples from the softmax at that temperature."""
     seed: int = 0
+    stop: list[str] | None = None
+    """Stop sequences for every call that gives none of its own."""
     logprobs: bool = False
     """Attach each generated token's logprob (and `top_logprobs` alternatives) to the reply."""
     top_logprobs: int = Field(0, ge=0, le=50)
@@ -172,8 +174,8 @@ class ChatLlamaCpp(BaseChatModel):
             ls_temperature=kwargs.get("temperature", self.temperature),
             ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
         )
-        if stop:
-            params["ls_stop"] = stop
+        if ls_stop := stop or self.stop:
+            params["ls_stop"] = ls_stop
         return params
 
     @property
@@ -237,7 +239,7 @@ class ChatLlamaCpp(BaseChatModel):
         temperature = float(kwargs.get("temperature", self.temperature))
         want_logprobs = bool(kwargs.get("logprobs", self.logprobs))
         top_k = int(kwargs.get("top_logprobs", self.top_logprobs) or 0)
-        stops = [s for s in (stop or []) if s]
+        stops = [s for s in (stop or self.stop or []) if s]
         layers = tuple(kwargs.get("hidden_layers") or ())
         model = self.loaded
         if layers and not self.read_hidden_states:
