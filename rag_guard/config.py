@@ -283,16 +283,12 @@ class Settings(_Section):
         if not isinstance(data, dict):
             return data
         guard = _as_dict(data.get("guard"))
-        if guard.get("signals") is not None or guard.get("mode", "two_call") != "two_call":
-            return data
-        if guard.get("calibration") is not None or guard.get("probe", "auto") == "off":
-            return data
         judge = _as_dict(guard.get("model") or data.get("model"))
-        if judge.get("provider", "llamacpp") != "llamacpp":
+        source = guard.get("probe", "auto")
+        unset = guard.get("signals") is None and guard.get("mode", "two_call") == "two_call"
+        if not unset or guard.get("calibration") is not None or judge.get("provider", "llamacpp") != "llamacpp":
             return data
-        named = guard.get("probe", "auto") != "auto"
-        preset = judge.get("preset", "default")
-        if not named and (judge.get("path") is not None or not (str(preset).isalnum() and _ships_probe(preset))):
+        if source == "off" or (source == "auto" and (judge.get("path") or not _ships_probe(judge.get("preset")))):
             return data
         return {**data, "guard": {**guard, "signals": [*DEFAULT_SIGNALS["two_call"], "probe"]}}
 
@@ -321,10 +317,10 @@ def _as_dict(section: Any) -> dict[str, Any]:
     return dict(section) if isinstance(section, dict) else {}
 
 
-def _ships_probe(preset: str) -> bool:
+def _ships_probe(preset: Any) -> bool:
     from rag_guard.probe import shipped_probe
 
-    return shipped_probe(preset) is not None
+    return shipped_probe(str(preset or "default")) is not None
 
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
