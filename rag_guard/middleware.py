@@ -52,12 +52,10 @@ class GuardMiddleware(AgentMiddleware):
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse | AIMessage:
         response = handler(request)
-        gate = self._gate(request.messages, response)
-        if gate is None:
-            return response
-        question, documents = gate
-        if documents is None:
-            return self._refused(_unretrieved())
+        judged = self._to_judge(request.messages, response)
+        if not isinstance(judged, tuple):
+            return judged
+        question, documents = judged
         verdict = self.guard.invoke({"question": question, "documents": documents})
         if verdict.decision is Decision.CLARIFY:
             return self._clarify(verdict, self._clarifying_question(question, documents))
@@ -67,12 +65,10 @@ class GuardMiddleware(AgentMiddleware):
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse | AIMessage:
         response = await handler(request)
-        gate = self._gate(request.messages, response)
-        if gate is None:
-            return response
-        question, documents = gate
-        if documents is None:
-            return self._refused(_unretrieved())
+        judged = self._to_judge(request.messages, response)
+        if not isinstance(judged, tuple):
+            return judged
+        question, documents = judged
         verdict = await self.guard.ainvoke({"question": question, "documents": documents})
         if verdict.decision is Decision.CLARIFY:
             return self._clarify(verdict, await self._aclarifying_question(question, documents))
@@ -80,23 +76,20 @@ class GuardMiddleware(AgentMiddleware):
 
     # --- what to judge --------------------------------------------------------------------------------
 
-    def _gate(
+    def _to_judge(
         self, messages: Sequence[AnyMessage], response: ModelResponse
-    ) -> tuple[str, list[Document] | None] | None:
-        """(question, retrieved documents) when `response` is a final answer to judge; None to let it pass.
-
-        Documents are None when a final answer came without retrieval and `require_retrieval` is set."""
+    ) -> tuple[str, list[Document]] | ModelResponse | AIMessage:
+        """(question, retrieved documents) when `response` is a final answer to judge; otherwise what to
+        return at once: the response itself (a tool call, or no retrieval to judge against), or a refusal
+        (no retrieval while `require_retrieval` is set)."""
         final = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
-        if final is None or final.tool_calls:
-            return None
         turn = _current_turn(messages)
-        if not turn:
-            return None
-        question = turn[0].text
+        if final is None or final.tool_calls or not turn:
+            return response
         results = [m for m in turn if isinstance(m, ToolMessage) and self._is_retrieval(m)]
         if not results:
-            return (question, None) if self.require_retrieval else None
-        return question, [doc for message in results for doc in _documents(message)]
+            return self._refused(_unretrieved()) if self.require_retrieval else response
+        return turn[0].text, [doc for message in results for doc in _documents(message)]
 
     def _is_retrieval(self, message: ToolMessage) -> bool:
         return self.retrieval_tools is None or message.name in self.retrieval_tools
