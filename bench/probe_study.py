@@ -77,7 +77,7 @@ class Fit:
         for row in rows:
             if id(row) in index:
                 probe.append(float(self.candidate.oof[index[id(row)]]))
-                combined.append(float(self.combined_oof[index[id(row)]]))
+                combined.append(min(float(self.combined_oof[index[id(row)]]), row.signals.combined()))
             else:
                 p, c = apply(self.probe, row)
                 probe.append(p)
@@ -86,10 +86,11 @@ class Fit:
 
 
 def apply(probe: Probe, row: FeatureRow) -> tuple[float, float]:
-    """(probe log-odds, combined P) of one row, as the guard computes them."""
+    """(probe log-odds, P(sufficient)) of one row, as the guard computes them: the combination, capped at the
+    prompt-level score."""
     z = probe.logit(row.states)
     features = combination_features([row.signals.features()], np.array([z]))[0]
-    return z, probe.combination.apply(features)
+    return z, min(probe.combination.apply(features), row.signals.combined())
 
 
 def cell(value: float | None) -> str:
@@ -141,7 +142,7 @@ def shipped(probe: Probe, rows: list[FeatureRow], name: str) -> None:
     gain = (auroc(combined, labels) or 0) - (auroc(default, labels) or 0)
     print(
         f"- {name} (n={len(rows)}, {sum(labels)} answerable): verdict {cell(auroc(verdict, labels))}, today's "
-        f"default {cell(auroc(default, labels))}, probe {cell(auroc(probe_only, labels))}, probe + signals "
+        f"default {cell(auroc(default, labels))}, probe {cell(auroc(probe_only, labels))}, probe + signals, capped "
         f"{cell(auroc(combined, labels))}; gain over today's default {gain:+.3f}, "
         f"95 % interval [{low:+.3f}, {high:+.3f}], positive in {ahead:.0%} of resamples."
     )

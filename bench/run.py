@@ -227,6 +227,7 @@ def summarise(lat: Latencies) -> dict[str, float | None]:
     answered = [i for i, d in enumerate(lat.guarded_decision) if d is Decision.ANSWER]
     plain, guarded = median_of(lat.plain), median_of(lat.guarded)
     refused_s = median_of([lat.guarded[i] for i in refused])
+    refused_prompt_eval = median_of([lat.plain_prompt_eval[i] for i in refused]) if lat.plain_prompt_eval else None
     return {
         "questions": len(lat.guarded),
         "refused": len(refused),
@@ -242,8 +243,8 @@ def summarise(lat: Latencies) -> dict[str, float | None]:
         "single_pass_over_unguarded": ratio(median_of(lat.single_pass), plain),
         "naive_over_unguarded": ratio(median_of(lat.naive), plain),
         "refused_median_s": refused_s,
-        "refused_prompt_eval_median_s": median_of([lat.plain_prompt_eval[i] for i in refused]),
-        "refused_over_prompt_eval": ratio(refused_s, median_of([lat.plain_prompt_eval[i] for i in refused])),
+        "refused_prompt_eval_median_s": refused_prompt_eval,  # the plain variant measures it
+        "refused_over_prompt_eval": ratio(refused_s, refused_prompt_eval),
         "refused_over_answered": ratio(refused_s, median_of([lat.guarded[i] for i in answered])),
     }
 
