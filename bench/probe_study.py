@@ -23,6 +23,7 @@ from rag_guard.features import FeatureRow, load_features
 from rag_guard.metrics import auroc, stratified_sample
 from rag_guard.probe import Probe, load_probe
 from rag_guard.probe_fit import Candidate, choose, combination_features, combine, grouped_splits
+from rag_guard.signals import sigmoid
 
 
 def layers_in(rows: Sequence[FeatureRow]) -> list[int]:
@@ -76,8 +77,9 @@ class Fit:
         probe, combined = [], []
         for row in rows:
             if id(row) in index:
-                probe.append(float(self.candidate.oof[index[id(row)]]))
-                combined.append(min(float(self.combined_oof[index[id(row)]]), row.signals.combined()))
+                i = index[id(row)]
+                probe.append(float(self.candidate.oof[i]))
+                combined.append(capped(row, probe[-1], self.combined_oof[i]))
             else:
                 p, c = apply(self.probe, row)
                 probe.append(p)
@@ -90,7 +92,12 @@ def apply(probe: Probe, row: FeatureRow) -> tuple[float, float]:
     prompt-level score."""
     z = probe.logit(row.states)
     features = combination_features([row.signals.features()], np.array([z]))[0]
-    return z, min(probe.combination.apply(features), row.signals.combined())
+    return z, capped(row, z, probe.combination.apply(features))
+
+
+def capped(row: FeatureRow, probe_logit: float, p: float) -> float:
+    """`p` capped at the row's prompt-level score by the guard's own rule (`Signals.capped`)."""
+    return row.signals.model_copy(update={"probe": sigmoid(probe_logit)}).capped(float(p))
 
 
 def cell(value: float | None) -> str:

@@ -288,7 +288,10 @@ class Settings(_Section):
         unset = guard.get("signals") is None and guard.get("mode", "two_call") == "two_call"
         if not unset or guard.get("calibration") is not None or judge.get("provider", "llamacpp") != "llamacpp":
             return data
-        if source == "off" or (source == "auto" and (judge.get("path") or not _ships_probe(judge.get("preset")))):
+        from rag_guard.probe import probe_path
+
+        named = source if source in ("auto", "off") else Path(source)
+        if probe_path(named, judge.get("path"), str(judge.get("preset") or "default")) is None:
             return data
         return {**data, "guard": {**guard, "signals": [*DEFAULT_SIGNALS["two_call"], "probe"]}}
 
@@ -315,12 +318,6 @@ def _as_dict(section: Any) -> dict[str, Any]:
     if isinstance(section, BaseModel):
         return section.model_dump(exclude_unset=True)
     return dict(section) if isinstance(section, dict) else {}
-
-
-def _ships_probe(preset: Any) -> bool:
-    from rag_guard.probe import shipped_probe
-
-    return shipped_probe(str(preset or "default")) is not None
 
 
 def find_config(path: str | os.PathLike[str] | None = None) -> Path:
