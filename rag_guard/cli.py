@@ -257,6 +257,14 @@ def evaluate(
     report: Annotated[
         Path | None, typer.Option(help="Write plots and an HTML page here (answers are generated too).")
     ] = None,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers",
+            help="Also write the reply each verdict calls for (answer, clarifying message) and score it against "
+            "the questions' gold `answer` and `missing` part.",
+        ),
+    ] = False,
     features: Annotated[
         Path | None,
         typer.Option(help="Keep each question's signals and hidden states in this .npz, for `fit-probe --features`."),
@@ -268,7 +276,13 @@ def evaluate(
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
         result = _judge_labelled(
-            _settings(config), corpus, questions, limit, answers=report is not None, features=features, layers=layers
+            _settings(config),
+            corpus,
+            questions,
+            limit,
+            answers=answers or report is not None,
+            features=features,
+            layers=layers,
         )
         if report is not None:
             from rag_guard.report import write_report
@@ -290,9 +304,12 @@ def evaluate(
         "unanswerable_answered_rate",
         "guard_latency_s_mean",
         "guard_latency_s_p95",
+        *(("answers_right", "answer_f1_mean", "missing_named") if answers or report else ()),
     ):
         value = getattr(result, name)
         table.add_row(name, "n/a" if value is None else f"{value:.3f}")
+    if answers or report:
+        table.add_row("answers scored / citing no passage", f"{result.answers_scored} / {result.answers_uncited}")
     for label in ("answerable", "unanswerable"):
         counts = getattr(result, label)
         table.add_row(f"{label}: answer / clarify / refuse", f"{counts.answer} / {counts.clarify} / {counts.refuse}")

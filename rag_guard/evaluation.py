@@ -1,8 +1,9 @@
 """`rag-guard eval`: the guard over a labelled question set, in a store of its own, measured.
 
 The corpus goes into a temporary collection (a temporary directory, or a throw-away collection on a Chroma
-server), so evaluating never touches the demo store. Only the guard runs: the figures are about the gate,
-and generating answers would multiply the time without changing them.
+server), so evaluating never touches the demo store. By default only the guard runs (the gate's figures);
+with `answers` the reply each verdict calls for is generated too, as the pipeline would (the answer or the
+clarifying message), and scored against the question's gold `answer` and `missing` part.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field
 
+from rag_guard.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
 from rag_guard.metrics import GateQuality, gate_quality, stratified_sample
-from rag_guard.prompts import ANSWER_INSTRUCTION, follow_up
+from rag_guard.prompts import reply_prompt
 from rag_guard.questions import LabelledQuestion
 from rag_guard.results import Verdict
 from rag_guard.signals import Signals
@@ -53,6 +55,10 @@ class EvalRow(BaseModel):
     sources: list[str]
     answer: str | None = None
     """With `answers`: the answer generated for an answered question, and its own confidence below."""
+    message: str | None = None
+    """With `answers`: the clarifying message generated for a clarified question."""
+    scored: ScoredText | None = None
+    """With `answers`: how the answer or message scored against the question's labels."""
     answer_tokens: list[AnswerToken] | None = None
     joint_logprob: float | None = None
     perplexity: float | None = None
@@ -62,8 +68,9 @@ class EvalRow(BaseModel):
     """With `read_layers`: the judge's state at the verdict, for `rag-guard fit-probe --features`."""
 
 
-class EvalReport(GateQuality):
-    """The gate's figures on one labelled set, its latency, and every question's verdict."""
+class EvalReport(GateQuality, AnswerQuality):
+    """The gate's figures on one labelled set, its latency, and every question's verdict; with `answers`, the
+    figures of what passed it (the answer-quality fields stay empty otherwise)."""
 
     guard_latency_s_mean: float | None
     guard_latency_s_p95: float | None
@@ -102,7 +109,8 @@ class Judged(BaseModel):
 
     verdict: Verdict
     sources: list[str]
-    answer: AIMessage | None = None
+    reply: AIMessage | None = None
+    """The answer or the clarifying message, when asked for."""
 
 
 def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
@@ -127,7 +135,7 @@ async def judge_all(
     progress: Progress | None = None,
     answerer: BaseChatModel | None = None,
 ) -> list[Judged]:
-    """Each question judged (and, with `answerer`, answered when the gate passes), `concurrency` at a time."""
+    """Each question judged (and, with `answerer`, replied to as its verdict says), `concurrency` at a time."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -137,15 +145,15 @@ async def judge_all(
             documents = await documents_for(question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
             used = documents[: verdict.documents_used]
-            answer = None
-            if answerer is not None and verdict.decision is Decision.ANSWER:
-                prompt = follow_up(guard.messages(question.question, used), "True", ANSWER_INSTRUCTION)
-                answer = await answerer.ainvoke(prompt, logprobs=True)
+            reply = None
+            prompt = reply_prompt(guard.messages(question.question, used), verdict.decision)
+            if answerer is not None and prompt is not None:
+                reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
         done += 1
         if progress:
             progress(done, len(questions))
         return Judged(
-            verdict=verdict, sources=[str(doc.metadata.get("source", "unknown")) for doc in used], answer=answer
+            verdict=verdict, sources=[str(doc.metadata.get("source", "unknown")) for doc in used], reply=reply
         )
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
@@ -190,8 +198,10 @@ def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Se
     )
     latencies = [v.timings.guard_s for v in verdicts if v.timings.guard_s is not None]
     rows = [_row(q, j) for q, j in zip(questions, judged, strict=True)]
+    replies = answer_quality([row.scored for row in rows if row.scored is not None])
     return EvalReport(
         **quality.model_dump(),
+        **replies.model_dump(),
         guard_latency_s_mean=float(np.mean(latencies)) if latencies else None,
         guard_latency_s_p95=float(np.percentile(latencies, 95)) if latencies else None,
         rows=rows,
@@ -213,13 +223,21 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         group=question.group or (judged.sources[0] if judged.sources else None),
         hidden_states=verdict.hidden_states,
     )
-    if judged.answer is not None:
-        row.answer = judged.answer.text.strip()
-        try:
-            tokens = parse_logprobs(judged.answer.response_metadata.get("logprobs"))
-        except LogprobError:
-            return row  # a server that gives no logprobs for answers: the text alone
-        row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]
-        row.joint_logprob = joint_logprob(tokens)
-        row.perplexity = perplexity(tokens)
+    if judged.reply is None:
+        return row
+    text = judged.reply.text.strip()
+    if verdict.decision is not Decision.ANSWER:
+        row.message = text
+        if question.missing is not None:
+            row.scored = ScoredText(names_missing=names(text, question.missing))
+        return row
+    row.answer = text
+    row.scored = score_answer(text, question.answerable, question.answer)
+    try:
+        tokens = parse_logprobs(judged.reply.response_metadata.get("logprobs"))
+    except LogprobError:
+        return row  # a server that gives no logprobs for answers: the text alone
+    row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]
+    row.joint_logprob = joint_logprob(tokens)
+    row.perplexity = perplexity(tokens)
     return row

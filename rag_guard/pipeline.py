@@ -27,14 +27,7 @@ from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.guard import SufficiencyGuard, clean_question
 from rag_guard.logprobs import verdict_word
 from rag_guard.model_errors import explain_failure
-from rag_guard.prompts import (
-    ANSWER_INSTRUCTION,
-    CLARIFY_INSTRUCTION,
-    REFUSAL,
-    SINGLE_PASS_INSTRUCTION,
-    VerdictLead,
-    follow_up,
-)
+from rag_guard.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
 
 log = logging.getLogger(__name__)
@@ -149,12 +142,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         verdict serves it whole.
         """
         instruction = SINGLE_PASS_INSTRUCTION if self.single_pass else self.guard.instruction
-        judged = self.guard.messages(question, documents, instruction)
-        if decision is Decision.ANSWER:
-            return follow_up(judged, "True", ANSWER_INSTRUCTION)
-        if decision is Decision.CLARIFY:
-            return follow_up(judged, "False", CLARIFY_INSTRUCTION)
-        return None
+        return reply_prompt(self.guard.messages(question, documents, instruction), decision)
 
     def _retrieval_failed(self, exc: Exception, seconds: float) -> Verdict:
         log.error("retrieval failed, refusing: %s", exc)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from rag_guard.decision import Decision
 from rag_guard.injection import neutralise, sanitise
 
 SYSTEM = (
@@ -173,3 +174,13 @@ def build_messages(
 def follow_up(judged: Sequence[BaseMessage], verdict: str, instruction: str) -> list[BaseMessage]:
     """The judge's own prompt, its verdict as the assistant's turn, then the next instruction."""
     return [*judged, AIMessage(content=verdict), HumanMessage(content=instruction)]
+
+
+def reply_prompt(judged: Sequence[BaseMessage], decision: Decision) -> list[BaseMessage] | None:
+    """The prompt that writes the reply a verdict calls for, continuing the judge's prompt `judged`: the
+    answer, the clarifying message, or None for a refusal, which generates nothing."""
+    if decision is Decision.ANSWER:
+        return follow_up(judged, "True", ANSWER_INSTRUCTION)
+    if decision is Decision.CLARIFY:
+        return follow_up(judged, "False", CLARIFY_INSTRUCTION)
+    return None

@@ -1,5 +1,8 @@
 """Labelled question files (JSON Lines): `{"question": str, "answerable": bool, "answer": str?}`.
 
+`answer` may list several acceptable answers (any of them is right, as in SQuAD); `missing` names what the
+passages lack for a partly covered question, which a clarifying message should name.
+
 A line may also carry the passage it was written against (`context`, judged as given instead of retrieving)
 and what it belongs to (`group`, or SQuAD's `article` and `paragraph_index`, or `paragraph`): fitting keeps a
 group on one side of every cross-validation split.
@@ -20,7 +23,9 @@ class LabelledQuestion(BaseModel):
 
     question: str
     answerable: bool
-    answer: str | None = None
+    answer: str | list[str] | None = None
+    missing: str | None = None
+    """For a question the documents cover only in part: the part they do not state, in a few words."""
     kind: str | None = None
     """Optional grouping (answerable, partial, unanswerable, off_topic) used to pick demo questions."""
     context: str | None = None

@@ -7,7 +7,8 @@
 - score_histogram.png: P(sufficient) of answerable and of unanswerable questions; the less they overlap,
   the better the guard separates them.
 - index.html: every question with its verdict; for answered ones, the answer with each token coloured by
-  its probability, and the answer's joint probability and perplexity.
+  its probability, the answer's joint probability and perplexity, and how it scored against the gold
+  answer; for clarified ones, the message and whether it names the labelled missing part.
 """
 
 from __future__ import annotations
@@ -113,17 +114,33 @@ def _token_colour(logprob: float) -> str:
 
 
 def _answer_html(row: EvalRow) -> str:
+    if row.message is not None:
+        return f"<div class=answer>{html.escape(row.message)}</div>{_scored_html(row)}"
     if row.answer is None:
         return ""
     if not row.answer_tokens:
-        return f"<div class=answer>{html.escape(row.answer)}</div>"
+        return f"<div class=answer>{html.escape(row.answer)}</div>{_scored_html(row)}"
     spans = "".join(
         f'<span style="background:{_token_colour(t.logprob)}" title="p={math.exp(t.logprob):.3f}">'
         f"{html.escape(t.token)}</span>"
         for t in row.answer_tokens
     )
     confidence = f"joint probability {math.exp(row.joint_logprob or 0):.2e}, perplexity {row.perplexity:.2f}"
-    return f"<div class=answer>{spans}</div><div class=conf>{confidence}</div>"
+    return f"<div class=answer>{spans}</div><div class=conf>{confidence}</div>{_scored_html(row)}"
+
+
+def _scored_html(row: EvalRow) -> str:
+    scored = row.scored
+    if scored is None:
+        return ""
+    marks = []
+    if scored.right is not None:
+        marks.append(f"{'right' if scored.right else 'wrong'} (F1 {scored.f1:.2f})")
+    if scored.cited is False:
+        marks.append("cites no passage")
+    if scored.names_missing is not None:
+        marks.append("names the missing part" if scored.names_missing else "does not name the missing part")
+    return f"<div class=conf>{html.escape('; '.join(marks))}</div>" if marks else ""
 
 
 def render_html(result: EvalReport, title: str) -> str:
@@ -136,6 +153,9 @@ def render_html(result: EvalReport, title: str) -> str:
         ("unanswerable refused", result.unanswerable_refusal_rate),
         ("unanswerable answered", result.unanswerable_answered_rate),
         ("guard latency, mean s", result.guard_latency_s_mean),
+        ("answers right", result.answers_right),
+        ("answer F1, mean", result.answer_f1_mean),
+        ("clarifying messages naming the missing part", result.missing_named),
     ]
     summary = "".join(
         f"<tr><th>{name}</th><td>{'n/a' if value is None else round(value, 3)}</td></tr>" for name, value in figures

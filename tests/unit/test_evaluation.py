@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
 from rag_guard.evaluation import given_or_retrieved, judge_all, report
@@ -86,3 +88,50 @@ async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_co
     assert row.joint_logprob == -0.6
     assert abs(row.perplexity - 2.718281828**0.3) < 1e-9
     assert model.calls[-1]["messages"][-1].text.startswith("Task: answer")
+
+
+async def test_answers_are_scored_against_gold_and_an_answered_unanswerable_question_is_wrong():
+    questions = [
+        LabelledQuestion(question="When did Voyager 2 launch?", answerable=True, answer="20 August 1977"),
+        LabelledQuestion(question="When did Voyager 1 launch?", answerable=True, answer=["5 September 1977"]),
+        LabelledQuestion(question="What did it cost?", answerable=False),
+    ]
+    model = judge_then_answer(0.9, answer="It launched on 20 August 1977 [1].")
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), questions, 1, answerer=model)
+    result = report(questions, judged, Settings())
+    assert [row.scored.right for row in result.rows] == [True, False, False]
+    assert result.answers_scored == 3
+    assert result.answers_right == 1 / 3
+    assert result.answer_f1_mean == pytest.approx((2 / 3 + 2 / 9 + 0.0) / 3)  # F1 of the second: only 1977 shared
+    assert result.answers_uncited == 0
+    payload = result.model_dump(mode="json")
+    assert {"answers_right", "answer_f1_mean", "answers_uncited", "missing_named"} <= payload.keys()
+
+
+async def test_a_clarified_question_gets_its_message_scored_on_the_missing_part():
+    questions = [
+        LabelledQuestion(
+            question="When was Voyager 1 launched, and what did it cost?",
+            answerable=False,
+            missing="mission cost",
+        )
+    ]
+    model = judge_then_answer(0.5, answer="The passages give the launch [1] but not the mission's cost.")
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), questions, 1, answerer=model)
+    result = report(questions, judged, Settings())
+    row = result.rows[0]
+    assert row.decision is Decision.CLARIFY
+    assert row.answer is None and row.message.startswith("The passages give the launch")
+    assert result.missing_labelled == 1 and result.missing_named == 1.0
+    assert result.answers_scored == 0 and result.answers_right is None
+    assert "Task: the passages above do not" in model.calls[-1]["messages"][-1].text
+
+
+async def test_without_an_answerer_nothing_is_generated_or_scored():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
+    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS, 1)
+    result = report(QUESTIONS, judged, Settings())
+    assert all(row.answer is None and row.scored is None for row in result.rows)
+    assert result.answers_scored == 0 and result.answers_right is None

@@ -1,0 +1,133 @@
+"""How good the text behind the gate is: answers against gold answers, messages against what is missing.
+
+Pure functions, no I/O. Normalisation follows SQuAD's evaluation (lower case, no punctuation, no articles,
+single spaces), plus the answer's citation markers removed, so "[1]" is not read as the number 1.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
+_PUNCTUATION = str.maketrans("", "", string.punctuation + _TYPOGRAPHIC)
+# Words that carry no content in a labelled `missing` phrase ("how much the mission cost").
+_FILLER = frozenset(
+    """a an the of in on at to for per each and or is are was were do does did how what which who when where
+    much many it its their this that""".split()  # noqa: SIM905 (a word list reads better as words)
+)
+
+
+def _stem(word: str) -> str:
+    """Crude, on purpose: "drones" names "drone", "costs" "cost", "launched" "launch"."""
+    return word.rstrip("s")[:5]
+
+
+def normalise(text: str) -> str:
+    text = _CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalise(text).split()
+
+
+def golds(answer: str | Sequence[str]) -> list[str]:
+    """A question's acceptable answers: one string, or several (any of them is right, as in SQuAD)."""
+    return [answer] if isinstance(answer, str) else list(answer)
+
+
+def contains(answer: str, gold: str | Sequence[str]) -> bool:
+    """Every word of one acceptable gold answer appears in the answer, in any order.
+
+    Word containment rather than substring: "Karl Drais built it in 1817" holds the gold "Karl Drais 1817".
+    """
+    said = set(tokens(answer))
+    return any(set(tokens(g)) <= said for g in golds(gold) if tokens(g))
+
+
+def token_f1(answer: str, gold: str | Sequence[str]) -> float:
+    """SQuAD's token F1, the best over the acceptable answers."""
+    predicted = tokens(answer)
+    best = 0.0
+    for g in golds(gold):
+        expected = tokens(g)
+        common = sum((Counter(predicted) & Counter(expected)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(expected)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def cites(text: str) -> bool:
+    """The text cites a passage as [n]."""
+    return _CITATION.search(text) is not None
+
+
+def key_words(phrase: str) -> list[str]:
+    return [word for word in tokens(phrase) if word not in _FILLER]
+
+
+def names(message: str, missing: str) -> bool:
+    """The message names every key word of the labelled missing part (matched on their stems)."""
+    said = {_stem(word) for word in tokens(message)}
+    wanted = key_words(missing)
+    return bool(wanted) and all(_stem(word) in said for word in wanted)
+
+
+class ScoredText(BaseModel):
+    """What one question's reply scored; None where it does not apply."""
+
+    right: bool | None = None
+    """An answer: it holds the gold answer (an answered unanswerable question is wrong)."""
+    f1: float | None = None
+    cited: bool | None = None
+    names_missing: bool | None = None
+    """A clarifying message for a question labelled with what the passages lack: it names it."""
+
+
+def score_answer(answer: str, answerable: bool, gold: str | Sequence[str] | None) -> ScoredText:
+    """An answer to a question that cannot be answered is wrong whatever it says; without a gold answer an
+    answerable question's answer is not scored (right and f1 stay None)."""
+    if not answerable:
+        return ScoredText(right=False, f1=0.0, cited=cites(answer))
+    if gold is None:
+        return ScoredText(cited=cites(answer))
+    return ScoredText(right=contains(answer, gold), f1=token_f1(answer, gold), cited=cites(answer))
+
+
+class AnswerQuality(BaseModel):
+    """What the user reads after the gate, over a labelled set: the figures of `rag-guard eval --answers`."""
+
+    answers_scored: int = 0
+    """Answered questions that could be scored (answerable with a gold answer, or unanswerable)."""
+    answers_right: float | None = None
+    """Of the scored answers, the share that is right: how much of what the guard lets through is true."""
+    answer_f1_mean: float | None = None
+    """Mean token F1 of the scored answers (0 for an answered unanswerable question)."""
+    answers_uncited: int = 0
+    """Answers that cite no passage."""
+    missing_labelled: int = 0
+    """Questions labelled with what the passages lack that got a clarifying message."""
+    missing_named: float | None = None
+    """Of those, the share whose message names it."""
+
+
+def answer_quality(scores: Sequence[ScoredText]) -> AnswerQuality:
+    right = [s.right for s in scores if s.right is not None]
+    f1 = [s.f1 for s in scores if s.f1 is not None]
+    named = [s.names_missing for s in scores if s.names_missing is not None]
+    return AnswerQuality(
+        answers_scored=len(right),
+        answers_right=sum(right) / len(right) if right else None,
+        answer_f1_mean=sum(f1) / len(f1) if f1 else None,
+        answers_uncited=sum(s.cited is False for s in scores),
+        missing_labelled=len(named),
+        missing_named=sum(named) / len(named) if named else None,
+    )
