@@ -178,6 +178,13 @@ class GuardSettings(_Section):
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
+    answer_check: Literal["off", "buffer"] = "off"
+    """After an answer is written, one more token asks whether it answers the question from the passages alone
+    (`answer_check.py`). `buffer`: the answer is held back, streaming too, until the check passes; a failed
+    check replaces it with a clarifying message, and a check without a probability withholds it. `off`:
+    answers stream as they are written, unchecked."""
+    answer_check_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """With `answer_check: buffer`: the P(supported) an answer needs to be shown."""
     probe: Literal["auto", "off"] | Path = "auto"
     """The hidden-state probe the `probe` signal reads: `auto` is the probe shipped for the embedded judge's
     preset (none for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF."""

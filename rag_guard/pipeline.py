@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
@@ -21,6 +21,7 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict
 
+from rag_guard.answer_check import AnswerCheck, check_failed, check_prompt, read_check
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.errors import GenerationError, GuardFailure
@@ -33,6 +34,7 @@ from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings
 log = logging.getLogger(__name__)
 
 QuestionInput = str | dict[str, Any]
+T = TypeVar("T")
 
 
 def question_of(input: QuestionInput) -> str:
@@ -76,6 +78,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Call options for the single-pass generation (logprobs on its first token); None uses OpenAI's names."""
     max_concurrency: int | None = None
     """Questions in flight at once in `batch` / `abatch` when the call's config does not say."""
+    answer_check: bool = False
+    """Hold each answer back until one more token of the judge says it answers the question from the
+    passages alone (`answer_check.py`); a failed check replaces it with a clarifying message."""
+    answer_check_threshold: float = 0.5
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
@@ -99,6 +105,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             # An embedded model runs one call at a time; interleaving questions would only evict each
             # question's cached prefix between its verdict and its answer.
             max_concurrency=1 if embedded else settings.model.concurrency,
+            answer_check=settings.guard.answer_check == "buffer",
+            answer_check_threshold=settings.guard.answer_check_threshold,
         )
 
     # --- batching -------------------------------------------------------------------------------------
@@ -135,13 +143,16 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
 
     # --- shared steps ---------------------------------------------------------------------------------
 
-    def _follow_up(self, decision: Decision, question: str, documents: list[Document]) -> list[Any] | None:
+    def _follow_up(
+        self, decision: Decision, question: str, documents: list[Document], *, single_pass: bool | None = None
+    ) -> list[Any] | None:
         """The prompt for the second call, or None when the pipeline refuses without generating.
 
         It continues the judge's prompt (rebuilt here exactly as the judge saw it), so the KV cache of the
         verdict serves it whole.
         """
-        instruction = SINGLE_PASS_INSTRUCTION if self.single_pass else self.guard.instruction
+        single_pass = self.single_pass if single_pass is None else single_pass
+        instruction = SINGLE_PASS_INSTRUCTION if single_pass else self.guard.instruction
         return reply_prompt(self.guard.messages(question, documents, instruction), decision)
 
     def _retrieval_failed(self, exc: Exception, seconds: float) -> Verdict:
@@ -163,16 +174,39 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             f"so nothing was answered: {why}"
         )
 
-    def _header(self, question: str, documents: list[Document], verdict: Verdict) -> GuardedAnswerChunk:
-        refusing = verdict.decision is Decision.REFUSE
+    def _header(
+        self, question: str, documents: list[Document], verdict: Verdict, decision: Decision | None = None
+    ) -> GuardedAnswerChunk:
+        """The first chunk: the verdict, and the decision the user gets (the gate's, unless the answer check
+        withheld its answer)."""
+        decision = decision or verdict.decision
+        refusing = decision is Decision.REFUSE
         return GuardedAnswerChunk(
             question=question,
-            decision=verdict.decision,
+            decision=decision,
             p_sufficient=verdict.p_sufficient,
             sources=sources_of(documents),
             verdict=verdict,
             message=self.refusal if refusing else None,
         )
+
+    def _checking(self, verdict: Verdict) -> bool:
+        return self.answer_check and verdict.decision is Decision.ANSWER
+
+    def _check_prompt(self, question: str, documents: list[Document], answer: str) -> list[BaseMessage]:
+        """The answer's own prompt and the answer, then the check's question: in two-call mode the answer's
+        cache serves it (single-pass answers were written after another prompt, which is re-evaluated)."""
+        answer_prompt = self._follow_up(Decision.ANSWER, question, documents, single_pass=False)
+        return check_prompt(answer_prompt or [], answer)
+
+    def _after_check(self, verdict: Verdict, check: AnswerCheck) -> Decision:
+        """Record the check on the verdict; the decision the user gets."""
+        verdict.answer_check = check
+        if check.passed:
+            return Decision.ANSWER
+        log.info("answer check failed, withholding the answer: %s", check.reason)
+        verdict.reason += f"; the answer was withheld: the answer check gave {check.reason}"
+        return Decision.CLARIFY if check.p_supported is not None else Decision.REFUSE
 
     def _text_chunk(self, decision: Decision, text: str) -> GuardedAnswerChunk:
         if decision is Decision.ANSWER:
@@ -243,8 +277,12 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         documents = documents[: verdict.documents_used]
         verdict.timings.retrieval_s = retrieval_s
         prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
-        yield self._header(question, documents, verdict)
         t1 = time.perf_counter()
+        if self._checking(verdict):
+            yield from self._checked(question, documents, verdict, prompt, answer_stream, child)
+            _close_timings(verdict.timings, started, t1, generated=True)
+            return
+        yield self._header(question, documents, verdict)
         try:
             if answer_stream is not None:
                 yield from self._texts(verdict.decision, answer_stream)
@@ -255,6 +293,42 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         except Exception as exc:
             raise self._generation_failed(verdict, exc) from exc
         _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
+
+    def _checked(
+        self,
+        question: str,
+        documents: list[Document],
+        verdict: Verdict,
+        prompt: list[Any] | None,
+        answer_stream: Iterator[BaseMessageChunk] | None,
+        child: Callable[[str], RunnableConfig],
+    ) -> Iterator[GuardedAnswerChunk]:
+        """The answer written whole, checked, then shown; or, when the check fails, a clarifying message (or
+        the refusal) in its place. The first chunk waits for the check, so it carries the final decision."""
+        try:
+            pieces = (
+                answer_stream if answer_stream is not None else [self.answerer.invoke(prompt, config=child("generate"))]
+            )
+            answer = "".join(chunk.answer or "" for chunk in self._texts(Decision.ANSWER, pieces))
+        except Exception as exc:
+            raise self._generation_failed(verdict, exc) from exc
+        try:
+            reply = self.guard.judge.invoke(
+                self._check_prompt(question, documents, answer), config=child("check"), **self.guard.call_options
+            )
+            check = read_check(reply, self.answer_check_threshold)
+        except Exception as exc:
+            check = check_failed(exc, self.answer_check_threshold)
+        decision = self._after_check(verdict, check)
+        yield self._header(question, documents, verdict, decision)
+        if decision is Decision.ANSWER:
+            yield self._text_chunk(decision, answer)
+        elif decision is Decision.CLARIFY:
+            clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
+            try:
+                yield from self._texts(decision, [self.answerer.invoke(clarify, config=child("generate"))])
+            except Exception as exc:
+                raise self._generation_failed(verdict, exc) from exc
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig
@@ -326,8 +400,13 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             documents = documents[: verdict.documents_used]
             verdict.timings.retrieval_s = retrieval_s
             prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
-            yield self._header(question, documents, verdict)
             t1 = time.perf_counter()
+            if self._checking(verdict):
+                async for chunk in self._achecked(question, documents, verdict, prompt, answer_stream, child):
+                    yield chunk
+                _close_timings(verdict.timings, started, t1, generated=True)
+                continue
+            yield self._header(question, documents, verdict)
             try:
                 if answer_stream is None and prompt is not None:
                     answer_stream = self.answerer.astream(prompt, config=child("generate"))
@@ -337,6 +416,41 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             except Exception as exc:
                 raise self._generation_failed(verdict, exc) from exc
             _close_timings(verdict.timings, started, t1, generated=answer_stream is not None)
+
+    async def _achecked(
+        self,
+        question: str,
+        documents: list[Document],
+        verdict: Verdict,
+        prompt: list[Any] | None,
+        answer_stream: AsyncIterator[BaseMessageChunk] | None,
+        child: Callable[[str], RunnableConfig],
+    ) -> AsyncIterator[GuardedAnswerChunk]:
+        """`_checked`, async."""
+        try:
+            if answer_stream is None:
+                answer_stream = _aiter_one(await self.answerer.ainvoke(prompt, config=child("generate")))
+            answer = "".join([chunk.answer or "" async for chunk in self._atexts(Decision.ANSWER, answer_stream)])
+        except Exception as exc:
+            raise self._generation_failed(verdict, exc) from exc
+        try:
+            reply = await self.guard.judge.ainvoke(
+                self._check_prompt(question, documents, answer), config=child("check"), **self.guard.call_options
+            )
+            check = read_check(reply, self.answer_check_threshold)
+        except Exception as exc:
+            check = check_failed(exc, self.answer_check_threshold)
+        decision = self._after_check(verdict, check)
+        yield self._header(question, documents, verdict, decision)
+        if decision is Decision.ANSWER:
+            yield self._text_chunk(decision, answer)
+        elif decision is Decision.CLARIFY:
+            clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
+            try:
+                message = await self.answerer.ainvoke(clarify, config=child("generate"))
+            except Exception as exc:
+                raise self._generation_failed(verdict, exc) from exc
+            yield self._text_chunk(decision, message.text)
 
     async def _afirst_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig
@@ -385,5 +499,5 @@ def _close_timings(timings: Timings, started: float, generation_started: float, 
     timings.total_s = now - started
 
 
-async def _aiter_one(item: QuestionInput) -> AsyncIterator[QuestionInput]:
+async def _aiter_one(item: T) -> AsyncIterator[T]:
     yield item

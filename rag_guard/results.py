@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
+from rag_guard.answer_check import AnswerCheck
 from rag_guard.decision import Decision
 from rag_guard.signals import Signals
 
@@ -17,6 +18,7 @@ class Timings(BaseModel):
     retrieval_s: float | None = None
     guard_s: float | None = None
     generation_s: float | None = None
+    """The answer or clarifying message (and, with the answer check, the check and any message after it)."""
     total_s: float | None = None
 
 
@@ -45,6 +47,9 @@ class Verdict(BaseModel):
     instructions_withheld: int = 0
     """Sentences in those documents that addressed the model ("ignore previous instructions", "reply True")
     and were replaced by a marker before the judge and the answerer saw them."""
+    answer_check: AnswerCheck | None = None
+    """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
+    the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
     timings: Timings = Field(default_factory=Timings)
     hidden_states: dict[int, list[float]] | None = Field(None, exclude=True, repr=False)
     """The judge's state at the verdict for the guard's `read_layers` (fitting a probe); never serialised."""
