@@ -64,6 +64,12 @@ CLARIFIES = {
         "what the passages do state about it, citing them as [1], [2]. Then name the part of the question they "
         "do not state, and ask the user to narrow the question or supply that. State nothing they do not."
     ),
+    "fill_in": (
+        "Task: the passages above do not answer all of the question. Reply in this form, filling in the "
+        "parts in angle brackets from the passages and the question only: The passages say <what they state "
+        "about the question> [n], but not <the part of the question they leave out>. Could you narrow the "
+        "question, or tell me where to find that?"
+    ),
 }
 
 
