@@ -1,41 +1,16 @@
 """How good the text behind the gate is: answers against gold answers, messages against what is missing.
 
-Pure functions, no I/O. Normalisation follows SQuAD's evaluation (lower case, no punctuation, no articles,
-single spaces), plus the answer's citation markers removed, so "[1]" is not read as the number 1.
+Pure functions, no I/O; words are compared as `words.py` normalises them (SQuAD's normalisation).
 """
 
 from __future__ import annotations
 
-import re
-import string
 from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
-_TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
-_PUNCTUATION = str.maketrans("", "", string.punctuation + _TYPOGRAPHIC)
-# Words that carry no content in a labelled `missing` phrase ("how much the mission cost").
-_FILLER = frozenset(
-    """a an the of in on at to for per each and or is are was were do does did how what which who when where
-    much many it its their this that""".split()  # noqa: SIM905 (a word list reads better as words)
-)
-
-
-def _stem(word: str) -> str:
-    """Crude, on purpose: "drones" names "drone", "costs" "cost", "launched" "launch"."""
-    return word.rstrip("s")[:5]
-
-
-def normalise(text: str) -> str:
-    text = _CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def tokens(text: str) -> list[str]:
-    return normalise(text).split()
+from rag_guard.words import cites, key_words, stem, tokens
 
 
 def golds(answer: str | Sequence[str]) -> list[str]:
@@ -65,20 +40,11 @@ def token_f1(answer: str, gold: str | Sequence[str]) -> float:
     return best
 
 
-def cites(text: str) -> bool:
-    """The text cites a passage as [n]."""
-    return _CITATION.search(text) is not None
-
-
-def key_words(phrase: str) -> list[str]:
-    return [word for word in tokens(phrase) if word not in _FILLER]
-
-
 def names(message: str, missing: str) -> bool:
     """The message names every key word of the labelled missing part (matched on their stems)."""
-    said = {_stem(word) for word in tokens(message)}
+    said = {stem(word) for word in tokens(message)}
     wanted = key_words(missing)
-    return bool(wanted) and all(_stem(word) in said for word in wanted)
+    return bool(wanted) and all(stem(word) in said for word in wanted)
 
 
 class ScoredText(BaseModel):

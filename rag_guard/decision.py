@@ -28,3 +28,22 @@ def decide(p_sufficient: float | None, answer_threshold: float, clarify_threshol
     if p_sufficient >= clarify_threshold:
         return Decision.CLARIFY
     return Decision.REFUSE
+
+
+def decide_with_probe(
+    p_sufficient: float | None, prompt_level: float, answer_threshold: float, clarify_threshold: float
+) -> Decision:
+    """`decide` on the probe's capped score, except that the probe's doubt asks rather than refuses: a
+    question the prompt-level score alone (the verdict and the answer start) would answer or clarify is
+    clarified at worst.
+
+    The probe separates near misses, questions covered in part and answerable ones far better than the
+    token, but it pushes partly covered questions down to where off-topic ones are (0.03-0.32 on the bundled
+    set, docs/probe.md); the prompt-level score keeps the two apart (0.54-0.79 against below 0.35), and a
+    clarifying message, which states nothing the passages lack, is the right reply to the first.
+    """
+    decision = decide(p_sufficient, answer_threshold, clarify_threshold)
+    measured = p_sufficient is not None and math.isfinite(p_sufficient)  # no probability refuses, always
+    if decision is Decision.REFUSE and measured and prompt_level >= clarify_threshold:
+        return Decision.CLARIFY
+    return decision

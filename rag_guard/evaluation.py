@@ -23,6 +23,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field
 
 from rag_guard.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
+from rag_guard.clarify import clarifying_message
 from rag_guard.config import Settings
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard
@@ -149,6 +150,8 @@ async def judge_all(
             prompt = reply_prompt(guard.messages(question.question, used), verdict.decision)
             if answerer is not None and prompt is not None:
                 reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
+                if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
+                    reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
         done += 1
         if progress:
             progress(done, len(questions))

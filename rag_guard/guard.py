@@ -24,7 +24,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rag_guard.calibration import Calibration
 from rag_guard.config import Settings
-from rag_guard.decision import Decision, decide
+from rag_guard.decision import Decision, decide, decide_with_probe
 from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
@@ -125,13 +125,21 @@ def verdict_from_reply(
         )
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
     p = signals.capped(uncapped)
-    decision = decide(p, answer_threshold, clarify_threshold)
+    if signals.probe is None:
+        decision = decide(p, answer_threshold, clarify_threshold)
+    else:
+        decision = decide_with_probe(p, signals.combined(), answer_threshold, clarify_threshold)
     capped = f" (capped from {uncapped:.3f} by the prompt-level signals)" if p < uncapped else ""
     bound = {
         Decision.ANSWER: f">= answer_threshold {answer_threshold}",
         Decision.CLARIFY: f"in [clarify_threshold {clarify_threshold}, answer_threshold {answer_threshold})",
         Decision.REFUSE: f"< clarify_threshold {clarify_threshold}",
     }[decision]
+    if decision is Decision.CLARIFY and p < clarify_threshold:
+        bound = (
+            f"< clarify_threshold {clarify_threshold}, but the prompt-level score {signals.combined():.3f} is not: "
+            "the probe doubts a detail, so the guard asks rather than refuses"
+        )
     return Verdict(
         decision=decision,
         p_sufficient=p,

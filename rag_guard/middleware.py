@@ -17,6 +17,7 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 
+from rag_guard.clarify import clarifying_message
 from rag_guard.decision import Decision
 from rag_guard.guard import SufficiencyGuard
 from rag_guard.prompts import CLARIFY_INSTRUCTION, REFUSAL, follow_up
@@ -116,18 +117,19 @@ class GuardMiddleware(AgentMiddleware):
 
     def _clarifying_question(self, question: str, documents: list[Document]) -> str | None:
         try:
-            return self.guard.judge.invoke(self._clarify_prompt(question, documents)).text.strip() or None
+            reply = self.guard.judge.invoke(self._clarify_prompt(question, documents))
         except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
             log.error("the clarifying question could not be written, refusing: %s", exc)
             return None
+        return clarifying_message(question, documents, reply.text)
 
     async def _aclarifying_question(self, question: str, documents: list[Document]) -> str | None:
         try:
             reply = await self.guard.judge.ainvoke(self._clarify_prompt(question, documents))
-            return reply.text.strip() or None
         except Exception as exc:
             log.error("the clarifying question could not be written, refusing: %s", exc)
             return None
+        return clarifying_message(question, documents, reply.text)
 
 
 def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:

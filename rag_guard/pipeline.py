@@ -22,6 +22,7 @@ from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict
 
 from rag_guard.answer_check import AnswerCheck, check_failed, check_prompt, read_check
+from rag_guard.clarify import clarifying_message
 from rag_guard.config import Settings, load_config
 from rag_guard.decision import Decision
 from rag_guard.errors import GenerationError, GuardFailure
@@ -208,6 +209,15 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         verdict.reason += f"; the answer was withheld: the answer check gave {check.reason}"
         return Decision.CLARIFY if check.p_supported is not None else Decision.REFUSE
 
+    def _clarification(self, question: str, documents: list[Document], reply: BaseMessage) -> GuardedAnswerChunk:
+        """The clarifying message built around the model's copy of the unanswered part (`clarify.py`); it
+        comes whole, also when streaming, since it is assembled from its parts."""
+        text = reply.text
+        if self.single_pass:  # a reply after the single-pass prompt tends to repeat its verdict first
+            lead = VerdictLead()
+            text = lead.feed(text) + lead.flush()
+        return GuardedAnswerChunk(message=clarifying_message(question, documents, text))
+
     def _text_chunk(self, decision: Decision, text: str) -> GuardedAnswerChunk:
         if decision is Decision.ANSWER:
             return GuardedAnswerChunk(answer=text)
@@ -286,6 +296,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         try:
             if answer_stream is not None:
                 yield from self._texts(verdict.decision, answer_stream)
+            elif prompt is not None and verdict.decision is Decision.CLARIFY:
+                yield self._clarification(question, documents, self.answerer.invoke(prompt, config=child("generate")))
             elif prompt is not None and stream:
                 yield from self._texts(verdict.decision, self.answerer.stream(prompt, config=child("generate")))
             elif prompt is not None:
@@ -326,7 +338,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         elif decision is Decision.CLARIFY:
             clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
             try:
-                yield from self._texts(decision, [self.answerer.invoke(clarify, config=child("generate"))])
+                yield self._clarification(question, documents, self.answerer.invoke(clarify, config=child("generate")))
             except Exception as exc:
                 raise self._generation_failed(verdict, exc) from exc
 
@@ -408,7 +420,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 continue
             yield self._header(question, documents, verdict)
             try:
-                if answer_stream is None and prompt is not None:
+                if answer_stream is None and prompt is not None and verdict.decision is Decision.CLARIFY:
+                    reply = await self.answerer.ainvoke(prompt, config=child("generate"))
+                    yield self._clarification(question, documents, reply)
+                elif answer_stream is None and prompt is not None:
                     answer_stream = self.answerer.astream(prompt, config=child("generate"))
                 if answer_stream is not None:
                     async for chunk in self._atexts(verdict.decision, answer_stream):
@@ -447,10 +462,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         elif decision is Decision.CLARIFY:
             clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
             try:
-                message = await self.answerer.ainvoke(clarify, config=child("generate"))
+                reply = await self.answerer.ainvoke(clarify, config=child("generate"))
             except Exception as exc:
                 raise self._generation_failed(verdict, exc) from exc
-            yield self._text_chunk(decision, message.text)
+            yield self._clarification(question, documents, reply)
 
     async def _afirst_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig

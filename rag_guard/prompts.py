@@ -40,9 +40,12 @@ ANSWER_INSTRUCTION = (
 tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)"""
 
 CLARIFY_INSTRUCTION = (
-    "Task: the passages above do not fully answer the question. Ask the user one short question that "
-    "names the information that is missing or ambiguous, and nothing else."
+    "Task: the passages above do not answer all of the question. Copy, word for word, the part of the question "
+    'they do not answer, and reply with those words only. For example, for "When did the bridge open, and who '
+    'paid for it?" with passages that give only the opening, reply: who paid for it'
 )
+"""The model names only what is unanswered, in the question's words; `clarify.py` builds the message around
+it. (Asked to say what the passages do cover, the 1.5B model invented facts in 5 of 12 messages.)"""
 
 SINGLE_PASS_INSTRUCTION = (
     "Task: first judge whether the passages above state the information needed to answer the question, "

@@ -6,10 +6,10 @@ from rag_guard.answer_quality import (
     cites,
     contains,
     names,
-    normalise,
     score_answer,
     token_f1,
 )
+from rag_guard.words import normalise
 
 
 def test_normalise_drops_case_punctuation_articles_and_citations():

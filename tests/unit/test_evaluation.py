@@ -6,6 +6,7 @@ from rag_guard.config import Settings
 from rag_guard.decision import Decision
 from rag_guard.evaluation import given_or_retrieved, judge_all, report
 from rag_guard.guard import SufficiencyGuard
+from rag_guard.prompts import CLARIFY_INSTRUCTION
 from rag_guard.questions import LabelledQuestion
 from tests.fakes import FixedRetriever, judge_then_answer
 from tests.unit.test_pipeline import DOCS
@@ -117,16 +118,16 @@ async def test_a_clarified_question_gets_its_message_scored_on_the_missing_part(
             missing="mission cost",
         )
     ]
-    model = judge_then_answer(0.5, answer="The passages give the launch [1] but not the mission's cost.")
+    model = judge_then_answer(0.5, answer="what did it cost")
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
     judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), questions, 1, answerer=model)
     result = report(questions, judged, Settings())
     row = result.rows[0]
     assert row.decision is Decision.CLARIFY
-    assert row.answer is None and row.message.startswith("The passages give the launch")
-    assert result.missing_labelled == 1 and result.missing_named == 1.0
+    assert row.answer is None and '"what did it cost?"' in row.message
+    assert result.missing_labelled == 1 and result.missing_named == 0.0  # "mission" is not named
     assert result.answers_scored == 0 and result.answers_right is None
-    assert "Task: the passages above do not" in model.calls[-1]["messages"][-1].text
+    assert model.calls[-1]["messages"][-1].text == CLARIFY_INSTRUCTION
 
 
 async def test_without_an_answerer_nothing_is_generated_or_scored():

@@ -176,3 +176,13 @@ def test_without_the_hidden_state_the_probe_cannot_score_and_the_guard_refuses()
 def test_a_probe_signal_without_a_probe_is_rejected():
     with pytest.raises(ValueError, match="give the guard a probe"):
         SufficiencyGuard(judge=judge_then_answer(0.5), signals=("verdict", "probe"))
+
+
+def test_the_probes_doubt_clarifies_a_question_the_prompt_level_score_would_answer():
+    very_doubtful = [-9.0, 3.0, -7.0, -4.0]
+    guard, _ = probed_guard({3: very_doubtful}, p_true=0.9)
+    verdict = guard.invoke({"question": "When did Voyager 2 launch, and what did it cost?", "documents": DOCS})
+    assert verdict.p_sufficient is not None and verdict.p_sufficient < guard.clarify_threshold
+    assert verdict.signals is not None and verdict.signals.combined() >= guard.answer_threshold
+    assert verdict.decision is Decision.CLARIFY
+    assert "asks rather than refuses" in verdict.reason

@@ -44,10 +44,11 @@ def test_an_insufficient_context_replaces_the_answer_with_the_refusal():
     assert "1977" not in final.content
 
 
-def test_the_middle_band_asks_the_judges_clarifying_question_instead():
-    judge = judge_then_answer(0.55, answer="Which Voyager mission do you mean?")
-    final = final_message(agent_with(judge))
-    assert final.content == "Which Voyager mission do you mean?"
+def test_the_middle_band_replaces_the_answer_with_the_clarifying_message():
+    judge = judge_then_answer(0.55, answer="what did it cost")
+    final = final_message(agent_with(judge), "When did Voyager 2 launch, and what did it cost?")
+    assert '"what did it cost?"' in final.content and "[1] (voyager.md)" in final.content
+    assert AGENT_ANSWER not in final.content
     assert final.response_metadata["rag_guard"]["decision"] == "clarify"
 
 

@@ -1,0 +1,48 @@
+"""Words of a text as the scoring and the clarifying message compare them. Pure.
+
+Normalisation follows SQuAD's evaluation (lower case, no punctuation, no articles, single spaces), plus
+citation markers removed, so "[1]" is not read as the number 1.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+_TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
+_PUNCTUATION = str.maketrans("", "", string.punctuation + _TYPOGRAPHIC)
+# Words that carry no content on their own ("how much did the mission cost" is about "mission" and "cost").
+_FILLER = frozenset(
+    """a an the of in on at to for per each and or is are was were be been do does did how what which who whom
+    when where why much many it its their they this that these those there by with from as""".split()  # noqa: SIM905
+)
+
+
+def normalise(text: str) -> str:
+    text = _CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def tokens(text: str) -> list[str]:
+    return normalise(text).split()
+
+
+def key_words(text: str) -> list[str]:
+    """The words that carry content."""
+    return [word for word in tokens(text) if word not in _FILLER]
+
+
+def stem(word: str) -> str:
+    """Crude, on purpose: "drones" matches "drone", "costs" "cost", "launched" "launch"."""
+    return word.rstrip("s")[:5]
+
+
+def stems(text: str) -> set[str]:
+    return {stem(word) for word in key_words(text)}
+
+
+def cites(text: str) -> bool:
+    """The text cites a passage as [n]."""
+    return _CITATION.search(text) is not None
