@@ -33,11 +33,14 @@ GUARD_INSTRUCTION = (
 )
 
 ANSWER_INSTRUCTION = (
-    "Task: answer in one to three sentences from the passages, citing them as [1], [2]. State nothing "
-    "they do not; if they cover only part of the question, say what is missing."
+    "Task: answer the question directly from the passages: give the answer itself first, cite its passage as "
+    "[n] right after it, and stop. At most two sentences; state nothing the passages do not."
 )
 """Kept short: after the verdict it is nearly all the answer has left to evaluate. (The answer rules were
-tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)"""
+tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)
+On the bundled set's 20 answered questions it cites a passage in 19 answers (the earlier "one to three
+sentences" wording: 7) in 25 words on average (34), right in 18 (19); an example answer in the instruction
+was copied verbatim into answers (docs/answers.md)."""
 
 CLARIFY_INSTRUCTION = (
     "Task: the passages above do not answer all of the question. Copy, word for word, the part of the question "
