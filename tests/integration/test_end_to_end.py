@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag_guard.signals import Signals
 from tests.integration.helpers import ANSWER_KEYS, ask_json, run
+
+CORPORA = Path(__file__).resolve().parents[2] / "corpora"
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +56,30 @@ def test_the_shipped_probe_is_sure_of_a_stated_fact_and_turns_down_a_near_miss_t
     assert verdict["signals"]["probe"] < 0.2  # the articles give no oven temperature
     assert prompt_level >= 0.7 > verdict["p_sufficient"]  # the prompt-level score alone would have answered
     assert near_miss["decision"] != "answer"
+
+
+@pytest.mark.parametrize(
+    ("question", "missing", "absent"),
+    [
+        ("When was Voyager 1 launched, and how much did the mission cost?", "mission cost", ("$", "dollar", "million")),
+        (
+            "How many eggs does a queen lay per day, and how many drones does a colony raise each year?",
+            "drones per year",
+            (),
+        ),
+    ],
+)
+def test_a_partly_covered_question_gets_a_message_naming_what_is_missing_and_quoting_only_the_passages(
+    default_config, question, missing, absent
+):
+    from rag_guard.answer_quality import names
+
+    result = ask_json(default_config, question)
+    assert result["decision"] == "clarify" and result["answer"] is None
+    message = result["message"]
+    assert names(message.splitlines()[0], missing), message  # the unanswered part, in the question's words
+    quoted = message.split('): "', 1)[1].split('"\n', 1)[0].removesuffix(" \u2026")
+    label = int(message.split("The closest they come is [", 1)[1].split("]", 1)[0])
+    article = (CORPORA / result["sources"][label - 1]["source"]).read_text(encoding="utf-8")
+    assert quoted in " ".join(article.split()), message  # its one statement is a sentence of that passage
+    assert not any(word in message.lower() for word in absent)
