@@ -56,10 +56,8 @@ def chroma_http_env(tmp_path_factory: pytest.TempPathFactory, default_config: Pa
 
 @pytest.fixture(scope="session")
 def default_server(default_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`rag-guard serve` on the default model and the bundled corpus, without a token.
-
-    It gates on the prompt-level signals (`guard.probe: off`): the serving tests need one question in each
-    band, and the probe sends the bundled partly covered questions below the clarify band (docs/probe.md)."""
+    """`rag-guard serve` on the default model and the bundled corpus, without a token, as configured (the
+    shipped probe: its doubt clarifies the partly covered question the serving tests ask)."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with rag_guard_server(default_config, log, {"RAG_GUARD_GUARD__PROBE": "off"}) as served:
+    with rag_guard_server(default_config, log, {}) as served:
         yield served
