@@ -7,7 +7,8 @@ signal, the probe when it ships). Then, continuing the guard's cached prompt as 
   gold `answer` (`rag_guard.answer_quality`: right, token F1, cited), and the answer check's one token
   (`ANSWER_CHECK_INSTRUCTION`) is read after it;
 - when the gate clarifies, and for every question labelled with a `missing` part whatever the decision,
-  each candidate clarify instruction writes its message, scored on whether it names the missing part.
+  each candidate clarify instruction writes its message (the shipped one a copy of the unanswered part,
+  which `clarify.py` builds the message around), scored on whether it names the missing part.
 
 Paired: every candidate sees the same passages and verdicts. Writes numbers only to
 bench/results/replies-<set>.json (questions are named by a hash: a public set's text stays out of the
@@ -30,7 +31,8 @@ from rich.progress import Progress
 from signals import p_of, question_id
 
 from rag_guard import prompts
-from rag_guard.answer_quality import ScoredText, answer_quality, cites, names, score_answer
+from rag_guard.answer_quality import ScoredText, answer_quality, names, score_answer
+from rag_guard.clarify import clarifying_message
 from rag_guard.config import load_config
 from rag_guard.decision import Decision
 from rag_guard.embedded import ChatLlamaCpp
@@ -40,12 +42,13 @@ from rag_guard.metrics import stratified_sample
 from rag_guard.models import build_models, load_models
 from rag_guard.prompts import follow_up
 from rag_guard.questions import LabelledQuestion, load_questions
+from rag_guard.words import cites
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_THRESHOLDS = (0.3, 0.5, 0.7)
 
 ANSWERS = {
-    "three_sentences": (
+    "three_sentences": (  # the instruction before issue 15
         "Task: answer in one to three sentences from the passages, citing them as [1], [2]. State nothing "
         "they do not; if they cover only part of the question, say what is missing."
     ),
@@ -53,9 +56,15 @@ ANSWERS = {
         "Task: answer the question in one short sentence, in the passages' own words, citing the passage as "
         "[1] or [2]. Give only the answer: no preamble and no comment on the passages."
     ),
+    "cite_example": (
+        "Task: answer the question in one or two sentences, in the passages' words, citing the passage each "
+        "fact comes from, like this: The bridge opened in 1931 [2]. Add nothing the question does not ask for, "
+        "and state nothing the passages do not."
+    ),
+    "answer_first": prompts.ANSWER_INSTRUCTION,  # shipped
 }
 CLARIFIES = {
-    "ask_missing": (
+    "ask_missing": (  # the instruction before issue 15: the model's question is the message
         "Task: the passages above do not fully answer the question. Ask the user one short question that "
         "names the information that is missing or ambiguous, and nothing else."
     ),
@@ -70,7 +79,9 @@ CLARIFIES = {
         "about the question> [n], but not <the part of the question they leave out>. Could you narrow the "
         "question, or tell me where to find that?"
     ),
+    "copied_part": prompts.CLARIFY_INSTRUCTION,  # shipped: the message is assembled around the copy
 }
+ASSEMBLED = {"copied_part"}
 
 
 def generate(model: ChatLlamaCpp, messages: list[BaseMessage]) -> tuple[str, float, float]:
@@ -96,6 +107,8 @@ def replies_for(model: ChatLlamaCpp, guard: SufficiencyGuard, q: LabelledQuestio
     if verdict.decision is Decision.CLARIFY or q.missing is not None:
         for name, instruction in CLARIFIES.items():
             text, seconds, words = generate(model, follow_up(judged, "False", instruction))
+            if name in ASSEMBLED:
+                text = clarifying_message(q.question, docs[: verdict.documents_used], text)
             named = names(text, q.missing) if q.missing is not None else None
             row[f"clarify:{name}"] = {"names_missing": named, "cited": cites(text), "s": seconds, "words": words}
             row["texts"][f"clarify:{name}"] = text

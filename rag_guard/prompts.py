@@ -48,7 +48,8 @@ CLARIFY_INSTRUCTION = (
     'paid for it?" with passages that give only the opening, reply: who paid for it'
 )
 """The model names only what is unanswered, in the question's words; `clarify.py` builds the message around
-it. (Asked to say what the passages do cover, the 1.5B model invented facts in 5 of 12 messages.)"""
+it. (Asked to say what the passages do cover, the 1.5B model stated something they do not in 5 of 10
+messages, docs/answers.md.)"""
 
 SINGLE_PASS_INSTRUCTION = (
     "Task: first judge whether the passages above state the information needed to answer the question, "

@@ -60,3 +60,11 @@ def test_the_message_names_the_unanswered_part_quotes_a_passage_and_asks_to_narr
         == 'The closest they come is [1] (voyager.md): "Voyager 1 was launched on 5 September 1977 on a faster path."'
     )
     assert lines[2].startswith("Could you narrow the question")
+
+
+def test_a_heading_is_not_glued_to_the_sentence_after_it():
+    doc = Document(
+        page_content="## Spring and neap tides\nThe Sun raises tides too,\nbut less than the Moon.", metadata={}
+    )
+    _, _, sentence = closest_sentence("What causes neap tides?", [doc])
+    assert sentence == "The Sun raises tides too, but less than the Moon."
