@@ -147,7 +147,7 @@ async def judge_all(
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
             used = documents[: verdict.documents_used]
             reply = None
-            prompt = reply_prompt(guard.messages(question.question, used), verdict.decision)
+            prompt = reply_prompt(guard.messages(question.question, used), verdict.decision) if answerer else None
             if answerer is not None and prompt is not None:
                 reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
                 if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
