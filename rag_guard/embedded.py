@@ -6,7 +6,9 @@ decoding is a loop over those logits, so every generated token comes with its lo
 
 Each process loads a GGUF once; calls share that instance under a lock (llama.cpp contexts are not
 thread-safe). The KV cache of the previous prompt is kept, so a prompt that starts with the same tokens
-(the guard's prompt, then the answer's, which continues it) only evaluates its new suffix.
+(the guard's prompt, then the answer's, which continues it) only evaluates its new suffix. A call that
+names its own ending (`branch`) forks from the shared part before it: the guard's one-token questions differ
+only in their instructions, so each evaluates its instruction and nothing of the passages again.
 
 A call may also ask for the hidden state of chosen layers at the prompt's last token (`hidden_layers`), read
 from the same forward pass that gives the first token's logits (`hidden_states.py`); the guard's probe
@@ -92,7 +94,10 @@ class _LoadedModel:
         )
         self.name = meta.get("general.name", path.stem)
         self.prompt_tokens = 0
-        """How many leading cached tokens are the last prompt, evaluated in aligned blocks."""
+        """How many leading cached tokens are the last prompt."""
+        self.batch_starts: list[int] = []
+        """Where each batch of that prompt began (`_batch_starts`), to tell which cached states a cold
+        evaluation of the next prompt would compute alike."""
 
 
 _MODELS: dict[tuple[str, int, int | None, int, bool], _LoadedModel] = {}
@@ -130,7 +135,8 @@ class ChatLlamaCpp(BaseChatModel):
 
     Call-time options (as keyword arguments or through `.bind`) use OpenAI's names: `max_tokens`,
     `temperature`, `logprobs`, `top_logprobs`, `stop`; and `hidden_layers`, layers whose state at the prompt's
-    last token the reply carries as `response_metadata["hidden_states"]` (`{layer: [floats]}`).
+    last token the reply carries as `response_metadata["hidden_states"]` (`{layer: [floats]}`), and `branch`,
+    the text the last message ends with that is this call's own (see `_evaluate_prompt`).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -190,6 +196,7 @@ class ChatLlamaCpp(BaseChatModel):
         with model.lock:
             model.llama.reset()
             model.prompt_tokens = 0
+            model.batch_starts = []
 
     # --- tokens ---------------------------------------------------------------------------------------
 
@@ -199,6 +206,19 @@ class ChatLlamaCpp(BaseChatModel):
         chat = [{"role": _ROLE.get(m.type, m.type), "content": m.text} for m in messages]
         prompt = model.formatter(messages=chat).prompt
         return model.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+
+    def branch_point(self, messages: Sequence[BaseMessage], tokens: Sequence[int], branch: str | None) -> int:
+        """How many of the prompt's `tokens` come before `branch`, the text its last message ends with: the part
+        calls with other endings share. All of them without a branch."""
+        if not branch:
+            return len(tokens)
+        last = messages[-1]
+        if not isinstance(last.content, str) or not last.content.endswith(branch):
+            raise ValueError("branch must be the text the prompt's last message ends with")
+        shared = self.prompt_tokens([*messages[:-1], last.model_copy(update={"content": last.content[: -len(branch)]})])
+        limit = min(len(shared), len(tokens))
+        differ = np.nonzero(np.asarray(shared[:limit]) != np.asarray(tokens[:limit]))[0]
+        return int(differ[0]) if differ.size else limit
 
     def get_num_tokens(self, text: str) -> int:
         return len(self.loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -253,6 +273,7 @@ class ChatLlamaCpp(BaseChatModel):
 
         with model.lock:
             tokens = self.prompt_tokens(messages)
+            split = self.branch_point(messages, tokens, kwargs.get("branch"))
             if len(tokens) >= self.n_ctx:
                 raise ValueError(
                     f"the prompt is {len(tokens)} tokens, more than the model's context window "
@@ -261,7 +282,7 @@ class ChatLlamaCpp(BaseChatModel):
             max_tokens = min(max_tokens, self.n_ctx - len(tokens))
             started = time.perf_counter()
             with model.capture.capturing(layers) as hidden:
-                reused = self._evaluate_prompt(model, tokens)
+                reused = self._evaluate_prompt(model, tokens, split)
             prompt_eval_s = time.perf_counter() - started
 
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -341,26 +362,29 @@ class ChatLlamaCpp(BaseChatModel):
             run_manager.on_llm_new_token(text, chunk=chunk)
         return chunk
 
-    def _evaluate_prompt(self, model: _LoadedModel, tokens: list[int]) -> int:
+    def _evaluate_prompt(self, model: _LoadedModel, tokens: list[int], split: int) -> int:
         """Evaluate `tokens`, reusing the cached prefix; return how many prompt tokens were reused.
 
-        A new prompt is evaluated in blocks aligned to absolute positions, from a block boundary inside the
-        shared prefix: each block then sees exactly the batch a cold evaluation gives it, so its logits are
-        the same to the last bit (the guard's verdict does not depend on what ran before; a test pins this).
-        A prompt that continues the whole previous one (the answer after the verdict) is evaluated from where
-        that one ended, since no verdict is read from it.
+        llama.cpp's results depend on how a prompt is cut into batches, so a prompt is always cut the same
+        way (`_batch_starts`: blocks from the start, and again from `split`, where the call's own part
+        begins), and evaluation resumes only where the cached prompt was cut alike: every batch then sees
+        exactly what a cold evaluation gives it, and the logits are the same to the last bit (the guard's
+        verdict does not depend on what ran before; tests pin this). Calls that share everything before
+        their `split` thus fork from the same cached state. A prompt with no branch that continues the whole
+        previous one (the answer after the verdict) is evaluated from where that one ended in one batch, since
+        no verdict is read from it.
         """
         llama = model.llama
+        starts = _batch_starts(len(tokens), split)
         keep, continues = 0, False
         if self.reuse_prefix and llama.n_tokens > 0:
             cached = llama._input_ids[: model.prompt_tokens]
             limit = min(len(cached), len(tokens))
             mismatch = np.nonzero(cached[:limit] != np.asarray(tokens[:limit]))[0]
-            keep = int(mismatch[0]) if mismatch.size else limit
-            continues = keep == len(cached) < len(tokens)
-            if not continues:
-                # The last prompt token is always evaluated again: its logits are the ones we read.
-                keep = (min(keep, len(tokens) - 1) // _EVAL_BLOCK) * _EVAL_BLOCK
+            same = int(mismatch[0]) if mismatch.size else limit
+            continues = same == len(cached) < len(tokens) and split == len(tokens)
+            # Otherwise the last prompt token is always evaluated again: its logits are the ones we read.
+            keep = same if continues else _resume_point(starts, model.batch_starts, min(same, len(tokens) - 1))
         if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
             llama.n_tokens = keep  # drops what was generated after the cached prompt too
         else:
@@ -368,9 +392,12 @@ class ChatLlamaCpp(BaseChatModel):
             llama.reset()
         if continues:
             llama.eval(tokens[keep:])  # one batch: every llama.cpp call reads all the weights once
+            model.batch_starts = [*model.batch_starts, keep]
         else:
-            for start in range(keep, len(tokens), _EVAL_BLOCK):
-                llama.eval(tokens[start : start + _EVAL_BLOCK])
+            todo = [start for start in starts if start >= keep]
+            for start, end in zip(todo, [*todo[1:], len(tokens)], strict=True):
+                llama.eval(tokens[start:end])
+            model.batch_starts = starts
         model.prompt_tokens = len(tokens)
         return keep
 
@@ -381,6 +408,22 @@ class ChatLlamaCpp(BaseChatModel):
         scaled = logprobs / temperature
         probs = np.exp(scaled - scaled.max())
         return int(rng.choice(probs.size, p=probs / probs.sum()))
+
+
+def _batch_starts(n_tokens: int, split: int) -> list[int]:
+    """Where each batch of a prompt begins: blocks of `_EVAL_BLOCK` from the start up to `split`, then from
+    `split` to the end. A function of the prompt alone, so a warm evaluation can repeat a cold one."""
+    return [*range(0, split, _EVAL_BLOCK), *range(split, n_tokens, _EVAL_BLOCK)]
+
+
+def _resume_point(starts: list[int], cached_starts: list[int], limit: int) -> int:
+    """The furthest batch start, up to `limit`, before which both prompts were cut into the same batches."""
+    point = 0
+    for start, cached in zip(starts, cached_starts, strict=False):
+        if start != cached or start > limit:
+            break
+        point = start
+    return point
 
 
 def _last_logits(llama: Any) -> Any:

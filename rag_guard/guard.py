@@ -25,6 +25,7 @@ from pydantic import ConfigDict, Field, model_validator
 from rag_guard.calibration import Calibration
 from rag_guard.config import Settings
 from rag_guard.decision import Decision, decide, decide_with_probe
+from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
@@ -168,6 +169,8 @@ class JudgePrompt:
     question: str
     documents: list[Document]
     given: int
+    instruction: str
+    """The instruction the prompt ends with (the guard's, or single-pass mode's)."""
 
 
 class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
@@ -305,24 +308,22 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     def prepare(self, question: str, given: Sequence[Document], instruction: str | None = None) -> JudgePrompt:
         """The prompt with the documents that fit; `instruction` replaces the guard's (single-pass mode)."""
-        question = clean_question(question)
+        question, instruction = clean_question(question), instruction or self.instruction
         documents = self.fit(question, given)
-        return JudgePrompt(self.messages(question, documents, instruction), question, documents, len(given))
+        messages = self.messages(question, documents, instruction)
+        return JudgePrompt(messages, question, documents, len(given), instruction)
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
         prompt = self.prepare(input["question"], input.get("documents") or [])
         config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            # The other signals go first, so the verdict's prompt is the one left cached for the answer.
-            before = {
-                name: self.judge.invoke(asked, config=config, **self.call_options)
-                for name, asked in self._signal_prompts(prompt).items()
+            replies = {
+                name: self.judge.invoke(asked, config=config, **options) for name, asked, options in self._asks(prompt)
             }
-            reply = self.judge.invoke(prompt.messages, config=config, **self.verdict_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started, **before)
+        return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, **replies)
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
@@ -331,24 +332,34 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
         try:
-            before = {
-                name: await self.judge.ainvoke(asked, config=config, **self.call_options)
-                for name, asked in self._signal_prompts(prompt).items()
+            replies = {
+                name: await self.judge.ainvoke(asked, config=config, **options)
+                for name, asked, options in self._asks(prompt)
             }
-            reply = await self.judge.ainvoke(prompt.messages, config=config, **self.verdict_options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(reply, prompt, time.perf_counter() - started, **before)
+        return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, **replies)
 
-    def _signal_prompts(self, prompt: JudgePrompt) -> dict[str, list[BaseMessage]]:
-        """The one-token prompts asked before the verdict, by `finish`'s keyword: same passages, same question,
-        another instruction, so each costs only its last few tokens after the first."""
+    def _asks(self, prompt: JudgePrompt) -> list[tuple[str, list[BaseMessage], dict[str, Any]]]:
+        """The one-token calls by `finish`'s keyword, each with its call options: the same passages and question
+        with another instruction. The verdict goes last, so its prompt is the one left cached for the answer.
+
+        An embedded judge is told each prompt's own ending (`branch`): it evaluates the shared passages once
+        and forks there, so each further question costs only its instruction.
+        """
         instructions = {"extract": EXTRACT_INSTRUCTION, "missing": MISSING_INSTRUCTION}
-        return {
-            name: self.messages(prompt.question, prompt.documents, instruction)
+        asks = [
+            (name, self.messages(prompt.question, prompt.documents, instruction), self._options(instruction))
             for name, instruction in instructions.items()
             if name in self.signals
-        }
+        ]
+        return [*asks, ("verdict", prompt.messages, self._options(prompt.instruction, self.verdict_options))]
+
+    def _options(self, instruction: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        options = options or self.call_options
+        if isinstance(self.judge, ChatLlamaCpp) and not self.instruction_first:
+            return {**options, "branch": instruction}
+        return options
 
     def finish(
         self,

@@ -15,6 +15,7 @@ from rag_guard.logprobs import p_true, parse_logprobs
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.prompts import (
     ANSWER_INSTRUCTION,
+    EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
     SINGLE_PASS_INSTRUCTION,
     build_messages,
@@ -94,6 +95,26 @@ def test_verdicts_after_a_whole_guarded_answer_equal_cold_verdicts(small_model, 
     reused = SufficiencyGuard(judge=small_model).invoke(item)
     cold = SufficiencyGuard(judge=fresh).invoke(item)
     assert reused.p_sufficient == cold.p_sufficient
+
+
+def test_a_call_with_a_branch_forks_after_the_shared_part_and_equals_a_cold_evaluation(small_model):
+    """The verdict after the extractive question evaluates only its own instruction, bit for bit as cold."""
+    question = "When was Voyager 2 launched?"
+    verdict_prompt = build_messages(question, DOCS, GUARD_INSTRUCTION)
+    options = {"max_tokens": 1, "logprobs": True, "top_logprobs": 5}
+    small_model.invoke(build_messages(question, DOCS, EXTRACT_INSTRUCTION), branch=EXTRACT_INSTRUCTION, **options)
+    forked = small_model.invoke(verdict_prompt, branch=GUARD_INSTRUCTION, **options)
+    fresh = ChatLlamaCpp(model_path=small_model.model_path, n_ctx=small_model.n_ctx, reuse_prefix=False)
+    cold = fresh.invoke(verdict_prompt, branch=GUARD_INSTRUCTION, **options)
+    shared = small_model.branch_point(verdict_prompt, small_model.prompt_tokens(verdict_prompt), GUARD_INSTRUCTION)
+    assert forked.response_metadata["prompt_tokens_reused"] == shared
+    assert shared % 64 != 0  # not merely a whole block: the fork is where the instructions part
+    assert forked.response_metadata["logprobs"] == cold.response_metadata["logprobs"]
+
+
+def test_a_branch_that_is_not_the_prompts_ending_is_an_error(small_model):
+    with pytest.raises(ValueError, match="branch"):
+        small_model.invoke(build_messages("q?", DOCS, GUARD_INSTRUCTION), max_tokens=1, branch=EXTRACT_INSTRUCTION)
 
 
 def test_the_answer_reuses_the_whole_verdict_prompt(small_model):
