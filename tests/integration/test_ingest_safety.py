@@ -93,7 +93,9 @@ def test_ingest_killed_mid_way_then_rerun_holds_exactly_the_corpus(config: Path)
     result = run("ingest", "--config", str(config))
     assert result.exit_code == 0, result.output
 
-    store = open_store(settings.chroma, build_embeddings(settings.embeddings), embedding_label(settings.embeddings))
+    store = open_store(
+        settings.chroma, build_embeddings(settings.embeddings, settings.cache_dir), embedding_label(settings.embeddings)
+    )
     stored = store.get(include=[])["ids"]
     assert len(stored) == len(set(stored)) == len(expected)
     assert set(stored) == expected
@@ -116,5 +118,7 @@ def test_a_second_ingest_while_one_runs_is_turned_away(config: Path):
     finally:
         assert first.wait(timeout=300) == 0
     expected = {chunk.id for chunk in scan_corpus(settings.demo.corpus_dir, 300, 30).chunks}
-    store = open_store(settings.chroma, build_embeddings(settings.embeddings), embedding_label(settings.embeddings))
+    store = open_store(
+        settings.chroma, build_embeddings(settings.embeddings, settings.cache_dir), embedding_label(settings.embeddings)
+    )
     assert sorted(store.get(include=[])["ids"]) == sorted(expected)

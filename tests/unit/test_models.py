@@ -5,13 +5,13 @@ from langchain_ollama import ChatOllama
 from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ModelUnavailableError
 from rag_guard.models import (
-    ChatOpenAICompatible,
     build_chat_model,
     build_models,
     estimate_tokens,
     guard_call_options,
     is_loopback,
 )
+from rag_guard.openai_compatible import ChatOpenAICompatible
 
 OLLAMA = ModelSettings(provider="ollama", name="qwen2.5:7b", n_ctx=8192, max_tokens=200, temperature=0.2)
 REMOTE = ModelSettings(provider="openai", name="deepseek-chat", base_url="https://api.deepseek.com/v1")
