@@ -101,18 +101,29 @@ def signals_for(
     scores = [float(d.metadata["score"]) for d in docs] or [0.0]
     out["best_similarity"], out["mean_similarity"] = max(scores), statistics.fmean(scores)
 
-    def judge(name: str, messages: list[BaseMessage], read: Callable[[TokenLogprob], float] = p_true) -> None:
-        reply, seconds = timed(lambda: model.invoke(messages, **JUDGE))
+    def judge(
+        name: str,
+        messages: list[BaseMessage],
+        read: Callable[[TokenLogprob], float] = p_true,
+        branch: str | None = None,
+    ) -> None:
+        """One token; `branch`: the instruction the prompt ends with, where the guard forks (`ChatLlamaCpp`)."""
+        options = {**JUDGE, "branch": branch} if branch else JUDGE
+        reply, seconds = timed(lambda: model.invoke(messages, **options))
         out[name], out[f"{name}_s"] = p_of(reply, read), seconds
+
+    def one_token(name: str, instruction: str, read: Callable[[TokenLogprob], float] = p_true) -> None:
+        """A one-token question on the shared passages, forked where its instruction begins, as the guard asks."""
+        judge(name, build_messages(question, docs, instruction), read, branch=instruction)
 
     model.forget_prompt()  # the baseline from a cold cache, as a new question meets it
     base = build_messages(question, docs, GUARD_INSTRUCTION)
-    judge("verdict", base)
-    judge("extract", build_messages(question, docs, EXTRACT_INSTRUCTION), extract_of)
+    one_token("verdict", GUARD_INSTRUCTION)
+    one_token("extract", EXTRACT_INSTRUCTION, extract_of)
     if only is not None:
         return out
-    judge("yes_no", build_messages(question, docs, GUARD_INSTRUCTION_YES_NO))
-    judge("missing", build_messages(question, docs, MISSING_INSTRUCTION))
+    one_token("yes_no", GUARD_INSTRUCTION_YES_NO)
+    one_token("missing", MISSING_INSTRUCTION)
 
     drafting = follow_up(base, "True", ANSWER_INSTRUCTION)
     answer, out["answer_s"] = timed(lambda: model.invoke(drafting, max_tokens=160, logprobs=True))
@@ -134,7 +145,7 @@ def signals_for(
     if not layouts:
         return out
     judge("instruction_first", build_messages(question, docs, GUARD_INSTRUCTION, instruction_first=True))
-    judge("few_shot", build_messages(question, docs, GUARD_INSTRUCTION, few_shot=True))
+    judge("few_shot", build_messages(question, docs, GUARD_INSTRUCTION, few_shot=True), branch=GUARD_INSTRUCTION)
     return out
 
 
