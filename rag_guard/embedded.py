@@ -226,9 +226,7 @@ class ChatLlamaCpp(BaseChatModel):
         if not isinstance(last.content, str) or not last.content.endswith(branch):
             raise ValueError("branch must be the text the prompt's last message ends with")
         shared = self.prompt_tokens([*messages[:-1], last.model_copy(update={"content": last.content[: -len(branch)]})])
-        limit = min(len(shared), len(tokens))
-        differ = np.nonzero(np.asarray(shared[:limit]) != np.asarray(tokens[:limit]))[0]
-        return int(differ[0]) if differ.size else limit
+        return _common_prefix(shared, tokens)
 
     def get_num_tokens(self, text: str) -> int:
         return len(self.loaded.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
@@ -389,9 +387,7 @@ class ChatLlamaCpp(BaseChatModel):
         keep, continues = 0, False
         if self.reuse_prefix and llama.n_tokens > 0:
             cached = llama._input_ids[: model.prompt_tokens]
-            limit = min(len(cached), len(tokens))
-            mismatch = np.nonzero(cached[:limit] != np.asarray(tokens[:limit]))[0]
-            same = int(mismatch[0]) if mismatch.size else limit
+            same = _common_prefix(cached, tokens)
             continues = same == len(cached) < len(tokens) and split == len(tokens)
             # Otherwise the last prompt token is always evaluated again: its logits are the ones we read.
             keep = same if continues else _resume_point(starts, model.batch_starts, min(same, len(tokens) - 1))
@@ -418,6 +414,13 @@ class ChatLlamaCpp(BaseChatModel):
         scaled = logprobs / temperature
         probs = np.exp(scaled - scaled.max())
         return int(rng.choice(probs.size, p=probs / probs.sum()))
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    limit = min(len(a), len(b))
+    differ = np.nonzero(np.asarray(a[:limit]) != np.asarray(b[:limit]))[0]
+    return int(differ[0]) if differ.size else limit
 
 
 def _batch_starts(n_tokens: int, split: int) -> list[int]:
