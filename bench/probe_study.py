@@ -198,7 +198,7 @@ def main() -> None:
         layer_table(train, bundled, normans, pairs)
         print()
     if args.curve_layer is not None:
-        learning_curve(train, normans, args.curve_layer, (50, 200))
+        learning_curve(train, normans, args.curve_layer, (50, 200, 400))
 
 
 if __name__ == "__main__":
