@@ -4,7 +4,7 @@ Reads feature files written by `rag-guard fit-probe --features` and `rag-guard e
 hidden states per question, no question text) and prints markdown tables. Every figure is held out: a set in
 the fit is scored out of fold (folds grouped by article or paragraph), any other set is scored whole.
 
-    .venv/bin/python bench/probe_study.py --fit F --normans F [--probe FILE] [--half FILE]
+    .venv/bin/python bench/probe_study.py --fit F --normans F [--probe FILE] [--half FILE] [--calls verdict+extract]
 
 `--fit` holds the fitting sets as fit-probe labels them (`squad2-train/...` and `corpora/...`).
 """
@@ -22,16 +22,20 @@ from signal_table import paired_bootstrap  # bench/ is the script's folder, so i
 from rag_guard.features import FeatureRow, load_features
 from rag_guard.metrics import auroc, stratified_sample
 from rag_guard.probe import Probe, load_probe
-from rag_guard.probe_fit import Candidate, choose, combination_features, combine, grouped_splits
+from rag_guard.probe_fit import Candidate, Reading, choose, combination_features, combine, grouped_splits
 from rag_guard.signals import sigmoid
 
 
-def layers_in(rows: Sequence[FeatureRow]) -> list[int]:
-    return sorted(set.intersection(*(set(row.states) for row in rows)))
+def readings_in(rows: Sequence[FeatureRow], call_sets: Sequence[tuple[str, ...]]) -> list[Reading]:
+    """One reading per layer and set of calls that every row holds."""
+    held = set.intersection(*(set(row.states) for row in rows))
+    layers = sorted({layer for _, layer in held})
+    readings = [Reading(calls, (layer,)) for layer in layers for calls in call_sets]
+    return [reading for reading in readings if set(reading.keys) <= held]
 
 
-def states_of(rows: Sequence[FeatureRow], layers: Sequence[int]) -> dict[int, np.ndarray]:
-    return {layer: np.stack([row.states[layer] for row in rows]) for layer in layers}
+def states_of(rows: Sequence[FeatureRow], reading: Reading) -> dict[tuple[str, int], np.ndarray]:
+    return {key: np.stack([row.states[key] for row in rows]) for key in reading.keys}
 
 
 def labels_of(rows: Sequence[FeatureRow]) -> list[bool]:
@@ -49,19 +53,19 @@ def paired_gain(labels: list[bool], better: list[float], base: list[float]) -> t
 
 
 class Fit:
-    """A probe at `layers` fitted on `rows` (strength by grouped CV), with its combination."""
+    """A probe reading `reading` fitted on `rows` (strength by grouped CV), with its combination."""
 
-    def __init__(self, rows: Sequence[FeatureRow], layers: Sequence[int]) -> None:
+    def __init__(self, rows: Sequence[FeatureRow], reading: Reading) -> None:
         self.rows = list(rows)
         labels = labels_of(rows)
         splits = grouped_splits(labels, [row.group for row in rows])
-        self.candidate: Candidate = choose(states_of(rows, layers), labels, splits, [tuple(layers)])[0]
+        self.candidate: Candidate = choose(states_of(rows, reading), labels, splits, [reading])[0]
         signals = [row.signals.features() for row in rows]
         self.combination, self.combined_oof = combine(signals, self.candidate.oof, labels, splits)
         from rag_guard.probe_fit import fit_probe
 
         self.probe: Probe = fit_probe(
-            states_of(rows, layers),
+            states_of(rows, reading),
             labels,
             self.candidate,
             self.combination,
@@ -90,7 +94,7 @@ class Fit:
 def apply(probe: Probe, row: FeatureRow) -> tuple[float, float]:
     """(probe log-odds, P(sufficient)) of one row, as the guard computes them: the combination, capped at the
     prompt-level score."""
-    z = probe.logit(row.states)
+    z = probe.logit(row.by_call)
     features = combination_features([row.signals.features()], np.array([z]))[0]
     return z, capped(row, z, probe.combination.apply(features))
 
@@ -105,32 +109,37 @@ def cell(value: float | None) -> str:
 
 
 def layer_table(
-    train: list[FeatureRow], bundled: list[FeatureRow], normans: list[FeatureRow], pairs: list[tuple[int, ...]]
+    train: list[FeatureRow],
+    bundled: list[FeatureRow],
+    normans: list[FeatureRow],
+    call_sets: list[tuple[str, ...]],
+    pairs: list[tuple[int, ...]],
 ) -> None:
-    layers = [(layer,) for layer in layers_in(train + bundled + normans)] + pairs
-    print("| layers | fitted on | C | Normans: probe | Normans: + signals | bundled: probe | bundled: + signals |")
+    readings = readings_in(train + bundled + normans, call_sets)
+    readings += [Reading(calls, pair) for pair in pairs for calls in call_sets]
+    print("| reads | fitted on | C | Normans: probe | Normans: + signals | bundled: probe | bundled: + signals |")
     print("|---|---|---|---|---|---|---|")
     sets = {"squad2-train": train, "bundled": bundled, "both": train + bundled}
-    for chosen in layers:
+    for chosen in readings:
         for name, rows in sets.items():
             fit = Fit(rows, chosen)
             n_probe, n_comb = fit.held_out(normans)
             b_probe, b_comb = fit.held_out(bundled)
             yn, yb = labels_of(normans), labels_of(bundled)
             print(
-                f"| {'+'.join(map(str, chosen))} | {name} | {fit.candidate.c:g} | {cell(auroc(n_probe, yn))} | "
+                f"| {chosen} | {name} | {fit.candidate.c:g} | {cell(auroc(n_probe, yn))} | "
                 f"{cell(auroc(n_comb, yn))} | {cell(auroc(b_probe, yb))} | {cell(auroc(b_comb, yb))} |"
             )
 
 
-def learning_curve(train: list[FeatureRow], normans: list[FeatureRow], layer: int, sizes: Sequence[int]) -> None:
-    print(f"| training questions (squad2-train, layer {layer}) | Normans: probe | Normans: probe + signals |")
+def learning_curve(train: list[FeatureRow], normans: list[FeatureRow], reading: Reading, sizes: Sequence[int]) -> None:
+    print(f"| training questions (squad2-train, {reading}) | Normans: probe | Normans: probe + signals |")
     print("|---|---|---|")
     for size in [*sizes, len(train)]:
         probe_scores, combined_scores = [], []
         for seed in range(3 if size < len(train) else 1):
             picked = stratified_sample(train, labels_of(train), size, seed=seed)
-            fit = Fit(picked, (layer,))
+            fit = Fit(picked, reading)
             p, c = fit.held_out(normans)
             probe_scores.append(auroc(p, labels_of(normans)) or 0)
             combined_scores.append(auroc(c, labels_of(normans)) or 0)
@@ -174,6 +183,9 @@ def main() -> None:
     parser.add_argument("--probe", type=Path, help="the shipped probe file, scored on every set")
     parser.add_argument("--half", type=Path, help="a probe fitted on the odd-numbered Normans paragraphs")
     parser.add_argument("--pair", action="append", default=[], help="layers side by side, e.g. 14+17")
+    parser.add_argument(
+        "--calls", action="append", help="whose states: verdict, extract or verdict+extract (default: verdict)"
+    )
     parser.add_argument("--curve-layer", type=int)
     parser.add_argument("--skip-layers", action="store_true")
     args = parser.parse_args()
@@ -182,11 +194,13 @@ def main() -> None:
     bundled = [row for row in fitting if row.source.startswith("corpora/")]
     normans = load_features(args.normans)
     print(f"train {len(train)}, bundled {len(bundled)}, Normans {len(normans)} questions\n")
+    call_sets = [tuple(text.split("+")) for text in args.calls or ["verdict"]]
     if args.probe:
         probe = load_probe(args.probe)
-        print(f"Shipped probe {args.probe.name} (layers {probe.layers}, C {probe.c:g}, fitted on {probe.fitted_on}):")
+        reading = Reading(tuple(probe.calls), tuple(probe.layers))
+        print(f"Shipped probe {args.probe.name} ({reading}, C {probe.c:g}, fitted on {probe.fitted_on}):")
         shipped(probe, normans, "Normans, retrieved chunks")
-        _, comb = Fit(train + bundled, probe.layers).held_out(bundled)
+        _, comb = Fit(train + bundled, reading).held_out(bundled)
         folded = cell(auroc(comb, labels_of(bundled)))
         print(f"- bundled, out of fold in the shipped fit's setting: probe + signals {folded}")
         print()
@@ -195,10 +209,10 @@ def main() -> None:
         print()
     if not args.skip_layers:
         pairs = [tuple(int(part) for part in text.split("+")) for text in args.pair]
-        layer_table(train, bundled, normans, pairs)
+        layer_table(train, bundled, normans, call_sets, pairs)
         print()
     if args.curve_layer is not None:
-        learning_curve(train, normans, args.curve_layer, (50, 200, 400))
+        learning_curve(train, normans, Reading(call_sets[0], (args.curve_layer,)), (50, 200, 400))
 
 
 if __name__ == "__main__":

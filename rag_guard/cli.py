@@ -401,6 +401,14 @@ def fit_probe(
             "Default: 60 % of the judge's depth.",
         ),
     ] = None,
+    calls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calls",
+            help="Whose states a candidate reads: verdict, extract (the answer start) or verdict+extract; "
+            "repeat to compare. Default: verdict+extract.",
+        ),
+    ] = None,
     features: Annotated[
         Path | None,
         typer.Option(
@@ -420,19 +428,22 @@ def fit_probe(
         from rag_guard.features import read_features, require_embedded
         from rag_guard.metrics import auroc, stratified_sample
         from rag_guard.probe import model_identity
-        from rag_guard.probe_fit import choose, combine, fit_probe, grouped_splits
+        from rag_guard.probe_fit import Reading, choose, combine, fit_probe, grouped_splits
         from rag_guard.questions import load_questions
 
         settings = _settings(config)
         require_embedded(settings)
-        candidates = [_layer_set(text) for text in layers] if layers else [tuple(_default_layers(settings))]
+        layer_sets = [_layer_set(text) for text in layers] if layers else [tuple(_default_layers(settings))]
+        candidates = [
+            Reading(_call_set(text), layer_set) for text in calls or ["verdict+extract"] for layer_set in layer_sets
+        ]
         asked = []
         for path in questions:
             labelled = load_questions(path)
             if limit is not None:
                 labelled = stratified_sample(labelled, [q.answerable for q in labelled], limit)
             asked += [(_label(path), q) for q in labelled]
-        wanted = sorted({layer for candidate in candidates for layer in candidate})
+        wanted = sorted({layer for layer_set in layer_sets for layer in layer_set})
         with _progress() as progress:
             task = progress.add_task("Reading hidden states", total=None)
             rows = read_features(settings, asked, corpus, wanted, features, _updater(progress, task))
@@ -443,7 +454,8 @@ def fit_probe(
                 f"{labels.count(True)} and {labels.count(False)})."
             )
         splits = grouped_splits(labels, [row.group for row in rows])
-        states = {layer: np.stack([row.states[layer] for row in rows]) for layer in wanted}
+        keys = {key for candidate in candidates for key in candidate.keys}
+        states = {key: np.stack([row.states[key] for row in rows]) for key in keys}
         scored = choose(states, labels, splits, candidates)
         best = scored[0]
         signals = [row.signals.features() for row in rows]
@@ -462,13 +474,13 @@ def fit_probe(
         )
         probe.save(output)
     table = Table(title=f"rag-guard fit-probe: {len(rows)} questions, {len(splits)} folds grouped by article/paragraph")
-    table.add_column("layers")
+    table.add_column("reads (calls @ layers)")
     table.add_column("C", justify="right")
     table.add_column("AUROC held out", justify="right")
     for candidate in scored:
-        table.add_row("+".join(map(str, candidate.layers)), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
+        table.add_row(str(candidate.reading), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
     out.print(table)
-    per_file = Table(title=f"held out, per file (probe: layers {'+'.join(map(str, best.layers))})")
+    per_file = Table(title=f"held out, per file (probe: {best.reading})")
     for column in ("questions", "n", "today's default", "probe", "probe + signals"):
         per_file.add_column(column, justify="right" if column != "questions" else "left")
     for path in questions:
@@ -485,6 +497,18 @@ def fit_probe(
 def _label(path: Path) -> str:
     """A questions file as figures name it: with its folder, since sets tend to be called questions.jsonl."""
     return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def _call_set(text: str) -> tuple[str, ...]:
+    from rag_guard.features import CALLS
+
+    named = tuple(text.split("+"))
+    if not named or any(call not in CALLS for call in named) or len(set(named)) < len(named):
+        raise typer.BadParameter(
+            f"{text!r} is not a call ({' or '.join(CALLS)}) or calls joined by + (verdict+extract)",
+            param_hint="--calls",
+        )
+    return named
 
 
 def _layer_set(text: str) -> tuple[int, ...]:

@@ -100,8 +100,8 @@ def _probe(settings: Settings, judge: BaseChatModel) -> list[Check]:
     if guard.probe is not None:
         probe = guard.probe
         detail = (
-            f"layers {probe.layers} of {probe.model_name}, fitted on {', '.join(probe.fitted_on)}; "
-            f"held-out AUROC {probe.heldout_auroc:.3f}"
+            f"{'+'.join(probe.calls)} states at layers {probe.layers} of {probe.model_name}, "
+            f"fitted on {', '.join(probe.fitted_on)}; held-out AUROC {probe.heldout_auroc:.3f}"
         )
         checks.append(Check(name="hidden-state probe", ok=True, detail=detail))
     verdict = guard.invoke(PROBE)  # never raises: it refuses

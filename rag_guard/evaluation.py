@@ -65,8 +65,8 @@ class EvalRow(BaseModel):
     perplexity: float | None = None
     group: str | None = None
     """The question's article or paragraph (from the file, else the best retrieved passage's source)."""
-    hidden_states: dict[int, list[float]] | None = Field(None, exclude=True, repr=False)
-    """With `read_layers`: the judge's state at the verdict, for `rag-guard fit-probe --features`."""
+    hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
+    """With `read_layers`: the judge's states by call, for `rag-guard fit-probe --features`."""
 
 
 class EvalReport(GateQuality, AnswerQuality):
@@ -171,7 +171,7 @@ def evaluate(
     answers: bool = False,
     read_layers: tuple[int, ...] = (),
 ) -> EvalReport:
-    """`read_layers` keeps the embedded judge's state at those layers on each row (`EvalRow.hidden_states`).
+    """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
     from rag_guard.models import build_models, load_models

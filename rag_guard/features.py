@@ -1,4 +1,5 @@
-"""What a probe is fitted on: per labelled question, its label, group, prompt-level signals and hidden states.
+"""What a probe is fitted on: per labelled question, its label, group, prompt-level signals and hidden states
+(the verdict's and the answer start's, at each layer read).
 
 Reading them costs one guard call per question (seconds each on a CPU); the states are kept in an `.npz`
 file keyed by the model and the question, so fitting again with other layers or other options, or fitting on
@@ -13,6 +14,7 @@ import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
     from rag_guard.evaluation import EvalReport, Judged
 
 Progress = Callable[[int, int], None]
+StateKey = tuple[str, int]
+"""(call, layer): one call's state at one layer."""
+CALLS = ("verdict", "extract")
+"""The calls whose states are read: the default prompt-level signals' two one-token questions."""
 SAVE_EVERY = 20
 """Questions judged between two writes of the features file (a write takes about a second)."""
 
@@ -42,11 +48,19 @@ class FeatureRow:
     """The questions file it came from, so figures can be given per set."""
     verdict: float
     extract: float | None
-    states: dict[int, np.ndarray] = field(default_factory=dict)
+    states: dict[StateKey, np.ndarray] = field(default_factory=dict)
 
     @property
     def signals(self) -> Signals:
         return Signals(verdict=self.verdict, extract=self.extract)
+
+    @property
+    def by_call(self) -> dict[str, dict[int, np.ndarray]]:
+        """The states as the guard hands them to a probe: by call, then by layer."""
+        nested: dict[str, dict[int, np.ndarray]] = {}
+        for (call, layer), state in self.states.items():
+            nested.setdefault(call, {})[layer] = state
+        return nested
 
 
 def question_key(model_sha256: str, question: LabelledQuestion, corpus: Path | None) -> str:
@@ -60,7 +74,7 @@ def save_features(path: Path, rows: Sequence[FeatureRow]) -> None:
     merged = {row.key: row for row in load_features(path)} if path.is_file() else {}
     merged.update({row.key: row for row in rows})
     kept = list(merged.values())
-    layers = sorted({layer for row in kept for layer in row.states})
+    read = sorted({key for row in kept for key in row.states})
     arrays: dict[str, np.ndarray] = {
         "key": np.array([r.key for r in kept]),
         "answerable": np.array([r.answerable for r in kept], dtype=bool),
@@ -69,10 +83,10 @@ def save_features(path: Path, rows: Sequence[FeatureRow]) -> None:
         "verdict": np.array([r.verdict for r in kept], dtype=np.float64),
         "extract": np.array([math.nan if r.extract is None else r.extract for r in kept], dtype=np.float64),
     }
-    for layer in layers:
-        width = next(r.states[layer].size for r in kept if layer in r.states)
-        arrays[f"layer_{layer}"] = np.stack(
-            [r.states.get(layer, np.full(width, np.nan, dtype=np.float32)) for r in kept]
+    for key in read:
+        width = next(r.states[key].size for r in kept if key in r.states)
+        arrays[_array_name(key)] = np.stack(
+            [r.states.get(key, np.full(width, np.nan, dtype=np.float32)) for r in kept]
         ).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
@@ -84,12 +98,11 @@ def load_features(path: Path) -> list[FeatureRow]:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise CorpusError(f"Features file {path} cannot be read ({exc}); delete it to read the states again.") from None
-    layers = [int(name.removeprefix("layer_")) for name in data.files if name.startswith("layer_")]
-    stacked = {layer: data[f"layer_{layer}"] for layer in layers}
+    stacked = {key: data[name] for name in data.files if (key := _state_key(name)) is not None}
     rows = []
     for i, key in enumerate(data["key"]):
         extract = float(data["extract"][i])
-        states = {layer: stacked[layer][i] for layer in layers if not np.isnan(stacked[layer][i][0])}
+        states = {key: array[i] for key, array in stacked.items() if not np.isnan(array[i][0])}
         rows.append(
             FeatureRow(
                 key=str(key),
@@ -104,9 +117,22 @@ def load_features(path: Path) -> list[FeatureRow]:
     return rows
 
 
-def complete(rows: Iterable[FeatureRow], layers: Iterable[int]) -> dict[str, FeatureRow]:
-    """The rows that hold every one of `layers`, by key."""
-    wanted = set(layers)
+def _array_name(key: StateKey) -> str:
+    """The verdict's states keep the name they had before the answer start's were read, so older files load."""
+    call, layer = key
+    return f"layer_{layer}" if call == "verdict" else f"{call}_layer_{layer}"
+
+
+def _state_key(name: str) -> StateKey | None:
+    call, _, layer = name.rpartition("layer_")
+    if not layer.isdigit() or call not in ("", *(f"{c}_" for c in CALLS)):
+        return None
+    return (call.removesuffix("_") or "verdict", int(layer))
+
+
+def complete(rows: Iterable[FeatureRow], keys: Iterable[StateKey]) -> dict[str, FeatureRow]:
+    """The rows that hold every one of `keys`, by question key."""
+    wanted = set(keys)
     return {row.key: row for row in rows if wanted <= row.states.keys()}
 
 
@@ -129,8 +155,9 @@ def read_features(
     cache: Path | None = None,
     progress: Progress | None = None,
 ) -> list[FeatureRow]:
-    """Each (file, question) judged by the embedded judge with the default prompt-level signals, its state at
-    `layers` read from the verdict's forward pass; rows already in `cache` are not evaluated again.
+    """Each (file, question) judged by the embedded judge with the default prompt-level signals, its states at
+    `layers` read in the verdict's and the answer start's forward passes; rows already in `cache` are not
+    evaluated again.
 
     Questions with a `context` are judged against it, the others against `corpus` (ingested into a temporary
     store, as `rag-guard eval` does). A question whose verdict has no probability is left out."""
@@ -140,6 +167,7 @@ def read_features(
     from rag_guard.probe import model_identity
 
     layers = sorted(set(layers))
+    wanted = list(product(CALLS, layers))
     judge = require_embedded(settings)
     if corpus is None and (without := [q.question for _, q in questions if q.context is None]):
         raise CorpusError(
@@ -147,12 +175,12 @@ def read_features(
         )
     sha, _ = model_identity(judge.path, judge.preset)
     keys = [question_key(sha, q, corpus) for _, q in questions]
-    cached = complete(load_features(cache), layers) if cache is not None and cache.is_file() else {}
+    cached = complete(load_features(cache), wanted) if cache is not None and cache.is_file() else {}
     todo = [i for i, key in enumerate(keys) if key not in cached]
     fresh: dict[str, FeatureRow] = {}
     if todo:
-        # The states are read at the default prompt-level signals' verdict, whatever the config adds.
-        guard_settings = settings.guard.model_copy(update={"signals": ["verdict", "extract"], "calibration": None})
+        # The states are read in the default prompt-level signals' calls, whatever the config adds.
+        guard_settings = settings.guard.model_copy(update={"signals": list(CALLS), "calibration": None})
         plain = settings.model_copy(update={"guard": guard_settings})
         models = build_models(plain)
         load_models(models.judge)
@@ -166,7 +194,7 @@ def read_features(
                 read = {
                     keys[i]: row
                     for i, result in zip(part, judged, strict=True)
-                    if (row := _row(keys[i], questions[i], result, layers)) is not None
+                    if (row := _row(keys[i], questions[i], result, wanted)) is not None
                 }
                 fresh.update(read)
                 if cache is not None:
@@ -180,9 +208,10 @@ def read_features(
     return rows
 
 
-def _row(key: str, item: tuple[str, LabelledQuestion], result: Judged, layers: Sequence[int]) -> FeatureRow | None:
+def _row(key: str, item: tuple[str, LabelledQuestion], result: Judged, wanted: Sequence[StateKey]) -> FeatureRow | None:
     verdict, (source, question) = result.verdict, item
-    if verdict.signals is None or not verdict.hidden_states:
+    states = _arrays(verdict.hidden_states or {})
+    if verdict.signals is None or not set(wanted) <= states.keys():
         return None
     return FeatureRow(
         key=key,
@@ -191,8 +220,16 @@ def _row(key: str, item: tuple[str, LabelledQuestion], result: Judged, layers: S
         source=source,
         verdict=verdict.signals.verdict,
         extract=verdict.signals.extract,
-        states={layer: np.asarray(verdict.hidden_states[layer], dtype=np.float32) for layer in layers},
+        states={key: states[key] for key in wanted},
     )
+
+
+def _arrays(hidden_states: dict[str, dict[int, list[float]]]) -> dict[StateKey, np.ndarray]:
+    return {
+        (call, int(layer)): np.asarray(state, dtype=np.float32)
+        for call, by_layer in hidden_states.items()
+        for layer, state in by_layer.items()
+    }
 
 
 def eval_features(
@@ -211,7 +248,7 @@ def eval_features(
             source=source,
             verdict=row.signals.verdict,
             extract=row.signals.extract,
-            states={int(layer): np.asarray(state, dtype=np.float32) for layer, state in row.hidden_states.items()},
+            states=_arrays(row.hidden_states),
         )
         for row in report.rows
         if row.signals is not None and row.hidden_states

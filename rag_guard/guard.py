@@ -104,7 +104,7 @@ def verdict_from_reply(
         p_extract = (
             answer_start(_first_position(extract, missing_logprobs), ABSTAIN_WORD) if extract is not None else None
         )
-        p_probe = probe.probability(message.response_metadata.get("hidden_states") or {}) if probe else None
+        p_probe = probe.probability(_states(message, extract)) if probe else None
     except (LogprobError, ProbeError) as exc:
         return Verdict(
             decision=Decision.REFUSE,
@@ -211,7 +211,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Reads P(answerable) off the judge's hidden state at the verdict (embedded judge only); used when
     `signals` include `probe`. Without `calibration`, its `combination` makes P(sufficient)."""
     read_layers: tuple[int, ...] = ()
-    """Further layers whose state at the verdict the `Verdict` carries in `hidden_states` (for fitting)."""
+    """Further layers whose state in the verdict's and the answer start's calls the `Verdict` carries in
+    `hidden_states` (for fitting)."""
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
@@ -262,10 +263,12 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             return self.judge_kwargs
         return {"max_tokens": 1, "logprobs": True, "top_logprobs": self.top_logprobs}
 
-    @property
-    def verdict_options(self) -> dict[str, Any]:
-        """The verdict's call: the one token, and the hidden states the probe (and `read_layers`) read."""
-        layers = set(self.read_layers) | (set(self.probe.layers) if self.probe and "probe" in self.signals else set())
+    def state_options(self, call: str) -> dict[str, Any]:
+        """A one-token call's options: the one token, and the hidden states the probe (and `read_layers`) read
+        in this call."""
+        layers = set(self.read_layers)
+        if self.probe is not None and "probe" in self.signals and call in self.probe.calls:
+            layers |= set(self.probe.layers)
         return {**self.call_options, "hidden_layers": sorted(layers)} if layers else self.call_options
 
     # --- preparing the prompt -------------------------------------------------------------------------
@@ -349,11 +352,11 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         """
         instructions = {"extract": EXTRACT_INSTRUCTION, "missing": MISSING_INSTRUCTION}
         asks = [
-            (name, self.messages(prompt.question, prompt.documents, instruction), self._options(instruction))
-            for name, instruction in instructions.items()
+            (name, self.messages(prompt.question, prompt.documents, ask), self._options(ask, self.state_options(name)))
+            for name, ask in instructions.items()
             if name in self.signals
         ]
-        return [*asks, ("verdict", prompt.messages, self._options(prompt.instruction, self.verdict_options))]
+        return [*asks, ("verdict", prompt.messages, self._options(prompt.instruction, self.state_options("verdict")))]
 
     def _options(self, instruction: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         options = options or self.call_options
@@ -386,7 +389,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         )
         verdict.documents_used = len(prompt.documents)
         if self.read_layers:
-            verdict.hidden_states = reply.response_metadata.get("hidden_states")
+            verdict.hidden_states = _states(reply, extract)
         if verdict.p_sufficient is None:
             return self._untrusted(verdict, None)
         if len(prompt.documents) < prompt.given:
@@ -415,6 +418,16 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.fail_mode == "error":
             raise GuardFailure(verdict.reason.removeprefix("refused: ")) from exc
         return verdict
+
+
+def _states(verdict: BaseMessage, extract: BaseMessage | None) -> dict[str, dict[int, list[float]]]:
+    """The hidden states the replies carry, by call."""
+    replies = {"verdict": verdict, "extract": extract}
+    return {
+        call: states
+        for call, reply in replies.items()
+        if reply is not None and (states := reply.response_metadata.get("hidden_states"))
+    }
 
 
 def _best_similarity(documents: Sequence[Document]) -> float | None:

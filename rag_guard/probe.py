@@ -1,12 +1,14 @@
 """The hidden-state probe: a linear read-out of "answerable" from the judge's middle layers. Pure: no model.
 
 The verdict token is one word squeezed out of the model's state at the prompt's last token; that state holds
-more (SQuAD's near misses among it). A probe is a logistic regression on that state, standardised, fitted by
-`rag-guard fit-probe` for one GGUF. The file also holds how the probe is combined with the prompt-level
-signals (`combination`, a logistic calibration fitted on out-of-fold probe scores), so the guard needs
-nothing else to turn a verdict, an answer start and a hidden state into P(sufficient).
+more (SQuAD's near misses among it). A probe is a logistic regression on that state, standardised, and
+optionally on the answer start's state too (the same passages with the extractive instruction: the QA
+prompt the literature reads, docs/probe.md); `rag-guard fit-probe` fits one for one GGUF. The file also
+holds how the probe is combined with the prompt-level signals (`combination`, a logistic calibration
+fitted on out-of-fold probe scores), so the guard needs nothing else to turn a verdict, an answer start
+and their hidden states into P(sufficient).
 
-Arrays are stored as base64 of little-endian float32: a probe on one 1536-wide layer is about 25 KB.
+Arrays are stored as base64 of little-endian float32: a probe on one 1536-wide state is about 25 KB.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ if TYPE_CHECKING:
 
 PROBE_PACKAGE = "rag_guard.probes"
 """Where the probes fitted for the presets ship: `<preset>.json`."""
+
+
+Call = Literal["verdict", "extract"]
+"""A one-token call whose hidden state a probe may read: the verdict's, or the answer start's (forked from the
+same evaluated passages, so reading it costs no forward pass either)."""
+CallStates = Mapping[str, Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]]
+"""Hidden states by call, then by layer (JSON gives the layers as strings)."""
 
 
 class ProbeError(Exception):
@@ -61,9 +70,11 @@ class Probe(BaseModel):
 
     format: Literal[1] = 1
     layers: list[int] = Field(min_length=1)
-    """Layer outputs (`l_out-N`) read at `position`, concatenated in this order."""
+    """Layer outputs (`l_out-N`) read at `position`."""
+    calls: list[Call] = Field(default=["verdict"], min_length=1)
+    """The calls whose states are read, each at every layer, concatenated call by call."""
     position: Literal["last_prompt_token"] = "last_prompt_token"
-    """The verdict prompt's last token: the state from which the verdict token is predicted."""
+    """Each call's last prompt token: the state from which its one token is predicted."""
     mean: Vector
     scale: Vector
     """Standardisation: (state - mean) / scale, per dimension."""
@@ -88,8 +99,12 @@ class Probe(BaseModel):
         sizes = {self.mean.size, self.scale.size, self.weights.size}
         if len(sizes) != 1:
             raise ValueError(f"mean, scale and weights differ in length ({sorted(sizes)})")
-        if self.weights.size % len(self.layers):
-            raise ValueError(f"{self.weights.size} weights do not split evenly over layers {self.layers}")
+        if len(set(self.calls)) < len(self.calls):
+            raise ValueError(f"calls {self.calls} name a call twice")
+        if self.weights.size % (len(self.layers) * len(self.calls)):
+            raise ValueError(
+                f"{self.weights.size} weights do not split evenly over calls {self.calls} x layers {self.layers}"
+            )
         if np.any(self.scale <= 0) or not np.all(np.isfinite(self.weights)):
             raise ValueError("scale must be positive and weights finite")
         if "probe" not in self.combination.weights:
@@ -99,26 +114,31 @@ class Probe(BaseModel):
     @property
     def width(self) -> int:
         """The model's hidden size these weights expect per layer."""
-        return self.weights.size // len(self.layers)
+        return self.weights.size // (len(self.layers) * len(self.calls))
 
-    def logit(self, states: Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]) -> float:
-        """The probe's log-odds of "answerable" for the states read at its layers."""
+    def logit(self, states: CallStates) -> float:
+        """The probe's log-odds of "answerable" for the states read in its calls at its layers."""
         rows = []
-        for layer in self.layers:
-            state = states.get(layer, states.get(str(layer)))  # type: ignore[call-overload]
-            if state is None:
-                raise ProbeError(f"no hidden state for layer {layer} (read: {sorted(states)})")
-            row = np.asarray(state, dtype=np.float64)
-            if row.shape != (self.width,):
-                raise ProbeError(f"layer {layer}'s state has shape {row.shape}, the probe expects ({self.width},)")
-            rows.append(row)
+        for call in self.calls:
+            read = states.get(call) or {}
+            for layer in self.layers:
+                state = read.get(layer, read.get(str(layer)))  # type: ignore[call-overload]
+                if state is None:
+                    raise ProbeError(f"no hidden state for layer {layer} in the {call} call (read: {sorted(read)})")
+                row = np.asarray(state, dtype=np.float64)
+                if row.shape != (self.width,):
+                    raise ProbeError(
+                        f"layer {layer}'s state in the {call} call has shape {row.shape}, the probe expects "
+                        f"({self.width},)"
+                    )
+                rows.append(row)
         x = (np.concatenate(rows) - self.mean) / self.scale
         z = float(x @ self.weights + self.bias)
         if not np.isfinite(z):
             raise ProbeError("the hidden state gives a non-finite probe score")
         return z
 
-    def probability(self, states: Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]) -> float:
+    def probability(self, states: CallStates) -> float:
         return sigmoid(self.logit(states))
 
     def save(self, path: Path) -> None:

@@ -32,10 +32,25 @@ Splits = list[tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A set of layers at its best strength, and how well it did out of fold."""
+class Reading:
+    """What a probe reads: these calls' states, each at these layers, side by side."""
 
+    calls: tuple[str, ...]
     layers: tuple[int, ...]
+
+    @property
+    def keys(self) -> list[tuple[str, int]]:
+        return [(call, layer) for call in self.calls for layer in self.layers]
+
+    def __str__(self) -> str:
+        return f"{'+'.join(self.calls)} @ {'+'.join(map(str, self.layers))}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A reading at its best strength, and how well it did out of fold."""
+
+    reading: Reading
     c: float
     auroc: float
     oof: np.ndarray
@@ -63,31 +78,31 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, splits: Splits, c: float) -> np.nd
     return scores
 
 
-def stack(states: Mapping[int, np.ndarray], layers: Sequence[int]) -> np.ndarray:
-    """The questions' states at `layers`, side by side: (questions, layers x width)."""
-    return np.hstack([np.asarray(states[layer], dtype=np.float64) for layer in layers])
+def stack(states: Mapping[tuple[str, int], np.ndarray], reading: Reading) -> np.ndarray:
+    """The questions' states that `reading` names, side by side: (questions, calls x layers x width)."""
+    return np.hstack([np.asarray(states[key], dtype=np.float64) for key in reading.keys])
 
 
 def choose(
-    states: Mapping[int, np.ndarray],
+    states: Mapping[tuple[str, int], np.ndarray],
     labels: Sequence[bool],
     splits: Splits,
-    candidates: Sequence[Sequence[int]],
+    candidates: Sequence[Reading],
     strengths: Sequence[float] = C_GRID,
 ) -> list[Candidate]:
-    """Every candidate set of layers at its best strength, best first."""
+    """Every candidate reading at its best strength, best first."""
     y = np.asarray(labels, dtype=bool)
     if y.all() or not y.any():
         raise ValueError("a probe needs both answerable and unanswerable questions")
     scored = []
-    for layers in candidates:
-        x = stack(states, layers)
+    for reading in candidates:
+        x = stack(states, reading)
         best: Candidate | None = None
         for c in strengths:
             oof = out_of_fold(x, y, splits, c)
             auroc = float(roc_auc_score(y, oof))
             if best is None or auroc > best.auroc:
-                best = Candidate(layers=tuple(layers), c=c, auroc=auroc, oof=oof)
+                best = Candidate(reading=reading, c=c, auroc=auroc, oof=oof)
         assert best is not None
         scored.append(best)
     return sorted(scored, key=lambda candidate: -candidate.auroc)
@@ -112,7 +127,7 @@ def combine(
 
 
 def fit_probe(
-    states: Mapping[int, np.ndarray],
+    states: Mapping[tuple[str, int], np.ndarray],
     labels: Sequence[bool],
     chosen: Candidate,
     combination: Calibration,
@@ -122,13 +137,14 @@ def fit_probe(
     fitted_on: list[str],
     combination_auroc: float | None,
 ) -> Probe:
-    """The final probe: `chosen`'s layers and strength, fitted on every question."""
+    """The final probe: `chosen`'s reading and strength, fitted on every question."""
     y = np.asarray(labels, dtype=bool)
-    model = _model(chosen.c).fit(stack(states, chosen.layers), y)
+    model = _model(chosen.c).fit(stack(states, chosen.reading), y)
     scaler: StandardScaler = model.named_steps["standardscaler"]
     regression: LogisticRegression = model.named_steps["logisticregression"]
     return Probe(
-        layers=list(chosen.layers),
+        layers=list(chosen.reading.layers),
+        calls=list(chosen.reading.calls),
         mean=scaler.mean_,
         scale=scaler.scale_,
         weights=regression.coef_[0],

@@ -51,8 +51,9 @@ class Verdict(BaseModel):
     """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
     the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
     timings: Timings = Field(default_factory=Timings)
-    hidden_states: dict[int, list[float]] | None = Field(None, exclude=True, repr=False)
-    """The judge's state at the verdict for the guard's `read_layers` (fitting a probe); never serialised."""
+    hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
+    """The judge's states for the guard's `read_layers`, by call (`verdict`, `extract`), for fitting a probe;
+    never serialised."""
 
 
 class Source(BaseModel):

@@ -32,6 +32,8 @@ class FakeChatModel(BaseChatModel):
     calls: list[dict[str, Any]] = Field(default_factory=list)
     hidden: dict[int, list[float]] = Field(default_factory=dict)
     """States a call asking for `hidden_layers` gets back (those it asks for that are here), like ChatLlamaCpp."""
+    hidden_by_instruction: dict[str, dict[int, list[float]]] = Field(default_factory=dict)
+    """Other states for a call whose last message contains one of these instructions."""
 
     @property
     def _llm_type(self) -> str:
@@ -52,7 +54,9 @@ class FakeChatModel(BaseChatModel):
         text, logprobs = self.reply(messages, kwargs)
         metadata: dict[str, Any] = {"logprobs": logprobs} if logprobs is not None else {}
         if kwargs.get("hidden_layers"):
-            metadata["hidden_states"] = {n: self.hidden[n] for n in kwargs["hidden_layers"] if n in self.hidden}
+            own = [states for text, states in self.hidden_by_instruction.items() if text in messages[-1].text]
+            hidden = own[0] if own else self.hidden
+            metadata["hidden_states"] = {n: hidden[n] for n in kwargs["hidden_layers"] if n in hidden}
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=metadata))])
 
     def _stream(

@@ -1,10 +1,10 @@
 import numpy as np
 
-from rag_guard.features import FeatureRow, complete, load_features, question_key, save_features
+from rag_guard.features import FeatureRow, StateKey, complete, load_features, question_key, save_features
 from rag_guard.questions import LabelledQuestion
 
 
-def row(key: str, layers: dict[int, list[float]], extract: float | None = 0.5) -> FeatureRow:
+def row(key: str, states: dict[StateKey, list[float]], extract: float | None = 0.5) -> FeatureRow:
     return FeatureRow(
         key=key,
         answerable=key.startswith("a"),
@@ -12,20 +12,38 @@ def row(key: str, layers: dict[int, list[float]], extract: float | None = 0.5) -
         source="set/questions.jsonl",
         verdict=0.7,
         extract=extract,
-        states={layer: np.asarray(state, dtype=np.float32) for layer, state in layers.items()},
+        states={at: np.asarray(state, dtype=np.float32) for at, state in states.items()},
     )
 
 
 def test_feature_files_round_trip_and_merge_rows_by_key(tmp_path):
     path = tmp_path / "features.npz"
-    save_features(path, [row("a1", {17: [1.0, 2.0]}), row("u1", {17: [3.0, 4.0]}, extract=None)])
-    save_features(path, [row("a2", {17: [5.0, 6.0], 20: [7.0, 8.0]})])
+    save_features(path, [row("a1", {("verdict", 17): [1.0, 2.0]}), row("u1", {("verdict", 17): [3, 4]}, extract=None)])
+    save_features(path, [row("a2", {("verdict", 17): [5.0, 6.0], ("extract", 17): [7.0, 8.0]})])
     loaded = {r.key: r for r in load_features(path)}
     assert sorted(loaded) == ["a1", "a2", "u1"]
     assert loaded["u1"].extract is None and not loaded["u1"].answerable
-    assert loaded["a2"].states[20].tolist() == [7.0, 8.0]
-    assert 20 not in loaded["a1"].states  # a layer a row was not read at stays absent
-    assert sorted(complete(loaded.values(), [17, 20])) == ["a2"]
+    assert loaded["a2"].states[("extract", 17)].tolist() == [7.0, 8.0]
+    assert loaded["a2"].by_call["extract"][17].tolist() == [7.0, 8.0]
+    assert ("extract", 17) not in loaded["a1"].states  # a state a row was not read at stays absent
+    assert sorted(complete(loaded.values(), [("verdict", 17), ("extract", 17)])) == ["a2"]
+
+
+def test_a_features_file_written_before_the_answer_starts_states_loads_as_verdict_states(tmp_path):
+    path = tmp_path / "old.npz"
+    np.savez_compressed(
+        path,
+        key=np.array(["a1"]),
+        answerable=np.array([True]),
+        group=np.array(["g"]),
+        source=np.array(["set/q.jsonl"]),
+        verdict=np.array([0.7]),
+        extract=np.array([0.4]),
+        layer_17=np.array([[1.0, 2.0]], dtype=np.float32),
+    )
+    (loaded,) = load_features(path)
+    assert list(loaded.states) == [("verdict", 17)]
+    assert loaded.states[("verdict", 17)].tolist() == [1.0, 2.0]
 
 
 def test_a_question_is_keyed_by_the_model_and_the_passage_it_was_judged_on(tmp_path):

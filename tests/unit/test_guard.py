@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnablePassthrough
@@ -5,6 +7,7 @@ from langchain_core.runnables import RunnablePassthrough
 from rag_guard.decision import Decision
 from rag_guard.errors import InvalidQuestionError
 from rag_guard.guard import SufficiencyGuard
+from rag_guard.prompts import EXTRACT_INSTRUCTION
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
 DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
@@ -121,7 +124,9 @@ async def test_guard_ainvoke_and_batch_agree_with_invoke():
     assert [v.decision for v in guard.batch([item, item])] == [Decision.CLARIFY] * 2
 
 
-def probed_guard(hidden: dict[int, list[float]], p_true: float = 0.6) -> tuple[SufficiencyGuard, FakeChatModel]:
+def probed_guard(
+    hidden: dict[int, list[float]], p_true: float = 0.6, **probe: Any
+) -> tuple[SufficiencyGuard, FakeChatModel]:
     from tests.unit.test_probe import a_probe
 
     judge = judge_then_answer(p_true)
@@ -131,7 +136,7 @@ def probed_guard(hidden: dict[int, list[float]], p_true: float = 0.6) -> tuple[S
         answer_threshold=0.6,
         clarify_threshold=0.3,
         signals=("verdict", "extract", "probe"),
-        probe=a_probe(),
+        probe=a_probe(**probe),
     )
     return guard, judge
 
@@ -146,13 +151,25 @@ def test_the_probe_reads_the_verdict_calls_own_hidden_state_and_its_combination_
     assert asked == [None, [3]]  # the answer start asks for nothing; the verdict for the probe's layer
     probe = guard.probe
     assert probe is not None
-    expected_probe = probe.probability({3: doubtful})
+    expected_probe = probe.probability({"verdict": {3: doubtful}})
     assert verdict.signals is not None and verdict.signals.probe == pytest.approx(expected_probe)
     features = Signals(verdict=0.6, extract=1.0, probe=expected_probe).features()
     combined = sigmoid(probe.combination.bias + sum(w * features[k] for k, w in probe.combination.weights.items()))
     assert combined < 0.6
     assert verdict.p_sufficient == pytest.approx(combined)
     assert "capped" not in verdict.reason
+
+
+def test_a_probe_on_both_calls_reads_the_answer_starts_state_too_from_its_own_call():
+    verdict_state, extract_state = [3.0, 1.0], [7.0, 2.5]
+    guard, judge = probed_guard({3: verdict_state}, calls=["verdict", "extract"])
+    judge.hidden_by_instruction = {EXTRACT_INSTRUCTION: {3: extract_state}}
+    verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    assert [call.get("hidden_layers") for call in judge.calls] == [[3], [3]]
+    assert guard.probe is not None and verdict.signals is not None
+    expected = guard.probe.probability({"verdict": {3: verdict_state}, "extract": {3: extract_state}})
+    assert verdict.signals.probe == pytest.approx(expected)
+    assert guard.probe.probability({"verdict": {3: verdict_state}, "extract": {3: verdict_state}}) != expected
 
 
 def test_the_probe_can_lower_p_but_never_raise_it_above_the_prompt_level_score():

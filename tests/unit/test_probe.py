@@ -8,7 +8,7 @@ from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
 from rag_guard.metrics import auroc
 from rag_guard.probe import Probe, ProbeError, check_model, load_probe
-from rag_guard.probe_fit import choose, combine, fit_probe, grouped_splits
+from rag_guard.probe_fit import Reading, choose, combine, fit_probe, grouped_splits
 from rag_guard.signals import sigmoid
 
 SHA = "a" * 64
@@ -36,15 +36,28 @@ def a_probe(**changes) -> Probe:
 def test_the_probe_scores_the_standardised_state_with_its_weights():
     state = [3.0, 1.0, 7.0, 2.5]
     z = ((3 - 1) / 2) * 1.0 + (1 / 1) * -1.0 + 0.0 + ((2.5 - 2) / 0.5) * 0.5 + 0.25
-    assert a_probe().logit({3: state}) == pytest.approx(z)
-    assert a_probe().probability({"3": state}) == pytest.approx(sigmoid(z))  # JSON keys arrive as text
+    assert a_probe().logit({"verdict": {3: state}}) == pytest.approx(z)
+    assert a_probe().probability({"verdict": {"3": state}}) == pytest.approx(sigmoid(z))  # JSON keys are text
+
+
+def test_a_probe_on_two_calls_reads_the_verdicts_state_then_the_answer_starts():
+    probe = a_probe(calls=["verdict", "extract"])
+    assert probe.width == 2
+    verdict, extract = [3.0, 1.0], [7.0, 2.5]
+    z = ((3 - 1) / 2) * 1.0 + (1 / 1) * -1.0 + 0.0 + ((2.5 - 2) / 0.5) * 0.5 + 0.25
+    assert probe.logit({"verdict": {3: verdict}, "extract": {3: extract}}) == pytest.approx(z)
+    assert probe.logit({"verdict": {3: extract}, "extract": {3: verdict}}) != pytest.approx(z)
+    with pytest.raises(ProbeError, match="no hidden state for layer 3 in the extract call"):
+        probe.logit({"verdict": {3: verdict}})
+    with pytest.raises(ValueError, match="twice"):
+        a_probe(calls=["verdict", "verdict"])
 
 
 def test_a_missing_or_misshapen_state_is_an_error_the_guard_can_refuse_on():
-    with pytest.raises(ProbeError, match="no hidden state for layer 3"):
-        a_probe().logit({17: [0.0] * 4})
+    with pytest.raises(ProbeError, match="no hidden state for layer 3 in the verdict call"):
+        a_probe().logit({"verdict": {17: [0.0] * 4}})
     with pytest.raises(ProbeError, match="shape"):
-        a_probe().logit({3: [0.0] * 5})
+        a_probe().logit({"verdict": {3: [0.0] * 5}})
 
 
 def test_a_probe_file_round_trips_exactly_and_stays_small(tmp_path):
@@ -55,7 +68,7 @@ def test_a_probe_file_round_trips_exactly_and_stays_small(tmp_path):
     probe.save(path)
     loaded = load_probe(path)
     state = rng.normal(size=width)
-    assert loaded.logit({3: state}) == probe.logit({3: state})
+    assert loaded.logit({"verdict": {3: state}}) == probe.logit({"verdict": {3: state}})
     assert loaded.combination == COMBINATION
     assert path.stat().st_size < 30_000  # base64 float32: ~8 KB per array of 1536
     assert json.loads(path.read_text())["model_sha256"] == SHA
@@ -83,14 +96,18 @@ def test_a_probe_for_another_gguf_is_a_config_error_naming_both_models():
 
 
 def synthetic(n_groups: int = 12, per_group: int = 10, width: int = 16, seed: int = 0):
-    """Layer 1 carries the label along one direction (plus noise); layer 2 is noise only."""
+    """The verdict's layer 1 carries the label along one direction (plus noise); the rest is noise only."""
     rng = np.random.default_rng(seed)
     n = n_groups * per_group
     labels = rng.permutation(np.arange(n) % 2 == 0)
     groups = [f"paragraph-{i // per_group}" for i in range(n)]
     direction = rng.normal(size=width)
     signal = rng.normal(size=(n, width)) + np.outer(np.where(labels, 1.5, -1.5), direction / np.linalg.norm(direction))
-    states = {1: signal, 2: rng.normal(size=(n, width))}
+    states = {
+        ("verdict", 1): signal,
+        ("verdict", 2): rng.normal(size=(n, width)),
+        ("extract", 1): rng.normal(size=(n, width)),
+    }
     return states, labels.tolist(), groups
 
 
@@ -107,17 +124,18 @@ def test_grouped_folds_never_put_one_paragraph_on_both_sides():
 def test_the_fitter_finds_the_informative_layer_and_separates_held_out_questions():
     states, labels, groups = synthetic()
     splits = grouped_splits(labels, groups)
-    ranked = choose(states, labels, splits, [(2,), (1,), (1, 2)])
-    assert ranked[0].layers in {(1,), (1, 2)}
+    noise = [Reading(("verdict",), (2,)), Reading(("extract",), (1,))]
+    informative = [Reading(("verdict",), (1,)), Reading(("verdict",), (1, 2)), Reading(("verdict", "extract"), (1,))]
+    ranked = choose(states, labels, splits, [*noise, *informative])
+    assert ranked[0].reading in informative
     assert ranked[0].auroc > 0.95
-    noise = next(candidate for candidate in ranked if candidate.layers == (2,))
-    assert noise.auroc < 0.75
+    assert all(candidate.auroc < 0.75 for candidate in ranked if candidate.reading in noise)
 
 
 def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_combination():
     states, labels, groups = synthetic()
     splits = grouped_splits(labels, groups)
-    best = choose(states, labels, splits, [(1,)])[0]
+    best = choose(states, labels, splits, [Reading(("verdict", "extract"), (1,))])[0]
     # prompt-level signals that know little: the combination should lean on the probe
     signals = [{"verdict": 0.3 if y else 0.1, "extract": math.log(0.5)} for y in labels]
     combination, held_out = combine(signals, best.oof, labels, splits)
@@ -133,9 +151,13 @@ def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_co
         fitted_on=["synthetic (120)"],
         combination_auroc=0.9,
     )
-    scores = [probe.probability({1: states[1][i]}) for i in range(len(labels))]
+    scores = [
+        probe.probability({"verdict": {1: states["verdict", 1][i]}, "extract": {1: states["extract", 1][i]}})
+        for i in range(len(labels))
+    ]
     assert auroc(scores, labels) > 0.95
     answerable = [p for p, y in zip(scores, labels, strict=True) if y]
     unanswerable = [p for p, y in zip(scores, labels, strict=True) if not y]
     assert np.mean(answerable) > 0.6 > 0.4 > np.mean(unanswerable)
-    assert probe.layers == [1] and probe.n == len(labels) and probe.c == best.c
+    assert probe.layers == [1] and probe.calls == ["verdict", "extract"]
+    assert probe.n == len(labels) and probe.c == best.c
