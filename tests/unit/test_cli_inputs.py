@@ -84,6 +84,14 @@ def test_fit_probe_rejects_a_layer_that_is_not_a_number(tmp_path):
     assert "not a layer" in result.output
 
 
+@pytest.mark.parametrize("calls", ["answer", "verdict+verdict", "verdict+"])
+def test_fit_probe_rejects_calls_it_cannot_read(tmp_path, calls):
+    args = ["fit-probe", "--questions", "q.jsonl", "--out", str(tmp_path / "p.json"), "--layers", "3"]
+    result = CliRunner().invoke(app, [*args, "--calls", calls])
+    assert result.exit_code == 2
+    assert "is not a call" in result.output
+
+
 def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch):
     import io
 
