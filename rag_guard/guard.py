@@ -31,7 +31,7 @@ from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
-from rag_guard.probe import Probe, ProbeError, probe_for
+from rag_guard.probe import Probe, ProbeError, probe_for, unasked_calls
 from rag_guard.prompts import (
     ABSTAIN_WORD,
     EXTRACT_INSTRUCTION,
@@ -220,6 +220,8 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             raise ValueError("clarify_threshold must not exceed answer_threshold")
         if "probe" in self.signals and self.probe is None:
             raise ValueError("signals include probe: give the guard a probe")
+        if "probe" in self.signals and self.probe is not None and (unasked := unasked_calls(self.probe, self.signals)):
+            raise ValueError(f"the probe reads the state of the {' and '.join(unasked)} call: add it to signals")
         if self.calibration is not None and set(self.calibration.weights) != set(self.signals):
             raise ValueError(f"calibration combines {sorted(self.calibration.weights)}, not signals {self.signals}")
         return self

@@ -170,6 +170,11 @@ def shipped_probe(preset: str) -> Path | None:
     return Path(str(candidate)) if candidate.is_file() else None
 
 
+def unasked_calls(probe: Probe, signals: Sequence[str]) -> list[str]:
+    """The calls the probe reads that these signals do not make (the verdict's is always made)."""
+    return [call for call in probe.calls if call != "verdict" and call not in signals]
+
+
 def check_model(probe: Probe, source: Path | str, model_sha256: str, model: str) -> None:
     """A probe reads one GGUF's hidden states; on any other model its weights are noise, so refuse to load."""
     if probe.model_sha256 != model_sha256:
@@ -221,6 +226,12 @@ def probe_for(settings: Settings) -> Probe:
         raise ConfigError(no_probe_for(judge.path, judge.preset))
     probe = load_probe(path)
     check_model(probe, path, *model_identity(judge.path, judge.preset))
+    if unasked := unasked_calls(probe, settings.guard.signals):
+        raise ConfigError(
+            f"Probe {path} reads the hidden state of the {' and '.join(unasked)} call, which guard.signals "
+            f"{sorted(settings.guard.signals)} do not make: add {' and '.join(unasked)} to guard.signals, or fit "
+            "a probe on the verdict's state (`rag-guard fit-probe --calls verdict`)."
+        )
     if settings.guard.calibration is None and set(probe.combination.weights) != set(settings.guard.signals):
         raise ConfigError(
             f"Probe {path} combines the signals {sorted(probe.combination.weights)}, but guard.signals is "

@@ -161,3 +161,24 @@ def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_co
     assert np.mean(answerable) > 0.6 > 0.4 > np.mean(unanswerable)
     assert probe.layers == [1] and probe.calls == ["verdict", "extract"]
     assert probe.n == len(labels) and probe.c == best.c
+
+
+def test_a_probe_reading_the_answer_start_needs_the_extract_call_among_the_signals(tmp_path):
+    from rag_guard.config import load_config
+    from rag_guard.guard import SufficiencyGuard
+    from rag_guard.model_files import PRESETS
+    from rag_guard.probe import probe_for
+    from tests.fakes import judge_then_answer
+
+    path = tmp_path / "probe.json"
+    a_probe(calls=["extract"], model_sha256=PRESETS["default"].sha256).save(path)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"guard:\n  probe: {path}\n  signals: [verdict, probe]\n"
+        "  calibration: {weights: {verdict: 1.0, probe: 1.0}, bias: 0.0}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"reads the hidden state of the extract call.*add extract to guard.signals"):
+        probe_for(load_config(config, env={}))
+    with pytest.raises(ValueError, match="add it to signals"):
+        SufficiencyGuard(judge=judge_then_answer(0.5), signals=("verdict", "probe"), probe=a_probe(calls=["extract"]))
