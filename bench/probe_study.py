@@ -4,7 +4,8 @@ Reads feature files written by `rag-guard fit-probe --features` and `rag-guard e
 hidden states per question, no question text) and prints markdown tables. Every figure is held out: a set in
 the fit is scored out of fold (folds grouped by article or paragraph), any other set is scored whole.
 
-    .venv/bin/python bench/probe_study.py --fit F --normans F [--probe FILE] [--half FILE] [--calls verdict+extract]
+    .venv/bin/python bench/probe_study.py --fit F --normans F [--probe FILE [--baseline FILE]] [--half FILE]
+        [--calls verdict+extract ...] [--layer 17 ...]
 
 `--fit` holds the fitting sets as fit-probe labels them (`squad2-train/...` and `corpora/...`).
 """
@@ -114,8 +115,10 @@ def layer_table(
     normans: list[FeatureRow],
     call_sets: list[tuple[str, ...]],
     pairs: list[tuple[int, ...]],
+    only: list[int] | None = None,
 ) -> None:
     readings = readings_in(train + bundled + normans, call_sets)
+    readings = [reading for reading in readings if not only or set(reading.layers) <= set(only)]
     readings += [Reading(calls, pair) for pair in pairs for calls in call_sets]
     print("| reads | fitted on | C | Normans: probe | Normans: + signals | bundled: probe | bundled: + signals |")
     print("|---|---|---|---|---|---|---|")
@@ -164,6 +167,19 @@ def shipped(probe: Probe, rows: list[FeatureRow], name: str) -> None:
     )
 
 
+def versus(probe: Probe, baseline: Probe, rows: list[FeatureRow], name: str) -> None:
+    """The paired gain of one probe's capped combination over another's, on the same questions."""
+    labels = labels_of(rows)
+    new = [apply(probe, row)[1] for row in rows]
+    old = [apply(baseline, row)[1] for row in rows]
+    low, high, ahead = paired_gain(labels, new, old)
+    gain = (auroc(new, labels) or 0) - (auroc(old, labels) or 0)
+    print(
+        f"- {name}: + signals, capped {cell(auroc(new, labels))} against {cell(auroc(old, labels))}; gain "
+        f"{gain:+.3f}, 95 % interval [{low:+.3f}, {high:+.3f}], positive in {ahead:.0%} of resamples."
+    )
+
+
 def halves(normans: list[FeatureRow], probe_path: Path, fitted_half: int) -> None:
     """A probe fitted by `rag-guard fit-probe` on one half of the Normans paragraphs, scored on the other."""
     other = [row for row in normans if paragraph_half(row.group) != fitted_half]
@@ -181,7 +197,9 @@ def main() -> None:
     parser.add_argument("--fit", type=Path, required=True, help="fit-probe's features: squad2-train and bundled")
     parser.add_argument("--normans", type=Path, required=True, help="eval --features on the Normans slice")
     parser.add_argument("--probe", type=Path, help="the shipped probe file, scored on every set")
+    parser.add_argument("--baseline", type=Path, help="another probe file: the paired gain of --probe over it")
     parser.add_argument("--half", type=Path, help="a probe fitted on the odd-numbered Normans paragraphs")
+    parser.add_argument("--layer", type=int, action="append", help="only these layers in the layer table")
     parser.add_argument("--pair", action="append", default=[], help="layers side by side, e.g. 14+17")
     parser.add_argument(
         "--calls", action="append", help="whose states: verdict, extract or verdict+extract (default: verdict)"
@@ -203,13 +221,15 @@ def main() -> None:
         _, comb = Fit(train + bundled, reading).held_out(bundled)
         folded = cell(auroc(comb, labels_of(bundled)))
         print(f"- bundled, out of fold in the shipped fit's setting: probe + signals {folded}")
+        if args.baseline:
+            versus(probe, load_probe(args.baseline), normans, f"Normans, against {args.baseline.name}")
         print()
     if args.half:
         halves(normans, args.half, fitted_half=1)
         print()
     if not args.skip_layers:
         pairs = [tuple(int(part) for part in text.split("+")) for text in args.pair]
-        layer_table(train, bundled, normans, call_sets, pairs)
+        layer_table(train, bundled, normans, call_sets, pairs, args.layer)
         print()
     if args.curve_layer is not None:
         learning_curve(train, normans, Reading(call_sets[0], (args.curve_layer,)), (50, 200, 400))
