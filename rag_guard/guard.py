@@ -208,7 +208,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     few_shot: bool = False
     """Worked near-miss examples in the system text (`prompts.FEW_SHOT`), a prompt variant of the study."""
     probe: Probe | None = None
-    """Reads P(answerable) off the judge's hidden state at the verdict (embedded judge only); used when
+    """Reads P(answerable) off the judge's hidden state in the calls it names (embedded judge only); used when
     `signals` include `probe`. Without `calibration`, its `combination` makes P(sufficient)."""
     read_layers: tuple[int, ...] = ()
     """Further layers whose state in the verdict's and the answer start's calls the `Verdict` carries in

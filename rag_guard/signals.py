@@ -2,9 +2,9 @@
 
 Each signal is a number the pipeline already has or gets for a token or two: the guard's P(True), the
 probability of the first word of a short extractive answer, the reversed question's P(missing), the
-retriever's best similarity, the hidden-state probe's P(answerable) read from the verdict's own forward pass,
-and, when an answer is drafted before the gate, that answer's mean token logprob and a verification token's
-P(True). Probabilities enter a calibration as logits (the answer start
+retriever's best similarity, the hidden-state probe's P(answerable) read from a one-token call's own
+forward pass, and, when an answer is drafted before the gate, that answer's mean token logprob and a
+verification token's P(True). Probabilities enter a calibration as logits (the answer start
 as a log-probability), so a logistic combination of them is a weighted vote in log-odds.
 """
 
@@ -48,7 +48,7 @@ class Signals(BaseModel):
     retrieval: float | None = None
     """Cosine similarity of the best retrieved passage."""
     probe: float | None = None
-    """The hidden-state probe's P(answerable), from the verdict prompt's last-token state (`probe.py`)."""
+    """The hidden-state probe's P(answerable), from the last-token state of the calls it reads (`probe.py`)."""
     answer: float | None = None
     """Mean token logprob of the drafted answer."""
     verify: float | None = None
