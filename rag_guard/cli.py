@@ -500,7 +500,7 @@ def _label(path: Path) -> str:
 
 
 def _call_set(text: str) -> tuple[str, ...]:
-    from rag_guard.features import CALLS
+    from rag_guard.probe import CALLS
 
     named = tuple(text.split("+"))
     if not named or any(call not in CALLS for call in named) or len(set(named)) < len(named):

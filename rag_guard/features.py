@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag_guard.errors import ConfigError, CorpusError
+from rag_guard.probe import CALLS
 from rag_guard.questions import LabelledQuestion
 from rag_guard.signals import Signals
 
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None]
 StateKey = tuple[str, int]
 """(call, layer): one call's state at one layer."""
-CALLS = ("verdict", "extract")
-"""The calls whose states are read: the default prompt-level signals' two one-token questions."""
 SAVE_EVERY = 20
 """Questions judged between two writes of the features file (a write takes about a second)."""
 

@@ -31,7 +31,7 @@ from rag_guard.injection import sanitise
 from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
 from rag_guard.model_errors import explain_failure, explain_missing_logprobs
 from rag_guard.models import guard_call_options, token_counter
-from rag_guard.probe import Probe, ProbeError, probe_for, unasked_calls
+from rag_guard.probe import CALLS, Probe, ProbeError, probe_for, unasked_calls
 from rag_guard.prompts import (
     ABSTAIN_WORD,
     EXTRACT_INSTRUCTION,
@@ -268,7 +268,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     def state_options(self, call: str) -> dict[str, Any]:
         """A one-token call's options: the one token, and the hidden states the probe (and `read_layers`) read
         in this call."""
-        layers = set(self.read_layers)
+        layers = set(self.read_layers) if call in CALLS else set()
         if self.probe is not None and "probe" in self.signals and call in self.probe.calls:
             layers |= set(self.probe.layers)
         return {**self.call_options, "hidden_layers": sorted(layers)} if layers else self.call_options

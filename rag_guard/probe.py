@@ -38,6 +38,7 @@ PROBE_PACKAGE = "rag_guard.probes"
 Call = Literal["verdict", "extract"]
 """A one-token call whose hidden state a probe may read: the verdict's, or the answer start's (forked from the
 same evaluated passages, so reading it costs no forward pass either)."""
+CALLS: tuple[Call, ...] = ("verdict", "extract")
 CallStates = Mapping[str, Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]]
 """Hidden states by call, then by layer (JSON gives the layers as strings)."""
 

@@ -203,3 +203,12 @@ def test_the_probes_doubt_clarifies_a_question_the_prompt_level_score_would_answ
     assert verdict.signals is not None and verdict.signals.combined() >= guard.answer_threshold
     assert verdict.decision is Decision.CLARIFY
     assert "asks rather than refuses" in verdict.reason
+
+
+def test_states_read_for_fitting_come_from_the_verdict_and_the_answer_start_not_the_reversed_question():
+    judge = judge_then_answer(0.6)
+    judge.hidden = {3: [1.0, 2.0]}
+    guard = SufficiencyGuard(judge=judge, signals=("verdict", "extract", "missing"), read_layers=(3,))
+    verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
+    assert [call.get("hidden_layers") for call in judge.calls] == [[3], None, [3]]  # extract, missing, verdict
+    assert verdict.hidden_states == {"verdict": {3: [1.0, 2.0]}, "extract": {3: [1.0, 2.0]}}
