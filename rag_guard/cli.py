@@ -61,13 +61,11 @@ def _spinner(text: str) -> Iterator[None]:
 
 
 def _pipeline(settings: Settings) -> GuardedRAG:
-    from rag_guard.models import load_models
     from rag_guard.retrieval import ensure_ingested
 
     with _spinner("Loading the embedding model, the store and the language model..."):
         rag = GuardedRAG.from_config(settings)
         ensure_ingested(rag.retriever, settings)
-        load_models(rag.guard.judge, rag.answerer)  # an embedded GGUF loads now rather than mid-question
     return rag
 
 

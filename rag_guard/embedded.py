@@ -190,16 +190,6 @@ class ChatLlamaCpp(BaseChatModel):
             self._model = load_model(self.model_path, self.n_ctx, self.n_threads, self.seed, self.read_hidden_states)
         return self._model
 
-    def load_in_background(self) -> None:
-        """Start loading the GGUF in a thread, so start-up work meanwhile (the embedder, the store) overlaps it.
-        The first call waits for it; a load that fails there fails again, with its message, in that call."""
-
-        def load() -> None:
-            with contextlib.suppress(Exception):
-                _ = self.loaded
-
-        threading.Thread(target=load, name="rag-guard-load-gguf", daemon=True).start()
-
     def forget_prompt(self) -> None:
         """Drop the cached prompt, so the next call evaluates its whole prompt (benchmarks start cold)."""
         model = self.loaded

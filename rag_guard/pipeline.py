@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
@@ -31,6 +32,9 @@ from rag_guard.logprobs import verdict_word
 from rag_guard.model_errors import explain_failure
 from rag_guard.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
 from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
+
+if TYPE_CHECKING:
+    from langchain_chroma import Chroma
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +90,22 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
-        """Build the whole pipeline from config.yaml (or loaded `Settings`); the store must be ingested."""
-        from rag_guard.embedded import ChatLlamaCpp
-        from rag_guard.models import build_models, guard_call_options
-        from rag_guard.retrieval import ChromaRetriever, build_embeddings, embedding_label, open_store
+        """Build the whole pipeline from config.yaml (or loaded `Settings`), embedded models loaded; the store
+        must be ingested.
+
+        The embedder and the store open in a thread while the GGUF loads in the caller's: llama.cpp silences
+        the process's stdout and stderr while it loads, so the load must not outlast the caller's own work,
+        or an error the caller prints meanwhile is lost.
+        """
+        from rag_guard.models import build_models, guard_call_options, load_models
+        from rag_guard.retrieval import ChromaRetriever
 
         settings = config if isinstance(config, Settings) else load_config(config)
         models = build_models(settings)
-        for model in {id(m): m for m in (models.judge, models.answerer)}.values():
-            if isinstance(model, ChatLlamaCpp):
-                model.load_in_background()  # while the embedder and the store open
-        embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
-        store = open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
+        with ThreadPoolExecutor(1, thread_name_prefix="rag-guard-open-store") as pool:
+            opening = pool.submit(_open_store, settings)
+            load_models(models.judge, models.answerer)
+            store = opening.result()
         embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
         return cls(
             retriever=ChromaRetriever(store=store, k=settings.chroma.k),
@@ -490,6 +498,14 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         finally:
             if not answering:
                 await pieces.aclose()
+
+
+def _open_store(settings: Settings) -> Chroma:
+    """The embedder and the Chroma store config.yaml names."""
+    from rag_guard.retrieval import build_embeddings, embedding_label, open_store
+
+    embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
+    return open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
 
 
 def _gate_passed_on_true(verdict: Verdict, first: BaseMessageChunk) -> bool:

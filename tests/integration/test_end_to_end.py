@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from rag_guard.signals import Signals
-from tests.integration.helpers import ANSWER_KEYS, ask_json, run
+from tests.integration.helpers import ANSWER_KEYS, REPO, ask_json, run
 
 CORPORA = Path(__file__).resolve().parents[2] / "corpora"
 
 pytestmark = pytest.mark.integration
+
+
+def test_ask_on_an_empty_store_says_so_although_the_model_was_loading(tmp_path: Path):
+    """llama.cpp silences the process's stdout and stderr while a GGUF loads: an error found meanwhile (the
+    store opens faster than the model loads) must still reach the user. A new process, so the model loads."""
+    config = tmp_path / "config.yaml"
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    config.write_text(text.replace("persist_directory: .rag_guard/chroma", f"persist_directory: {tmp_path}"))
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rag-guard"), "ask", "--config", str(config), "Who built the bridge?"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RAG_GUARD_MODEL__PRESET": "small"},
+    )
+    assert done.returncode == 1
+    assert "is empty" in done.stderr and "rag-guard ingest" in done.stderr
 
 
 def test_answerable_bundled_question_is_answered_with_a_source(default_config):
