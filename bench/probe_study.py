@@ -72,6 +72,7 @@ class Fit:
             self.combination,
             model_sha256="0" * 64,
             model_name="study",
+            prompt_sha256="0" * 64,
             fitted_on=[],
             combination_auroc=None,
         )

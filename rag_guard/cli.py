@@ -467,6 +467,7 @@ def fit_probe(
             combination,
             model_sha256=sha,
             model_name=name,
+            prompt_sha256=settings.guard.prompt_fingerprint,
             fitted_on=fitted_on,
             combination_auroc=auroc(combined.tolist(), labels),
         )

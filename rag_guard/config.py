@@ -232,6 +232,13 @@ class GuardSettings(_Section):
             )
         return self
 
+    @property
+    def prompt_fingerprint(self) -> str:
+        """sha256 of the judge's prompts as configured (`prompts.prompt_fingerprint`)."""
+        from rag_guard.prompts import prompt_fingerprint
+
+        return prompt_fingerprint(self.prompt, instruction_first=self.instruction_first, few_shot=self.few_shot)
+
 
 class DemoSettings(_Section):
     """What `rag-guard ingest` and `rag-guard demo` read."""
@@ -286,7 +293,8 @@ class Settings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _probe_by_default(cls, data: Any) -> Any:
-        """Unset signals with an embedded judge that has a probe (shipped for its preset, or named): add it."""
+        """Unset signals with an embedded judge that has a probe (shipped for its preset, or named): add it. The
+        shipped probes read the states of the built-in prompts, so a guard with its own leaves them out."""
         if not isinstance(data, dict):
             return data
         guard = _as_dict(data.get("guard"))
@@ -297,6 +305,8 @@ class Settings(_Section):
             return data
         from rag_guard.probe import probe_path
 
+        if source == "auto" and _own_prompts(guard):
+            return data
         named = source if source in ("auto", "off") else Path(source)
         if probe_path(named, judge.get("path"), str(judge.get("preset") or "default")) is None:
             return data
@@ -318,6 +328,12 @@ class Settings(_Section):
         if probe_path(self.guard.probe, judge.path, judge.preset) is None:
             raise ValueError(no_probe_for(judge.path, judge.preset))
         return self
+
+
+def _own_prompts(guard: dict[str, Any]) -> bool:
+    """Whether raw guard settings change the judge's prompts (as YAML or environment text)."""
+    flags = (guard.get("few_shot"), guard.get("instruction_first"))
+    return bool(guard.get("prompt")) or any(str(flag).lower() in {"true", "1", "yes", "on", "t", "y"} for flag in flags)
 
 
 def _as_dict(section: Any) -> dict[str, Any]:

@@ -62,10 +62,11 @@ class FeatureRow:
         return nested
 
 
-def question_key(model_sha256: str, question: LabelledQuestion, corpus: Path | None) -> str:
-    """Who judged what: the model, the question and its passage (given, or retrieved from which corpus)."""
+def question_key(model_sha256: str, prompt_sha256: str, question: LabelledQuestion, corpus: Path | None) -> str:
+    """Who judged what, how: the model, its prompts, the question and its passage (given, or retrieved from
+    which corpus)."""
     where = question.context if question.context is not None else f"corpus:{corpus.name if corpus else ''}"
-    return hashlib.sha1(f"{model_sha256}\0{question.question}\0{where}".encode()).hexdigest()
+    return hashlib.sha1(f"{model_sha256}\0{prompt_sha256}\0{question.question}\0{where}".encode()).hexdigest()
 
 
 def save_features(path: Path, rows: Sequence[FeatureRow]) -> None:
@@ -173,7 +174,7 @@ def read_features(
             f"{len(without)} question(s) carry no context, e.g. {without[0]!r}: pass --corpus DIR to retrieve theirs."
         )
     sha, _ = model_identity(judge.path, judge.preset)
-    keys = [question_key(sha, q, corpus) for _, q in questions]
+    keys = [question_key(sha, settings.guard.prompt_fingerprint, q, corpus) for _, q in questions]
     cached = complete(load_features(cache), wanted) if cache is not None and cache.is_file() else {}
     todo = [i for i, key in enumerate(keys) if key not in cached]
     fresh: dict[str, FeatureRow] = {}
@@ -241,7 +242,7 @@ def eval_features(
     by_text = {q.question: q for q in questions}
     return [
         FeatureRow(
-            key=question_key(sha, by_text[row.question], corpus),
+            key=question_key(sha, settings.guard.prompt_fingerprint, by_text[row.question], corpus),
             answerable=row.answerable,
             group=row.group or "none",
             source=source,

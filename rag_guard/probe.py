@@ -84,6 +84,9 @@ class Probe(BaseModel):
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     """The GGUF the states came from; another model's states mean nothing to these weights."""
     model_name: str
+    prompt_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The judge's prompts the states were read under (`prompts.prompt_fingerprint`): other prompts give other
+    states. None in files written before it was recorded, which no current prompt matches."""
     c: float = Field(gt=0)
     """The inverse L2 strength chosen by grouped cross-validation."""
     fitted_on: list[str]
@@ -186,6 +189,18 @@ def check_model(probe: Probe, source: Path | str, model_sha256: str, model: str)
         )
 
 
+def check_prompt(probe: Probe, source: Path | str, prompt_sha256: str) -> None:
+    """A probe reads the states of the prompts it was fitted under; under other prompts (another release's
+    layout, guard.prompt, few_shot) its weights read other states, so refuse to load."""
+    if probe.prompt_sha256 != prompt_sha256:
+        fitted = f"prompts with sha256 {probe.prompt_sha256}" if probe.prompt_sha256 else "unrecorded prompts"
+        raise ConfigError(
+            f"Probe {source} was fitted on states read under {fitted}, but the judge's prompts as configured have "
+            f"sha256 {prompt_sha256} (guard.prompt, guard.few_shot, guard.instruction_first, or a release that "
+            "changed the prompts). Fit it again with `rag-guard fit-probe`, or set guard.probe: off."
+        )
+
+
 def model_identity(path: Path | None, preset: str) -> tuple[str, str]:
     """(sha256, description) of the GGUF a judge loads: a preset's is known, a file's is hashed (once per
     version of the file: hashing a GB takes seconds)."""
@@ -239,4 +254,5 @@ def probe_for(settings: Settings) -> Probe:
             f"{sorted(settings.guard.signals)}: set guard.signals to the probe's, or fit a calibration for yours "
             "with `rag-guard calibrate --write`."
         )
+    check_prompt(probe, path, settings.guard.prompt_fingerprint)
     return probe

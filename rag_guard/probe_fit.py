@@ -134,6 +134,7 @@ def fit_probe(
     *,
     model_sha256: str,
     model_name: str,
+    prompt_sha256: str,
     fitted_on: list[str],
     combination_auroc: float | None,
 ) -> Probe:
@@ -151,6 +152,7 @@ def fit_probe(
         bias=float(regression.intercept_[0]),
         model_sha256=model_sha256,
         model_name=model_name,
+        prompt_sha256=prompt_sha256,
         c=chosen.c,
         fitted_on=fitted_on,
         n=len(y),

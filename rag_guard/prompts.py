@@ -10,6 +10,7 @@ last word of the prompt.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Sequence
 
@@ -176,6 +177,21 @@ def build_messages(
         user = f"{context}\n\n{asked}\n\n{instruction}"
     system = f"{SYSTEM}\n\n{FEW_SHOT}" if few_shot else SYSTEM
     return [SystemMessage(content=system), HumanMessage(content=user)]
+
+
+def prompt_fingerprint(
+    instruction: str | None = None, *, instruction_first: bool = False, few_shot: bool = False
+) -> str:
+    """sha256 of the judge's prompts around a question and its passages (system text, instructions, layout).
+
+    The hidden states a probe reads change with any of them, so a probe keeps the fingerprint of the prompts
+    it was fitted under, and a features file keys its states by it.
+    """
+    asked = build_messages(
+        "?", [], instruction or GUARD_INSTRUCTION, instruction_first=instruction_first, few_shot=few_shot
+    )
+    parts = [str(message.content) for message in asked] + [EXTRACT_INSTRUCTION]
+    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()
 
 
 def follow_up(judged: Sequence[BaseMessage], verdict: str, instruction: str) -> list[BaseMessage]:

@@ -105,11 +105,25 @@ def test_without_a_probe_for_the_judge_the_default_signals_leave_it_out(tmp_path
         "server judge": "guard:\n  model:\n    provider: openai\n    name: gpt-x\n",
         "own GGUF": "model:\n  path: some.gguf\n",
         "switched off": "guard:\n  probe: off\n",
+        "own instruction": "guard:\n  prompt: Do the passages answer it? Reply True or False.\n",
+        "few-shot prompt": "guard:\n  few_shot: true\n",
+        "instruction first": "guard:\n  instruction_first: yes\n",
     }
     for case, text in unprobed.items():
         assert load_config(write(tmp_path, text), env={}).guard.signals == ["verdict", "extract"], case
+    by_env = load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_GUARD__FEW_SHOT": "true"})
+    assert by_env.guard.signals == ["verdict", "extract"] and by_env.guard.few_shot
     named = load_config(write(tmp_path, "model:\n  path: some.gguf\nguard:\n  probe: mine.json\n"), env={})
     assert named.guard.signals == ["verdict", "extract", "probe"]
+
+
+def test_the_shipped_probes_were_read_under_the_built_in_prompts(tmp_path):
+    from rag_guard.probe import load_probe, shipped_probe
+    from rag_guard.prompts import prompt_fingerprint
+
+    for preset in ("default", "small"):
+        path = shipped_probe(preset)
+        assert path is not None and load_probe(path).prompt_sha256 == prompt_fingerprint(), preset
 
 
 def test_the_probe_is_listed_to_be_used_and_the_shipped_one_is_found_for_both_presets(tmp_path):

@@ -46,18 +46,20 @@ def test_a_features_file_written_before_the_answer_starts_states_loads_as_verdic
     assert loaded.states[("verdict", 17)].tolist() == [1.0, 2.0]
 
 
-def test_a_question_is_keyed_by_the_model_and_the_passage_it_was_judged_on(tmp_path):
+def test_a_question_is_keyed_by_the_model_its_prompts_and_the_passage_it_was_judged_on(tmp_path):
     given = LabelledQuestion(question="Who?", answerable=True, context="Ann did.")
     other = LabelledQuestion(question="Who?", answerable=True, context="Bob did.")
     retrieved = LabelledQuestion(question="Who?", answerable=True)
     keys = {
-        question_key("m1", given, None),
-        question_key("m1", other, None),
-        question_key("m1", retrieved, tmp_path / "corpus"),
-        question_key("m1", retrieved, tmp_path / "other"),
-        question_key("m2", given, None),
+        question_key("m1", "p1", given, None),
+        question_key("m1", "p1", other, None),
+        question_key("m1", "p1", retrieved, tmp_path / "corpus"),
+        question_key("m1", "p1", retrieved, tmp_path / "other"),
+        question_key("m2", "p1", given, None),
+        question_key("m1", "p2", given, None),
     }
-    assert len(keys) == 5
+    assert len(keys) == 6
+    assert question_key("m1", "p1", given, None) == question_key("m1", "p1", given, None)
 
 
 def test_a_question_file_may_name_its_group_in_three_ways():

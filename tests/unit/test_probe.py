@@ -7,8 +7,9 @@ import pytest
 from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
 from rag_guard.metrics import auroc
-from rag_guard.probe import Probe, ProbeError, check_model, load_probe
+from rag_guard.probe import Probe, ProbeError, check_model, check_prompt, load_probe
 from rag_guard.probe_fit import Reading, choose, combine, fit_probe, grouped_splits
+from rag_guard.prompts import GUARD_INSTRUCTION, prompt_fingerprint
 from rag_guard.signals import sigmoid
 
 SHA = "a" * 64
@@ -95,6 +96,25 @@ def test_a_probe_for_another_gguf_is_a_config_error_naming_both_models():
     check_model(a_probe(), "probe.json", SHA, "the same model")  # no error
 
 
+def test_a_probe_fitted_under_other_prompts_or_unrecorded_ones_is_a_config_error_saying_to_refit():
+    mine, other = prompt_fingerprint(), prompt_fingerprint(few_shot=True)
+    with pytest.raises(ConfigError, match=rf"sha256 {other}.*sha256 {mine}.*fit-probe"):
+        check_prompt(a_probe(prompt_sha256=other), "probe.json", mine)
+    with pytest.raises(ConfigError, match=r"unrecorded prompts.*fit-probe"):
+        check_prompt(a_probe(), "probe.json", mine)
+    check_prompt(a_probe(prompt_sha256=mine), "probe.json", mine)  # no error
+
+
+def test_the_prompt_fingerprint_changes_with_every_setting_that_changes_the_judges_prompts():
+    prints = {
+        prompt_fingerprint(),
+        prompt_fingerprint("Reply with one word: True or False."),
+        prompt_fingerprint(few_shot=True),
+        prompt_fingerprint(instruction_first=True),
+    }
+    assert len(prints) == 4 and prompt_fingerprint() == prompt_fingerprint(GUARD_INSTRUCTION)
+
+
 def synthetic(n_groups: int = 12, per_group: int = 10, width: int = 16, seed: int = 0):
     """The verdict's layer 1 carries the label along one direction (plus noise); the rest is noise only."""
     rng = np.random.default_rng(seed)
@@ -148,6 +168,7 @@ def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_co
         combination,
         model_sha256=SHA,
         model_name="m",
+        prompt_sha256=prompt_fingerprint(),
         fitted_on=["synthetic (120)"],
         combination_auroc=0.9,
     )
