@@ -426,7 +426,7 @@ def fit_probe(
         from rag_guard.features import read_features, require_embedded
         from rag_guard.metrics import auroc, stratified_sample
         from rag_guard.probe import model_identity
-        from rag_guard.probe_fit import Reading, choose, combine, fit_probe, grouped_splits
+        from rag_guard.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
         from rag_guard.questions import load_questions
 
         settings = _settings(config)
@@ -457,7 +457,8 @@ def fit_probe(
         scored = choose(states, labels, splits, candidates)
         best = scored[0]
         signals = [row.signals.features() for row in rows]
-        combination, combined = combine(signals, best.oof, labels, splits)
+        # combined as the guard will combine them: the configured signals that were read, and the probe
+        combination, combined = combine(signals, best.oof, labels, splits, combined_signals(settings.guard.signals))
         sha, name = model_identity(settings.judge.path, settings.judge.preset)
         fitted_on = [f"{_label(path)} ({sum(row.source == _label(path) for row in rows)})" for path in questions]
         probe = fit_probe(

@@ -27,6 +27,8 @@ C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 FOLDS = 5
 COMBINED = ("verdict", "extract", "probe")
 """What the shipped combination weighs: the default prompt-level signals and the probe."""
+READ_SIGNALS = ("verdict", "extract")
+"""The prompt-level signals a features file holds, so the ones a combination can weigh besides the probe."""
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
 
@@ -113,17 +115,27 @@ def combination_features(signals: Sequence[Mapping[str, float]], probe_logits: n
     return [{**row, "probe": logit(sigmoid(float(z)))} for row, z in zip(signals, probe_logits, strict=True)]
 
 
+def combined_signals(configured: Sequence[str]) -> tuple[str, ...]:
+    """What a probe fitted for a guard with these signals combines: the read ones it lists, and the probe."""
+    return (*(name for name in READ_SIGNALS if name in configured), "probe")
+
+
 def combine(
-    signals: Sequence[Mapping[str, float]], probe_logits: np.ndarray, labels: Sequence[bool], splits: Splits
+    signals: Sequence[Mapping[str, float]],
+    probe_logits: np.ndarray,
+    labels: Sequence[bool],
+    splits: Splits,
+    names: Sequence[str] = COMBINED,
 ) -> tuple[Calibration, np.ndarray]:
-    """The logistic combination of the signals and out-of-fold probe scores, and its own out-of-fold output."""
+    """The logistic combination of the signals `names` and out-of-fold probe scores, and its own out-of-fold
+    output."""
     features = combination_features(signals, probe_logits)
     y = np.asarray(labels, dtype=bool)
     held_out = np.empty(len(y))
     for train, test in splits:
-        fitted = fit([features[i] for i in train], y[train].tolist(), COMBINED)
+        fitted = fit([features[i] for i in train], y[train].tolist(), names)
         held_out[test] = [fitted.apply(features[i]) for i in test]
-    return fit(features, y.tolist(), COMBINED), held_out
+    return fit(features, y.tolist(), names), held_out
 
 
 def fit_probe(

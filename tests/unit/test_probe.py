@@ -8,7 +8,7 @@ from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
 from rag_guard.metrics import auroc
 from rag_guard.probe import Probe, ProbeError, check_model, check_prompt, load_probe
-from rag_guard.probe_fit import Reading, choose, combine, fit_probe, grouped_splits
+from rag_guard.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
 from rag_guard.prompts import GUARD_INSTRUCTION, prompt_fingerprint
 from rag_guard.signals import sigmoid
 
@@ -150,6 +150,18 @@ def test_the_fitter_finds_the_informative_layer_and_separates_held_out_questions
     assert ranked[0].reading in informative
     assert ranked[0].auroc > 0.95
     assert all(candidate.auroc < 0.75 for candidate in ranked if candidate.reading in noise)
+
+
+def test_the_combination_weighs_the_signals_the_guard_is_configured_with_that_were_read():
+    assert combined_signals(["verdict", "extract", "probe"]) == ("verdict", "extract", "probe")
+    assert combined_signals(["verdict", "probe"]) == ("verdict", "probe")
+    assert combined_signals(["verdict", "missing"]) == ("verdict", "probe")  # the reversed question is not read
+    states, labels, groups = synthetic()
+    splits = grouped_splits(labels, groups)
+    best = choose(states, labels, splits, [Reading(("verdict",), (1,))])[0]
+    signals = [{"verdict": 0.3 if y else 0.1, "extract": math.log(0.5)} for y in labels]
+    combination, _ = combine(signals, best.oof, labels, splits, ("verdict", "probe"))
+    assert set(combination.weights) == {"verdict", "probe"}
 
 
 def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_combination():
