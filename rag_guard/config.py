@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -331,9 +331,16 @@ class Settings(_Section):
 
 
 def _own_prompts(guard: dict[str, Any]) -> bool:
-    """Whether raw guard settings change the judge's prompts (as YAML or environment text)."""
-    flags = (guard.get("few_shot"), guard.get("instruction_first"))
-    return bool(guard.get("prompt")) or any(str(flag).lower() in {"true", "1", "yes", "on", "t", "y"} for flag in flags)
+    """Whether raw guard settings (YAML or environment text) change the judge's prompts."""
+    return bool(guard.get("prompt")) or any(_switched_on(guard.get(key)) for key in ("few_shot", "instruction_first"))
+
+
+def _switched_on(flag: Any) -> bool:
+    """A raw flag as its bool field will read it; one it cannot read is left to the field's own error."""
+    try:
+        return TypeAdapter(bool).validate_python(flag) if flag is not None else False
+    except ValidationError:
+        return False
 
 
 def _as_dict(section: Any) -> dict[str, Any]:

@@ -174,7 +174,8 @@ def read_features(
             f"{len(without)} question(s) carry no context, e.g. {without[0]!r}: pass --corpus DIR to retrieve theirs."
         )
     sha, _ = model_identity(judge.path, judge.preset)
-    keys = [question_key(sha, settings.guard.prompt_fingerprint, q, corpus) for _, q in questions]
+    prompts = settings.guard.prompt_fingerprint
+    keys = [question_key(sha, prompts, q, corpus) for _, q in questions]
     cached = complete(load_features(cache), wanted) if cache is not None and cache.is_file() else {}
     todo = [i for i, key in enumerate(keys) if key not in cached]
     fresh: dict[str, FeatureRow] = {}
@@ -239,10 +240,11 @@ def eval_features(
     from rag_guard.probe import model_identity
 
     sha, _ = model_identity(settings.judge.path, settings.judge.preset)
+    prompts = settings.guard.prompt_fingerprint
     by_text = {q.question: q for q in questions}
     return [
         FeatureRow(
-            key=question_key(sha, settings.guard.prompt_fingerprint, by_text[row.question], corpus),
+            key=question_key(sha, prompts, by_text[row.question], corpus),
             answerable=row.answerable,
             group=row.group or "none",
             source=source,
