@@ -19,16 +19,17 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from rag_guard.calibration import Calibration, fit
-from rag_guard.probe import Probe
+from rag_guard.probe import CALLS, Probe
 from rag_guard.signals import logit, sigmoid
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 """Strong regularisation: a few hundred questions against 1,536 or more dimensions per layer."""
 FOLDS = 5
-COMBINED = ("verdict", "extract", "probe")
+READ_SIGNALS: tuple[str, ...] = CALLS
+"""The prompt-level signals a features file holds (one per call whose states it reads), so the ones a
+combination can weigh besides the probe."""
+COMBINED = (*READ_SIGNALS, "probe")
 """What the shipped combination weighs: the default prompt-level signals and the probe."""
-READ_SIGNALS = ("verdict", "extract")
-"""The prompt-level signals a features file holds, so the ones a combination can weigh besides the probe."""
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
 
