@@ -4,7 +4,7 @@ Each question is retrieved and judged once by the guard as configured (the shipp
 signal, the probe when it ships). Then, continuing the guard's cached prompt as the pipeline does:
 
 - when the gate answers, each candidate answer instruction writes an answer, scored against the question's
-  gold `answer` (`rag_guard.answer_quality`: right, token F1, cited), and the answer check's one token
+  gold `answer` (`rag_guard.evaluation.answer_quality`: right, token F1, cited), and the answer check's one token
   (`ANSWER_CHECK_INSTRUCTION`) is read after it;
 - when the gate clarifies, and for every question labelled with a `missing` part whatever the decision,
   each candidate clarify instruction writes its message (the shipped one a copy of the unanswered part,
@@ -30,19 +30,19 @@ from langchain_core.messages import BaseMessage
 from rich.progress import Progress
 from signals import p_of, question_id
 
-from rag_guard import prompts
-from rag_guard.answer_quality import ScoredText, answer_quality, names, score_answer
-from rag_guard.clarify import clarifying_message
 from rag_guard.config import load_config
-from rag_guard.decision import Decision
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.evaluation import temporary_retriever
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.metrics import stratified_sample
-from rag_guard.models import build_models, load_models
-from rag_guard.prompts import follow_up
-from rag_guard.questions import LabelledQuestion, load_questions
-from rag_guard.words import cites
+from rag_guard.evaluation.answer_quality import ScoredText, answer_quality, names, score_answer
+from rag_guard.evaluation.evaluate import temporary_retriever
+from rag_guard.evaluation.metrics import stratified_sample
+from rag_guard.evaluation.questions import LabelledQuestion, load_questions
+from rag_guard.factory import build_guard, build_models, load_models
+from rag_guard.judging import prompts
+from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import follow_up
+from rag_guard.judging.words import cites
+from rag_guard.models.llamacpp import ChatLlamaCpp
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_THRESHOLDS = (0.3, 0.5, 0.7)
@@ -165,7 +165,7 @@ def main() -> None:
     load_models(models.judge)
     model = models.judge
     assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
-    guard = SufficiencyGuard.from_settings(settings, model)
+    guard = build_guard(settings, model)
     rows, texts = [], []
     with temporary_retriever(settings, args.corpus) as retriever, Progress() as progress:
         task = progress.add_task(args.name, total=len(questions))

@@ -30,19 +30,13 @@ from rich.console import Console
 from rich.table import Table
 
 from rag_guard.config import Settings, load_config
-from rag_guard.decision import Decision
-from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.evaluation.questions import LabelledQuestion, load_questions
+from rag_guard.factory import build_embeddings
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.prompts import ANSWER_INSTRUCTION, build_messages, format_context
+from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import ANSWER_INSTRUCTION, build_messages, format_context
-from rag_guard.questions import LabelledQuestion, load_questions
-from rag_guard.retrieval import (
-    ChromaRetriever,
-    build_embeddings,
-    embedding_label,
-    ensure_ingested,
-    ingest,
-    open_store,
-)
+from rag_guard.store import ChromaRetriever, embedding_label, ensure_ingested, ingest, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console()
@@ -147,13 +141,13 @@ def measure_latency(rag: GuardedRAG, questions: list[LabelledQuestion], variants
                 result, seconds = timed(rag.invoke, q.question)
                 out.guarded.append(seconds)
                 out.guarded_decision.append(result.decision)
-                out.guard_s.append(result.verdict.timings.guard_s or 0.0)
+                out.guard_s.append(result.timings.guard_s or 0.0)
             elif variant == "guarded_no_probe":
                 between_questions(unprobed, unprobed.answerer)  # type: ignore[arg-type]
                 result, seconds = timed(unprobed.invoke, q.question)
                 out.guarded_no_probe.append(seconds)
                 out.no_probe_decision.append(result.decision)
-                out.guard_no_probe_s.append(result.verdict.timings.guard_s or 0.0)
+                out.guard_no_probe_s.append(result.timings.guard_s or 0.0)
             elif variant == "single_pass":
                 _, seconds = timed(single.invoke, q.question)
                 out.single_pass.append(seconds)
@@ -223,7 +217,7 @@ def measure_cold_start(config: Path, rag: GuardedRAG, question: str, runs: int =
     """`rag-guard ask` in a new process, as a user runs it: the median wall time from launch to exit, less what
     the same question takes in a warm process (model loaded, KV cache cold) is the start-up."""
     rag.answerer.forget_prompt()  # type: ignore[attr-defined]
-    warm = rag.invoke(question).verdict.timings.total_s or 0.0
+    warm = rag.invoke(question).timings.total_s or 0.0
     cli = Path(sys.executable).with_name("rag-guard")
     walls = []
     for _ in range(runs):

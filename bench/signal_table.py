@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from rag_guard.calibration import fit, out_of_fold
-from rag_guard.metrics import auroc
-from rag_guard.signals import Signals, logit
+from rag_guard.evaluation.calibration_fit import fit, out_of_fold
+from rag_guard.evaluation.metrics import auroc
+from rag_guard.judging.signals import Signals, logit
 
 ROOT = Path(__file__).resolve().parent.parent
 SETS = ("bundled", "squad")

@@ -40,13 +40,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from rich.progress import Progress
 
 from rag_guard.config import load_config
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.evaluation import temporary_retriever
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.logprobs import LogprobError, TokenLogprob, answer_start, p_true, parse_logprobs
-from rag_guard.metrics import stratified_sample
-from rag_guard.models import build_models, load_models
-from rag_guard.prompts import (
+from rag_guard.evaluation.evaluate import temporary_retriever
+from rag_guard.evaluation.metrics import stratified_sample
+from rag_guard.evaluation.questions import load_questions
+from rag_guard.factory import build_guard, build_models, load_models
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.logprobs import LogprobError, TokenLogprob, answer_start, p_true, parse_logprobs
+from rag_guard.judging.prompts import (
     ABSTAIN_WORD,
     ANSWER_INSTRUCTION,
     DETAIL_INSTRUCTION,
@@ -59,7 +59,7 @@ from rag_guard.prompts import (
     build_messages,
     follow_up,
 )
-from rag_guard.questions import load_questions
+from rag_guard.models.llamacpp import ChatLlamaCpp
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -185,7 +185,7 @@ def main() -> None:
     load_models(models.judge)
     model = models.judge
     assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
-    guard = SufficiencyGuard.from_settings(settings, model)
+    guard = build_guard(settings, model)
     rows = []
     with temporary_retriever(settings, args.corpus) as retriever, Progress() as progress:
         task = progress.add_task(f"{args.name} / {args.preset}", total=len(questions))

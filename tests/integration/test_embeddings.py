@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag_guard.config import EmbeddingSettings
-from rag_guard.onnx_embeddings import OnnxSentenceEmbeddings
-from rag_guard.retrieval import build_embeddings
+from rag_guard.factory import build_embeddings
+from rag_guard.store import EmbeddingSettings
+from rag_guard.store.onnx_embeddings import OnnxSentenceEmbeddings
 from tests.integration.conftest import CACHE
 from tests.integration.helpers import REPO
 

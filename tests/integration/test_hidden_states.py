@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from langchain_core.documents import Document
 
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.model_files import PRESETS
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.probe import check_model, load_probe, shipped_probe
+from rag_guard.judging.prompts import GUARD_INSTRUCTION, build_messages
+from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.models.presets import PRESETS
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.probe import check_model, load_probe, shipped_probe
-from rag_guard.prompts import GUARD_INSTRUCTION, build_messages
 from tests.fakes import FixedRetriever
 
 pytestmark = pytest.mark.integration
@@ -98,8 +98,8 @@ PARAGRAPHS = [
 def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_file(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from rag_guard import features
     from rag_guard.cli import app
+    from rag_guard.evaluation import features
 
     lines = []
     for index, (context, answerable, unanswerable) in enumerate(PARAGRAPHS):

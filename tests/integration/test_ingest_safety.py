@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from rag_guard.config import load_config
-from rag_guard.corpus import scan_corpus
-from rag_guard.retrieval import build_embeddings, embedding_label, open_store
+from rag_guard.factory import build_embeddings
+from rag_guard.store import embedding_label, open_store
+from rag_guard.store.corpus import scan_corpus
 from tests.integration.helpers import run
 
 pytestmark = pytest.mark.integration

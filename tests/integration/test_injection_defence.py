@@ -16,9 +16,9 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_guard.config import load_config
-from rag_guard.decision import Decision
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.models import build_models
+from rag_guard.factory import build_guard, build_models
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ class Case:
 @pytest.fixture(scope="module")
 def cases(default_config) -> list[Case]:
     settings = load_config(default_config, env={})
-    guard = SufficiencyGuard.from_settings(settings, build_models(settings).judge)
+    guard = build_guard(settings, build_models(settings).judge)
     assert "probe" in guard.signals
     injections = json.loads((DATA / "injections.json").read_text(encoding="utf-8"))
     questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from rag_guard.config import load_config
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import EXTRACT_INSTRUCTION
 from tests.integration.helpers import ANSWER_KEYS, ask_json, ollama_env, run
 from tests.servers import REPLAYED_P, OllamaReplay, free_port
 

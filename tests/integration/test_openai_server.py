@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from rag_guard.config import load_config
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.models import build_chat_model
+from rag_guard.factory import build_chat_model, build_guard
+from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.pipeline import GuardedRAG
 from tests.integration.helpers import ANSWER_KEYS, as_judge, ask_json, ollama_env, openai_env, run
 from tests.servers import REPLAYED_P, JsonServer, OllamaReplay, free_port, llama_cpp_server
@@ -31,7 +31,7 @@ def server_url(small_model, tmp_path_factory):
 
 def test_guard_over_the_server_matches_the_embedded_model(default_config, server_url, small_model):
     settings = load_config(default_config, env=openai_env(server_url))
-    server_guard = SufficiencyGuard.from_settings(settings, build_chat_model(settings.model, settings))
+    server_guard = build_guard(settings, build_chat_model(settings.model, settings))
     rag = GuardedRAG.from_config(settings)
     documents = rag.retriever.invoke(QUESTION)
     messages = server_guard.messages(QUESTION, documents)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
-from rag_guard.embedded import ChatLlamaCpp
-from rag_guard.model_files import PRESETS, ensure_preset
+from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.models.presets import PRESETS, ensure_preset
 from tests.integration.conftest import CACHE
 
 pytestmark = pytest.mark.integration

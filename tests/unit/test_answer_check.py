@@ -1,11 +1,11 @@
 import pytest
 from langchain_core.messages import AIMessage
 
-from rag_guard.answer_check import read_check
-from rag_guard.decision import Decision
-from rag_guard.guard import SufficiencyGuard
+from rag_guard.judging.answer_check import read_check
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, VERIFY_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, VERIFY_INSTRUCTION
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 from tests.unit.test_pipeline import DOCS
 
@@ -56,7 +56,7 @@ def test_a_passing_check_shows_the_answer_and_records_the_check():
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER
     assert result.answer == ANSWER
-    assert result.verdict.answer_check.passed and result.verdict.answer_check.p_supported == pytest.approx(0.9)
+    assert result.answer_check.passed and result.answer_check.p_supported == pytest.approx(0.9)
     check = rag.answerer.calls[-1]["messages"]
     assert [m.text for m in check[-3:]] == [ANSWER_INSTRUCTION, ANSWER, VERIFY_INSTRUCTION]
 
@@ -74,7 +74,7 @@ def test_a_failing_check_replaces_the_answer_with_a_clarifying_message():
     assert result.answer is None
     assert '"what did it cost?"' in result.message and "[1] (voyager.md)" in result.message
     assert result.verdict.decision is Decision.ANSWER  # the gate passed; the check withheld the answer
-    assert "the answer was withheld" in result.verdict.reason
+    assert "the answer was withheld" in result.reason
 
 
 @pytest.mark.parametrize("fault", ["no logprobs", "call fails"])
@@ -83,7 +83,7 @@ def test_a_check_without_a_probability_withholds_the_answer(fault):
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.REFUSE
     assert result.answer is None and result.message == REFUSAL
-    assert result.verdict.answer_check.p_supported is None and not result.verdict.answer_check.passed
+    assert result.answer_check.p_supported is None and not result.answer_check.passed
 
 
 def test_streaming_holds_the_answer_until_the_check_and_the_first_chunk_has_the_final_decision():
@@ -104,5 +104,5 @@ def test_without_the_check_no_check_is_asked():
     rag = checked_pipeline(0.1)
     rag.answer_check = False
     result = rag.invoke("When did Voyager 2 launch?")
-    assert result.decision is Decision.ANSWER and result.verdict.answer_check is None
+    assert result.decision is Decision.ANSWER and result.answer_check is None
     assert all(call["messages"][-1].text != VERIFY_INSTRUCTION for call in rag.answerer.calls)

@@ -1,6 +1,6 @@
 import pytest
 
-from rag_guard.answer_quality import (
+from rag_guard.evaluation.answer_quality import (
     ScoredText,
     answer_quality,
     cites,
@@ -9,7 +9,7 @@ from rag_guard.answer_quality import (
     score_answer,
     token_f1,
 )
-from rag_guard.words import normalise
+from rag_guard.judging.words import normalise
 
 
 def test_normalise_drops_case_punctuation_articles_and_citations():

@@ -1,6 +1,6 @@
 from langchain_core.documents import Document
 
-from rag_guard.clarify import MAX_QUOTE_WORDS, clarifying_message, closest_sentence, unanswered_part
+from rag_guard.judging.clarify import MAX_QUOTE_WORDS, clarifying_message, closest_sentence, unanswered_part
 
 QUESTION = "When was Voyager 1 launched, and how much did the mission cost?"
 DOCS = [

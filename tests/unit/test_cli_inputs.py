@@ -98,8 +98,9 @@ def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch
     from rich.console import Console
 
     from rag_guard import cli
-    from rag_guard.decision import Decision
-    from rag_guard.results import GuardedAnswer, Verdict
+    from rag_guard.answers import GuardedAnswer
+    from rag_guard.judging import Verdict
+    from rag_guard.judging.decision import Decision
 
     log = io.StringIO()
     monkeypatch.setattr(cli, "out", Console(file=log))  # a file: not a terminal

@@ -118,8 +118,8 @@ def test_without_a_probe_for_the_judge_the_default_signals_leave_it_out(tmp_path
 
 
 def test_the_shipped_probes_were_read_under_the_built_in_prompts(tmp_path):
-    from rag_guard.probe import load_probe, shipped_probe
-    from rag_guard.prompts import prompt_fingerprint
+    from rag_guard.judging.probe import load_probe, shipped_probe
+    from rag_guard.judging.prompts import prompt_fingerprint
 
     for preset in ("default", "small"):
         path = shipped_probe(preset)

@@ -1,7 +1,7 @@
 import pytest
 
-from rag_guard.conversation import Turn, question_from_turns
 from rag_guard.errors import InvalidQuestionError
+from rag_guard.serving.conversation import Turn, question_from_turns
 
 
 def user(text: str) -> Turn:

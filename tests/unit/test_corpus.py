@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from rag_guard.corpus import chunk_id, scan_corpus
 from rag_guard.errors import CorpusError
+from rag_guard.store.corpus import chunk_id, scan_corpus
 
 
 def make_corpus(root: Path) -> Path:

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from rag_guard.decision import Decision, decide, decide_with_probe
+from rag_guard.judging.decision import Decision, decide, decide_with_probe
 
 
 @pytest.mark.parametrize(

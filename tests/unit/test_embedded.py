@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag_guard.embedded import _batch_starts, _resume_point
+from rag_guard.models.llamacpp import _batch_starts, _resume_point
 
 
 def test_a_prompt_without_a_branch_is_cut_into_blocks_from_its_start():

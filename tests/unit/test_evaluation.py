@@ -3,11 +3,11 @@ import asyncio
 import pytest
 
 from rag_guard.config import Settings
-from rag_guard.decision import Decision
-from rag_guard.evaluation import given_or_retrieved, judge_all, report
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.prompts import CLARIFY_INSTRUCTION
-from rag_guard.questions import LabelledQuestion
+from rag_guard.evaluation.evaluate import given_or_retrieved, judge_all, report
+from rag_guard.evaluation.questions import LabelledQuestion
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import CLARIFY_INSTRUCTION
 from tests.fakes import FixedRetriever, judge_then_answer
 from tests.unit.test_pipeline import DOCS
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_guard.decision import Decision
-from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.errors import GuardFailure
-from rag_guard.guard import SufficiencyGuard
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
 from tests.fakes import FakeChatModel, FixedRetriever, openai_logprobs
 from tests.unit.test_pipeline import DOCS

@@ -1,7 +1,7 @@
 import numpy as np
 
-from rag_guard.features import FeatureRow, StateKey, complete, load_features, question_key, save_features
-from rag_guard.questions import LabelledQuestion
+from rag_guard.evaluation.features import FeatureRow, StateKey, complete, load_features, question_key, save_features
+from rag_guard.evaluation.questions import LabelledQuestion
 
 
 def row(key: str, states: dict[StateKey, list[float]], extract: float | None = 0.5) -> FeatureRow:

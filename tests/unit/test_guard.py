@@ -4,10 +4,10 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.runnables import RunnablePassthrough
 
-from rag_guard.decision import Decision
 from rag_guard.errors import InvalidQuestionError
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.prompts import EXTRACT_INSTRUCTION
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
 DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
@@ -30,7 +30,7 @@ def test_verdict_carries_token_logprob_alternatives_and_timing():
     assert verdict.logprob == pytest.approx(-0.2231, abs=1e-3)
     assert verdict.alternatives["True"] == pytest.approx(0.8)
     assert verdict.alternatives["False"] == pytest.approx(0.2)
-    assert verdict.timings.guard_s is not None
+    assert verdict.guard_s is not None
 
 
 def test_guard_asks_for_exactly_one_token_with_top_logprobs():
@@ -142,7 +142,7 @@ def probed_guard(
 
 
 def test_the_probe_reads_the_verdict_calls_own_hidden_state_and_its_combination_makes_p():
-    from rag_guard.signals import Signals, sigmoid
+    from rag_guard.judging.signals import Signals, sigmoid
 
     doubtful = [-5.0, 1.0, 7.0, 2.5]  # a state the probe scores low
     guard, judge = probed_guard({3: doubtful})

@@ -6,9 +6,9 @@ import pytest
 from filelock import FileLock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from rag_guard.config import ChromaSettings
 from rag_guard.errors import CorpusError, StoreBusyError
-from rag_guard.retrieval import INGEST_LOCK, ChromaRetriever, ingest, open_store
+from rag_guard.store import ChromaRetriever, ChromaSettings, ingest, open_store
+from rag_guard.store.chroma import INGEST_LOCK
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from rag_guard.logprobs import (
+from rag_guard.judging.logprobs import (
     LogprobError,
     TokenLogprob,
     alternatives,

@@ -1,7 +1,7 @@
 import pytest
 
-from rag_guard.decision import Decision
-from rag_guard.metrics import auroc, expected_calibration_error, gate_quality, stratified_sample
+from rag_guard.evaluation.metrics import auroc, expected_calibration_error, gate_quality, stratified_sample
+from rag_guard.judging.decision import Decision
 
 
 def test_auroc_is_one_for_a_perfect_ranking_and_half_for_ties():

@@ -5,9 +5,9 @@ from langchain.agents import create_agent
 from langchain_core.documents import Document
 from langchain_core.tools import create_retriever_tool, tool
 
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.middleware import GuardMiddleware
-from rag_guard.prompts import REFUSAL
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import REFUSAL
+from rag_guard.serving.middleware import GuardMiddleware
 from tests.fakes import FakeChatModel, FixedRetriever, ScriptedAgentModel, judge_then_answer
 
 DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]

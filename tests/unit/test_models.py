@@ -4,14 +4,14 @@ from langchain_ollama import ChatOllama
 
 from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ModelUnavailableError
-from rag_guard.models import (
+from rag_guard.factory import (
     build_chat_model,
     build_models,
     estimate_tokens,
     guard_call_options,
     is_loopback,
 )
-from rag_guard.openai_compatible import ChatOpenAICompatible
+from rag_guard.models.openai_compatible import ChatOpenAICompatible
 
 OLLAMA = ModelSettings(provider="ollama", name="qwen2.5:7b", n_ctx=8192, max_tokens=200, temperature=0.2)
 REMOTE = ModelSettings(provider="openai", name="deepseek-chat", base_url="https://api.deepseek.com/v1")
@@ -95,7 +95,7 @@ def test_token_estimate_errs_high_for_english_text():
 def test_the_embedded_model_names_itself_and_its_call_options_for_tracing():
     from pathlib import Path
 
-    from rag_guard.embedded import ChatLlamaCpp
+    from rag_guard.models.llamacpp import ChatLlamaCpp
 
     model = ChatLlamaCpp(model_path=Path("/models/default-cc324af0.gguf"), temperature=0.2, max_tokens=64)
     assert model._get_ls_params() == {

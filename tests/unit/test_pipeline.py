@@ -1,12 +1,12 @@
 import pytest
 from langchain_core.documents import Document
 
-from rag_guard.decision import Decision
+from rag_guard.answers import GuardedAnswerChunk
 from rag_guard.errors import GenerationError
-from rag_guard.guard import SufficiencyGuard
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
-from rag_guard.results import GuardedAnswerChunk
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer
 
 DOCS = [
@@ -149,7 +149,7 @@ async def test_ainvoke_and_astream_match_invoke():
 
 
 def test_timings_cover_every_stage_that_ran():
-    timings = pipeline(0.9).invoke("When did Voyager 2 launch?").verdict.timings
+    timings = pipeline(0.9).invoke("When did Voyager 2 launch?").timings
     assert None not in (timings.retrieval_s, timings.guard_s, timings.generation_s, timings.total_s)
     assert timings.total_s >= timings.guard_s
 
@@ -173,7 +173,7 @@ def test_empty_questions_are_rejected_before_any_model_call(question):
 
 
 def test_citations_keep_valid_labels_in_first_mention_order():
-    from rag_guard.results import citations
+    from rag_guard.answers import citations
 
     assert citations("B [2], A [1], again [2], bogus [7] [0]", n_sources=3) == [2, 1]
 

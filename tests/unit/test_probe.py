@@ -4,13 +4,13 @@ import math
 import numpy as np
 import pytest
 
-from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
-from rag_guard.metrics import auroc
-from rag_guard.probe import Probe, ProbeError, check_model, check_prompt, load_probe
-from rag_guard.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
-from rag_guard.prompts import GUARD_INSTRUCTION, prompt_fingerprint
-from rag_guard.signals import sigmoid
+from rag_guard.evaluation.metrics import auroc
+from rag_guard.evaluation.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
+from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.probe import Probe, ProbeError, check_model, check_prompt, load_probe
+from rag_guard.judging.prompts import GUARD_INSTRUCTION, prompt_fingerprint
+from rag_guard.judging.signals import sigmoid
 
 SHA = "a" * 64
 COMBINATION = Calibration(weights={"verdict": 1.0, "extract": 0.2, "probe": 0.8}, bias=-0.5)
@@ -198,9 +198,9 @@ def test_the_fitted_probe_file_scores_new_states_like_the_fit_and_carries_its_co
 
 def test_a_probe_reading_the_answer_start_needs_the_extract_call_among_the_signals(tmp_path):
     from rag_guard.config import load_config
-    from rag_guard.guard import SufficiencyGuard
-    from rag_guard.model_files import PRESETS
-    from rag_guard.probe import probe_for
+    from rag_guard.factory import probe_for
+    from rag_guard.judging.guard import SufficiencyGuard
+    from rag_guard.models.presets import PRESETS
     from tests.fakes import judge_then_answer
 
     path = tmp_path / "probe.json"

@@ -1,4 +1,4 @@
-from rag_guard.prompts import FEW_SHOT, GUARD_INSTRUCTION, build_messages
+from rag_guard.judging.prompts import FEW_SHOT, GUARD_INSTRUCTION, build_messages
 from tests.unit.test_pipeline import DOCS
 
 QUESTION = "When did Voyager 2 launch?"

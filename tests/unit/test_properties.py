@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from rag_guard.config import load_config
 from rag_guard.errors import ConfigError
-from rag_guard.logprobs import LogprobError, p_true, parse_logprobs
+from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 json_like = st.recursive(

@@ -1,7 +1,7 @@
-from rag_guard.decision import Decision
-from rag_guard.evaluation import AnswerToken, EvalReport, EvalRow
-from rag_guard.metrics import gate_quality
-from rag_guard.report import write_report
+from rag_guard.evaluation.evaluate import AnswerToken, EvalReport, EvalRow
+from rag_guard.evaluation.metrics import gate_quality
+from rag_guard.evaluation.report import write_report
+from rag_guard.judging.decision import Decision
 
 
 def sample_report() -> EvalReport:

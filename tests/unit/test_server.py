@@ -7,10 +7,10 @@ import httpx
 import pytest
 
 from rag_guard.config import ServeSettings
-from rag_guard.guard import SufficiencyGuard
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import REFUSAL
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.prompts import REFUSAL
-from rag_guard.server import create_app
+from rag_guard.serving.server import create_app
 from tests.fakes import FixedRetriever, judge_then_answer
 from tests.unit.test_pipeline import DOCS, pipeline
 

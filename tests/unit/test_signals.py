@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.prompts import EXTRACT_INSTRUCTION, GUARD_INSTRUCTION, MISSING_INSTRUCTION
-from rag_guard.signals import EXTRACT_WEIGHT, Signals, logit, sigmoid
+from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, GUARD_INSTRUCTION, MISSING_INSTRUCTION
+from rag_guard.judging.signals import EXTRACT_WEIGHT, Signals, logit, sigmoid
 from tests.fakes import FakeChatModel, judge_then_answer, openai_logprobs
 from tests.unit.test_pipeline import DOCS
 

@@ -8,7 +8,7 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_tests.unit_tests import ChatModelUnitTests
 
-from rag_guard.embedded import ChatLlamaCpp
+from rag_guard.models.llamacpp import ChatLlamaCpp
 
 
 class TestChatLlamaCppStandard(ChatModelUnitTests):

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -37,7 +37,7 @@ from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rag_guard.errors import ModelUnavailableError
-from rag_guard.hidden_states import HiddenStateCapture, eval_callback_installed
+from rag_guard.models.hidden_states import HiddenStateCapture, eval_callback_installed
 
 _EVAL_BLOCK = 64
 """Prompt tokens per llama.cpp batch; as fast as larger batches on CPU, and the unit of prefix reuse."""
@@ -160,6 +160,10 @@ class ChatLlamaCpp(BaseChatModel):
     """Keep the KV cache of the common prompt prefix between calls; off only to measure what it saves."""
     read_hidden_states: bool = True
     """Load the model with the graph callback that serves `hidden_layers`; off only to measure what it costs."""
+
+    forks_prompts: ClassVar[bool] = True
+    """Takes `branch`: a caller asking several prompts that share their start (the guard) says where each
+    one's own text begins, and the shared part is evaluated once."""
 
     _model: _LoadedModel | None = PrivateAttr(default=None)
 

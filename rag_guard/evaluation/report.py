@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag_guard.evaluation import EvalReport, EvalRow
+from rag_guard.evaluation.evaluate import EvalReport, EvalRow
 
 PLOTS = ("reliability.png", "risk_coverage.png", "score_histogram.png")
 

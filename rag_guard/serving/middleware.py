@@ -15,13 +15,12 @@ from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.documents import Document
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from rag_guard.clarify import clarifying_message
-from rag_guard.decision import Decision
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.prompts import CLARIFY_INSTRUCTION, REFUSAL, follow_up
-from rag_guard.results import Verdict
+from rag_guard.judging import Decision, SufficiencyGuard, Verdict
+from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging.prompts import REFUSAL, reply_prompt
+from rag_guard.steps import Apply, Invoke, Steps, arun, run
 
 log = logging.getLogger(__name__)
 
@@ -52,28 +51,31 @@ class GuardMiddleware(AgentMiddleware):
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
     ) -> ModelResponse | AIMessage:
-        response = handler(request)
-        judged = self._to_judge(request.messages, response)
-        if not isinstance(judged, tuple):
-            return judged
-        question, documents = judged
-        verdict = self.guard.invoke({"question": question, "documents": documents})
-        if verdict.decision is Decision.CLARIFY:
-            return self._clarify(verdict, self._clarifying_question(question, documents))
-        return self._decided(response, verdict)
+        return run(self._gated(request, handler))
 
     async def awrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[ModelResponse]]
     ) -> ModelResponse | AIMessage:
-        response = await handler(request)
+        return await arun(self._gated(request, handler))
+
+    def _gated(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Steps[ModelResponse | AIMessage]:
+        """The agent's model call, then, for a final answer after retrieval, the guard's verdict on it (one
+        path for both kinds of call, `steps.py`)."""
+        response = yield Apply(handler, request)
         judged = self._to_judge(request.messages, response)
         if not isinstance(judged, tuple):
             return judged
         question, documents = judged
-        verdict = await self.guard.ainvoke({"question": question, "documents": documents})
-        if verdict.decision is Decision.CLARIFY:
-            return self._clarify(verdict, await self._aclarifying_question(question, documents))
-        return self._decided(response, verdict)
+        verdict = yield Invoke(self.guard, {"question": question, "documents": documents})
+        if verdict.decision is not Decision.CLARIFY:
+            return self._decided(response, verdict)
+        try:  # the judge's own prompt, continued (its cache serves it), asks what the user should narrow
+            reply = yield Invoke(self.guard.judge, reply_prompt(verdict.prompt, Decision.CLARIFY))
+        except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
+            log.error("the clarifying question could not be written, refusing: %s", exc)
+            return self._refused(verdict)
+        text = clarifying_message(question, verdict.documents, reply.text)
+        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
 
     # --- what to judge --------------------------------------------------------------------------------
 
@@ -105,31 +107,6 @@ class GuardMiddleware(AgentMiddleware):
     def _refused(self, verdict: Verdict) -> AIMessage:
         log.info("guard refused the agent's answer: %s", verdict.reason)
         return AIMessage(content=self.refusal, response_metadata={"rag_guard": _dump(verdict)})
-
-    def _clarify(self, verdict: Verdict, text: str | None) -> AIMessage:
-        if text is None:  # the clarifying question could not be written: nothing is answered
-            return self._refused(verdict)
-        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
-
-    def _clarify_prompt(self, question: str, documents: list[Document]) -> list[BaseMessage]:
-        """The judge's own prompt, continued (its cache serves it), asking what the user should narrow."""
-        return follow_up(self.guard.prepare(question, documents).messages, "False", CLARIFY_INSTRUCTION)
-
-    def _clarifying_question(self, question: str, documents: list[Document]) -> str | None:
-        try:
-            reply = self.guard.judge.invoke(self._clarify_prompt(question, documents))
-        except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
-            log.error("the clarifying question could not be written, refusing: %s", exc)
-            return None
-        return clarifying_message(question, documents, reply.text)
-
-    async def _aclarifying_question(self, question: str, documents: list[Document]) -> str | None:
-        try:
-            reply = await self.guard.judge.ainvoke(self._clarify_prompt(question, documents))
-        except Exception as exc:
-            log.error("the clarifying question could not be written, refusing: %s", exc)
-            return None
-        return clarifying_message(question, documents, reply.text)
 
 
 def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:

@@ -13,7 +13,7 @@ from typing import TypeVar
 import numpy as np
 from pydantic import BaseModel
 
-from rag_guard.decision import Decision
+from rag_guard.judging.decision import Decision
 
 T = TypeVar("T")
 

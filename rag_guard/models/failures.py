@@ -20,7 +20,7 @@ from langchain_core.exceptions import (
 )
 from langchain_core.language_models import BaseChatModel
 
-from rag_guard.config import SERVER_DEFAULT_URLS
+from rag_guard.models.servers import SERVER_DEFAULT_URLS
 
 
 @cache

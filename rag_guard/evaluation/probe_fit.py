@@ -18,9 +18,10 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from rag_guard.calibration import Calibration, fit
-from rag_guard.probe import CALLS, Probe
-from rag_guard.signals import logit, sigmoid
+from rag_guard.evaluation.calibration_fit import fit
+from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.probe import CALLS, Probe
+from rag_guard.judging.signals import logit, sigmoid
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 """Strong regularisation: a few hundred questions against 1,536 or more dimensions per layer."""

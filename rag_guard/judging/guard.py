@@ -22,29 +22,26 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict, Field, model_validator
 
-from rag_guard.calibration import Calibration
-from rag_guard.config import Settings
-from rag_guard.decision import Decision, decide, decide_with_probe
-from rag_guard.embedded import ChatLlamaCpp
 from rag_guard.errors import GuardFailure, InvalidQuestionError
-from rag_guard.injection import sanitise
-from rag_guard.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
-from rag_guard.model_errors import explain_failure, explain_missing_logprobs
-from rag_guard.models import guard_call_options, token_counter
-from rag_guard.probe import CALLS, Probe, ProbeError, probe_for, unasked_calls
-from rag_guard.prompts import (
+from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.decision import Decision, decide, decide_with_probe
+from rag_guard.judging.injection import sanitise
+from rag_guard.judging.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
+from rag_guard.judging.probe import CALLS, Probe, ProbeError, unasked_calls
+from rag_guard.judging.prompts import (
     ABSTAIN_WORD,
     EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
     MISSING_INSTRUCTION,
     build_messages,
 )
-from rag_guard.results import Timings, Verdict
-from rag_guard.signals import GateSignal, Signals
+from rag_guard.judging.question import clean_question
+from rag_guard.judging.signals import GateSignal, Signals
+from rag_guard.judging.verdict import Verdict
+from rag_guard.models.failures import explain_failure, explain_missing_logprobs
+from rag_guard.steps import Invoke, Steps, arun, run
 
 log = logging.getLogger(__name__)
-
-MAX_QUESTION_CHARS = 4000
 
 
 class GuardInput(TypedDict):
@@ -52,34 +49,11 @@ class GuardInput(TypedDict):
     documents: list[Document]
 
 
-def clean_question(question: Any) -> str:
-    """The question stripped; `InvalidQuestionError` when it is not usable text."""
-    if isinstance(question, bytes):
-        try:
-            question = question.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidQuestionError("The question is not valid UTF-8 text.") from None
-    if not isinstance(question, str):
-        raise InvalidQuestionError(f"The question must be text, not {type(question).__name__}.")
-    try:
-        question.encode("utf-8")
-    except UnicodeEncodeError:  # undecodable bytes from the command line arrive as lone surrogates
-        raise InvalidQuestionError("The question is not valid UTF-8 text; check the terminal's encoding.") from None
-    question = question.strip()
-    if not question:
-        raise InvalidQuestionError("The question is empty: ask something about the documents.")
-    if len(question) > MAX_QUESTION_CHARS:
-        raise InvalidQuestionError(
-            f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}."
-        )
-    return question
-
-
 def verdict_from_reply(
     message: BaseMessage,
     answer_threshold: float,
     clarify_threshold: float,
-    timings: Timings | None = None,
+    guard_s: float | None = None,
     *,
     missing_logprobs: str | None = None,
     calibration: Calibration | None = None,
@@ -96,7 +70,6 @@ def verdict_from_reply(
     carries. With `calibration` the thresholds apply to its combination of the signals, else to
     `Signals.combined` (the verdict alone when nothing else is).
     """
-    timings = timings or Timings()
     try:
         position = _first_position(message, missing_logprobs)
         raw_p = p_true(position)
@@ -111,7 +84,7 @@ def verdict_from_reply(
             p_sufficient=None,
             token=message.text[:20] or None,
             reason=f"refused: no trustworthy probability ({exc})",
-            timings=timings,
+            guard_s=guard_s,
         )
     signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
     if calibration and (absent := calibration.signals - signals.features().keys()):
@@ -122,7 +95,7 @@ def verdict_from_reply(
             signals=signals,
             reason=f"refused: the calibration weighs {sorted(absent)}, which could not be measured (the retrieval "
             "signal needs the retriever's similarity in each document's metadata['score'])",
-            timings=timings,
+            guard_s=guard_s,
         )
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
     p = signals.capped(uncapped)
@@ -150,7 +123,7 @@ def verdict_from_reply(
         logprob=position.logprob,
         alternatives=alternatives(position),
         reason=f"p_sufficient {p:.3f} {bound}{capped}",
-        timings=timings,
+        guard_s=guard_s,
     )
 
 
@@ -233,32 +206,6 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             return self.calibration
         return self.probe.combination if self.probe is not None and "probe" in self.signals else None
 
-    @classmethod
-    def from_settings(cls, settings: Settings, judge: BaseChatModel) -> SufficiencyGuard:
-        """The guard as config.yaml describes it, judging with `judge` (built from `guard.model` or `model`).
-
-        The documents it keeps also go into the answer prompt, so they must fit both models' windows.
-        """
-        judged_by = settings.judge
-        probe = probe_for(settings) if "probe" in settings.guard.signals else None
-        return cls(
-            judge=judge,
-            judge_kwargs=guard_call_options(judged_by, settings.guard.top_logprobs),
-            answer_threshold=settings.guard.answer_threshold,
-            clarify_threshold=settings.guard.clarify_threshold,
-            top_logprobs=settings.guard.top_logprobs,
-            context_window=min(judged_by.n_ctx, settings.model.n_ctx),
-            token_counter=token_counter(judged_by, judge),
-            reserve_tokens=settings.model.max_tokens + 96,
-            fail_mode=settings.guard.fail_mode,
-            signals=tuple(settings.guard.signals),
-            calibration=settings.guard.calibration,
-            instruction_first=settings.guard.instruction_first,
-            few_shot=settings.guard.few_shot,
-            probe=probe,
-            **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
-        )
-
     @property
     def call_options(self) -> dict[str, Any]:
         if self.judge_kwargs is not None:
@@ -319,28 +266,21 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         return JudgePrompt(messages, question, documents, len(given), instruction)
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
-        prompt = self.prepare(input["question"], input.get("documents") or [])
-        config = patch_config(config, callbacks=run_manager.get_child())
-        started = time.perf_counter()
-        try:
-            replies = {
-                name: self.judge.invoke(asked, config=config, **options) for name, asked, options in self._asks(prompt)
-            }
-        except Exception as exc:
-            return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, **replies)
+        return run(self._judging(input, patch_config(config, callbacks=run_manager.get_child())))
 
     async def _ajudge(
         self, input: GuardInput, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Verdict:
+        return await arun(self._judging(input, patch_config(config, callbacks=run_manager.get_child())))
+
+    def _judging(self, input: GuardInput, config: RunnableConfig) -> Steps[Verdict]:
+        """The one-token calls (`steps.py`: one path for invoke and ainvoke), then the verdict read off them."""
         prompt = self.prepare(input["question"], input.get("documents") or [])
-        config = patch_config(config, callbacks=run_manager.get_child())
         started = time.perf_counter()
+        replies: dict[str, BaseMessage] = {}
         try:
-            replies = {
-                name: await self.judge.ainvoke(asked, config=config, **options)
-                for name, asked, options in self._asks(prompt)
-            }
+            for name, asked, options in self._asks(prompt):
+                replies[name] = yield Invoke(self.judge, asked, config, options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
         return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, **replies)
@@ -362,7 +302,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     def _options(self, instruction: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
         options = options or self.call_options
-        if isinstance(self.judge, ChatLlamaCpp) and not self.instruction_first:
+        if getattr(self.judge, "forks_prompts", False) and not self.instruction_first:
             return {**options, "branch": instruction}
         return options
 
@@ -381,7 +321,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             reply,
             self.answer_threshold,
             self.clarify_threshold,
-            Timings(guard_s=seconds),
+            seconds,
             missing_logprobs=explain_missing_logprobs(self.judge),
             calibration=self.combination,
             missing=missing,
@@ -390,6 +330,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             probe=self.probe if "probe" in self.signals else None,
         )
         verdict.documents_used = len(prompt.documents)
+        verdict.prompt, verdict.documents = prompt.messages, prompt.documents
         if self.read_layers:
             verdict.hidden_states = _states(reply, extract)
         if verdict.p_sufficient is None:
@@ -410,7 +351,9 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             p_sufficient=None,
             reason=f"refused: {explain_failure(exc, self.judge)}",
             documents_used=len(prompt.documents),
-            timings=Timings(guard_s=seconds),
+            guard_s=seconds,
+            prompt=prompt.messages,
+            documents=prompt.documents,
         )
         return self._untrusted(verdict, exc)
 

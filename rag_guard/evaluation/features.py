@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag_guard.errors import ConfigError, CorpusError
-from rag_guard.probe import CALLS
-from rag_guard.questions import LabelledQuestion
-from rag_guard.signals import Signals
+from rag_guard.evaluation.questions import LabelledQuestion
+from rag_guard.judging.probe import CALLS
+from rag_guard.judging.signals import Signals
 
 if TYPE_CHECKING:
     from rag_guard.config import ModelSettings, Settings
-    from rag_guard.evaluation import EvalReport, Judged
+    from rag_guard.evaluation.evaluate import EvalReport, Judged
 
 Progress = Callable[[int, int], None]
 StateKey = tuple[str, int]
@@ -161,10 +161,8 @@ def read_features(
 
     Questions with a `context` are judged against it, the others against `corpus` (ingested into a temporary
     store, as `rag-guard eval` does). A question whose verdict has no probability is left out."""
-    from rag_guard.evaluation import given_or_retrieved, judge_all, temporary_retriever
-    from rag_guard.guard import SufficiencyGuard
-    from rag_guard.models import build_models, load_models
-    from rag_guard.probe import model_identity
+    from rag_guard.evaluation.evaluate import given_or_retrieved, judge_all, temporary_retriever
+    from rag_guard.factory import build_guard, build_models, load_models, model_identity
 
     layers = sorted(set(layers))
     wanted = list(product(CALLS, layers))
@@ -185,7 +183,7 @@ def read_features(
         plain = settings.model_copy(update={"guard": guard_settings})
         models = build_models(plain)
         load_models(models.judge)
-        guard = SufficiencyGuard.from_settings(plain, models.judge).model_copy(update={"read_layers": tuple(layers)})
+        guard = build_guard(plain, models.judge, read_layers=tuple(layers))
         with temporary_retriever(settings, corpus) if corpus is not None else contextlib.nullcontext() as retriever:
             documents_for = given_or_retrieved(retriever)
             for start in range(0, len(todo), SAVE_EVERY):  # an interrupted run keeps what it read
@@ -237,7 +235,7 @@ def eval_features(
     report: EvalReport, questions: Sequence[LabelledQuestion], settings: Settings, corpus: Path, source: str
 ) -> list[FeatureRow]:
     """The rows of a `rag-guard eval` run that read hidden states, as fit-probe's features."""
-    from rag_guard.probe import model_identity
+    from rag_guard.factory import model_identity
 
     sha, _ = model_identity(settings.judge.path, settings.judge.preset)
     prompts = settings.guard.prompt_fingerprint

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
 
-from rag_guard.logprobs import LogprobError, p_true, parse_logprobs
-from rag_guard.prompts import VERIFY_INSTRUCTION, follow_up
+from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
+from rag_guard.judging.prompts import VERIFY_INSTRUCTION, follow_up
 
 
 class AnswerCheck(BaseModel):

@@ -14,24 +14,20 @@ Arrays are stored as base64 of little-endian float32: a probe on one 1536-wide s
 from __future__ import annotations
 
 import base64
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
 
-from rag_guard.calibration import Calibration
 from rag_guard.errors import ConfigError
-from rag_guard.signals import sigmoid
+from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.signals import sigmoid
 
-if TYPE_CHECKING:
-    from rag_guard.config import Settings
-
-PROBE_PACKAGE = "rag_guard.probes"
+PROBE_PACKAGE = "rag_guard.judging.probes"
 """Where the probes fitted for the presets ship: `<preset>.json`."""
 
 
@@ -201,24 +197,6 @@ def check_prompt(probe: Probe, source: Path | str, prompt_sha256: str) -> None:
         )
 
 
-def model_identity(path: Path | None, preset: str) -> tuple[str, str]:
-    """(sha256, description) of the GGUF a judge loads: a preset's is known, a file's is hashed (once per
-    version of the file: hashing a GB takes seconds)."""
-    from rag_guard.model_files import PRESETS
-
-    if path is None:
-        return PRESETS[preset].sha256, f"preset {preset} ({PRESETS[preset].description})"
-    stat = path.stat()
-    return _hashed(path.resolve(), stat.st_mtime_ns, stat.st_size), str(path)
-
-
-@functools.lru_cache(maxsize=8)
-def _hashed(path: Path, mtime_ns: int, size: int) -> str:
-    from rag_guard.model_files import sha256_of
-
-    return sha256_of(path)
-
-
 def probe_path(source: Literal["auto", "off"] | Path, model_path: Path | None, preset: str) -> Path | None:
     """The file `guard.probe` stands for: a named file, else the probe shipped for the preset (none for a
     judge's own GGUF, or when `off`)."""
@@ -232,27 +210,3 @@ def no_probe_for(model_path: Path | None, preset: str) -> str:
         f"guard.signals include probe, but no probe ships for {model_path or 'preset ' + preset}: fit one with "
         "`rag-guard fit-probe` and set guard.probe to its file, or drop probe from guard.signals"
     )
-
-
-def probe_for(settings: Settings) -> Probe:
-    """The probe `guard.probe` names for the judge, checked against the GGUF the judge loads."""
-    judge = settings.judge
-    path = probe_path(settings.guard.probe, judge.path, judge.preset)
-    if path is None:
-        raise ConfigError(no_probe_for(judge.path, judge.preset))
-    probe = load_probe(path)
-    check_model(probe, path, *model_identity(judge.path, judge.preset))
-    if unasked := unasked_calls(probe, settings.guard.signals):
-        raise ConfigError(
-            f"Probe {path} reads the hidden state of the {' and '.join(unasked)} call, which guard.signals "
-            f"{sorted(settings.guard.signals)} do not make: add {' and '.join(unasked)} to guard.signals, or fit "
-            "a probe on the verdict's state (`rag-guard fit-probe --calls verdict`)."
-        )
-    if settings.guard.calibration is None and set(probe.combination.weights) != set(settings.guard.signals):
-        raise ConfigError(
-            f"Probe {path} combines the signals {sorted(probe.combination.weights)}, but guard.signals is "
-            f"{sorted(settings.guard.signals)}: set guard.signals to the probe's, or fit a calibration for yours "
-            "with `rag-guard calibrate --write`."
-        )
-    check_prompt(probe, path, settings.guard.prompt_fingerprint)
-    return probe

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from rag_guard.decision import Decision
-from rag_guard.injection import neutralise, sanitise
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.injection import neutralise, sanitise
 
 SYSTEM = (
     "You are a careful assistant for questions about a document collection. You rely only on the "

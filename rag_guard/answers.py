@@ -1,4 +1,7 @@
-"""What the guard and the pipeline return: pydantic models, so they serialise to JSON as they are."""
+"""What the pipeline returns: the decision, the answer or message, the sources, the verdict and timings.
+
+Pydantic models, so they serialise to JSON as they are.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,7 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, Field
 
-from rag_guard.answer_check import AnswerCheck
-from rag_guard.decision import Decision
-from rag_guard.signals import Signals
+from rag_guard.judging import AnswerCheck, Decision, Verdict
 
 
 class Timings(BaseModel):
@@ -20,40 +21,6 @@ class Timings(BaseModel):
     generation_s: float | None = None
     """The answer or clarifying message (and, with the answer check, the check and any message after it)."""
     total_s: float | None = None
-
-
-class Verdict(BaseModel):
-    """The guard's judgement of one (question, documents) pair."""
-
-    decision: Decision
-    p_sufficient: float | None
-    """P(True) normalised over the True/False spellings, combined with the other signals and calibrated as
-    `guard` says; None when no trustworthy probability was obtained."""
-    raw_p: float | None = None
-    """The verdict token's own P(True), before calibration or debiasing."""
-    signals: Signals | None = None
-    """Every signal measured for this verdict (`guard.signals`), from which `p_sufficient` was made."""
-    token: str | None = None
-    """The token the model generated at the verdict position."""
-    logprob: float | None = None
-    alternatives: dict[str, float] = Field(default_factory=dict)
-    """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
-    reason: str
-    """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
-    context_truncated: bool = False
-    """True when lower-ranked chunks were left out to fit the model's context window."""
-    documents_used: int | None = None
-    """How many of the documents, from the top rank down, the judge saw; the answer sees the same ones."""
-    instructions_withheld: int = 0
-    """Sentences in those documents that addressed the model ("ignore previous instructions", "reply True")
-    and were replaced by a marker before the judge and the answerer saw them."""
-    answer_check: AnswerCheck | None = None
-    """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
-    the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
-    timings: Timings = Field(default_factory=Timings)
-    hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
-    """The judge's states for the guard's `read_layers`, by call (`verdict`, `extract`), for fitting a probe;
-    never serialised."""
 
 
 class Source(BaseModel):
@@ -80,6 +47,13 @@ class GuardedAnswer(BaseModel):
     verdict: Verdict
     cited: list[int] = Field(default_factory=list)
     """Labels of the sources the answer cites as [n], in order of first citation."""
+    reason: str = ""
+    """Why the user got this decision: the verdict's reason, and what the answer check said when it withheld
+    the answer."""
+    answer_check: AnswerCheck | None = None
+    """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
+    the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
+    timings: Timings = Field(default_factory=Timings)
 
 
 class GuardedAnswerChunk(BaseModel):
@@ -97,6 +71,10 @@ class GuardedAnswerChunk(BaseModel):
     """Answer text added by this chunk."""
     message: str | None = None
     """Clarifying question or refusal text added by this chunk."""
+    reason: str | None = None
+    answer_check: AnswerCheck | None = None
+    timings: Timings | None = None
+    """The stages' times, in the last chunk (generation ends with the stream)."""
 
     def __add__(self, other: GuardedAnswerChunk) -> GuardedAnswerChunk:
         def join(a: str | None, b: str | None) -> str | None:
@@ -110,6 +88,9 @@ class GuardedAnswerChunk(BaseModel):
             verdict=self.verdict or other.verdict,
             answer=join(self.answer, other.answer),
             message=join(self.message, other.message),
+            reason=self.reason or other.reason,
+            answer_check=self.answer_check or other.answer_check,
+            timings=other.timings or self.timings,
         )
 
     def to_answer(self) -> GuardedAnswer:
@@ -125,6 +106,9 @@ class GuardedAnswerChunk(BaseModel):
             sources=self.sources or [],
             cited=citations(answer or "", len(self.sources or [])),
             verdict=self.verdict,
+            reason=self.reason or self.verdict.reason,
+            answer_check=self.answer_check,
+            timings=self.timings or Timings(),
         )
 
 

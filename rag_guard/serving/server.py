@@ -29,12 +29,12 @@ from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk
 from rag_guard.config import ServeSettings
-from rag_guard.conversation import Turn, question_from_turns
 from rag_guard.errors import InvalidQuestionError, RagGuardError
-from rag_guard.guard import clean_question
+from rag_guard.judging import clean_question
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.results import GuardedAnswer, GuardedAnswerChunk
+from rag_guard.serving.conversation import Turn, question_from_turns
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from rag_guard.words import cites, key_words, stem, tokens
+from rag_guard.judging.words import cites, key_words, stem, tokens
 
 
 def golds(answer: str | Sequence[str]) -> list[str]:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from langchain_core.documents import Document
 
-from rag_guard.injection import sanitise
-from rag_guard.words import key_words, stem, stems
+from rag_guard.judging.injection import sanitise
+from rag_guard.judging.words import key_words, stem, stems
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25

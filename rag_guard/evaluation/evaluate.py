@@ -22,17 +22,19 @@ from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field
 
-from rag_guard.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
-from rag_guard.clarify import clarifying_message
 from rag_guard.config import Settings
-from rag_guard.decision import Decision
-from rag_guard.guard import SufficiencyGuard
-from rag_guard.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
-from rag_guard.metrics import GateQuality, gate_quality, stratified_sample
-from rag_guard.prompts import reply_prompt
-from rag_guard.questions import LabelledQuestion
-from rag_guard.results import Verdict
-from rag_guard.signals import Signals
+from rag_guard.errors import CorpusError
+from rag_guard.evaluation.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
+from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
+from rag_guard.evaluation.questions import LabelledQuestion, load_questions
+from rag_guard.judging import SufficiencyGuard
+from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
+from rag_guard.judging.probe import load_probe
+from rag_guard.judging.prompts import reply_prompt
+from rag_guard.judging.signals import Signals
+from rag_guard.judging.verdict import Verdict
 
 Progress = Callable[[int, int], None]
 DocumentsFor = Callable[[LabelledQuestion], Awaitable[list[Document]]]
@@ -81,22 +83,15 @@ class EvalReport(GateQuality, AnswerQuality):
 @contextmanager
 def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRetriever]:
     """The corpus ingested into a store that disappears afterwards."""
-    from rag_guard.retrieval import (
-        ChromaRetriever,
-        build_embeddings,
-        chroma_client,
-        embedding_label,
-        ingest,
-        open_store,
-    )
+    from rag_guard.factory import open_configured_store
+    from rag_guard.store import ChromaRetriever, chroma_client, ingest
 
-    embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
     with tempfile.TemporaryDirectory(prefix="rag_guard_eval_") as tmp:
         update: dict[str, object] = {"persist_directory": Path(tmp) / "chroma"}
         if settings.chroma.mode == "http":
             update["collection"] = f"rag_guard_eval_{uuid.uuid4().hex[:12]}"
         chroma = settings.chroma.model_copy(update=update)
-        store = open_store(chroma, embeddings, embedding_label(settings.embeddings))
+        store = open_configured_store(settings, chroma)
         try:
             ingest(store, corpus_dir, chroma)
             yield ChromaRetriever(store=store, k=chroma.k)
@@ -145,9 +140,9 @@ async def judge_all(
         async with slots:
             documents = await documents_for(question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
-            used = documents[: verdict.documents_used]
+            used = verdict.documents
             reply = None
-            prompt = reply_prompt(guard.messages(question.question, used), verdict.decision) if answerer else None
+            prompt = reply_prompt(verdict.prompt, verdict.decision) if answerer else None
             if answerer is not None and prompt is not None:
                 reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
                 if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
@@ -174,15 +169,14 @@ def evaluate(
     """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
-    from rag_guard.models import build_models, load_models
+    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
 
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
     models = build_models(settings)
     load_models(models.judge)
-    guard = SufficiencyGuard.from_settings(settings, models.judge).model_copy(update={"read_layers": read_layers})
-    # The embedded model runs one call at a time; servers take `model.concurrency`.
-    concurrency = 1 if models.judge_settings.provider == "llamacpp" else models.judge_settings.concurrency
+    guard = build_guard(settings, models.judge, read_layers=read_layers)
+    concurrency = max_concurrency(models, settings)
     with temporary_retriever(settings, corpus_dir) as retriever:
         answerer = models.answerer if answers else None
         documents_for = given_or_retrieved(retriever)
@@ -199,7 +193,7 @@ def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Se
         settings.guard.answer_threshold,
         settings.guard.clarify_threshold,
     )
-    latencies = [v.timings.guard_s for v in verdicts if v.timings.guard_s is not None]
+    latencies = [v.guard_s for v in verdicts if v.guard_s is not None]
     rows = [_row(q, j) for q, j in zip(questions, judged, strict=True)]
     replies = answer_quality([row.scored for row in rows if row.scored is not None])
     return EvalReport(
@@ -221,7 +215,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         p_sufficient=verdict.p_sufficient,
         signals=verdict.signals,
         reason=verdict.reason,
-        guard_s=verdict.timings.guard_s,
+        guard_s=verdict.guard_s,
         sources=judged.sources,
         group=question.group or (judged.sources[0] if judged.sources else None),
         hidden_states=verdict.hidden_states,
@@ -244,3 +238,48 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     row.joint_logprob = joint_logprob(tokens)
     row.perplexity = perplexity(tokens)
     return row
+
+
+def judge_labelled(
+    settings: Settings,
+    corpus: Path,
+    questions: Path,
+    limit: int | None,
+    progress: Progress | None = None,
+    *,
+    answers: bool = False,
+    features: Path | None = None,
+    layers: list[int] | None = None,
+) -> EvalReport:
+    """The guard over a labelled questions file in a temporary store (eval, calibrate); with `features`, the
+    judge's states at `layers` are kept there for `fit-probe`."""
+    labelled = load_questions(questions)
+    if not corpus.is_dir():
+        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+    if features is not None:
+        from rag_guard.evaluation.features import require_embedded
+
+        require_embedded(settings)
+    read = tuple(layers or default_layers(settings)) if features is not None else ()
+    result = evaluate(settings, corpus, labelled, limit, progress, answers=answers, read_layers=read)
+    if features is not None:
+        from rag_guard.evaluation.features import eval_features, save_features
+
+        save_features(features, eval_features(result, labelled, settings, corpus, file_label(questions)))
+    return result
+
+
+def default_layers(settings: Settings) -> list[int]:
+    """The layer read when none is named: the configured probe's, else 60 % of the judge's depth (the probe
+    study's best on both presets' families)."""
+    from rag_guard.factory import build_chat_model
+
+    if isinstance(settings.guard.probe, Path):
+        return load_probe(settings.guard.probe).layers
+    judge = build_chat_model(settings.judge, settings)
+    return [round(0.6 * judge.loaded.n_layers)]  # type: ignore[attr-defined]
+
+
+def file_label(path: Path) -> str:
+    """A questions file as figures name it: with its folder, since sets tend to be called questions.jsonl."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name

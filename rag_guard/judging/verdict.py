@@ -1,0 +1,47 @@
+"""What the guard returns: its judgement, and what it judged on (the prompt and the documents it kept)."""
+
+from __future__ import annotations
+
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+from pydantic import BaseModel, Field
+
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.signals import Signals
+
+
+class Verdict(BaseModel):
+    """The guard's judgement of one (question, documents) pair."""
+
+    decision: Decision
+    p_sufficient: float | None
+    """P(True) normalised over the True/False spellings, combined with the other signals and calibrated as
+    `guard` says; None when no trustworthy probability was obtained."""
+    raw_p: float | None = None
+    """The verdict token's own P(True), before calibration or debiasing."""
+    signals: Signals | None = None
+    """Every signal measured for this verdict (`guard.signals`), from which `p_sufficient` was made."""
+    token: str | None = None
+    """The token the model generated at the verdict position."""
+    logprob: float | None = None
+    alternatives: dict[str, float] = Field(default_factory=dict)
+    """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
+    reason: str
+    """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
+    context_truncated: bool = False
+    """True when lower-ranked chunks were left out to fit the model's context window."""
+    documents_used: int | None = None
+    """How many of the documents, from the top rank down, the judge saw; the answer sees the same ones."""
+    instructions_withheld: int = 0
+    """Sentences in those documents that addressed the model ("ignore previous instructions", "reply True")
+    and were replaced by a marker before the judge and the answerer saw them."""
+    guard_s: float | None = None
+    """Wall-clock seconds of the judge's calls."""
+    hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
+    """The judge's states for the guard's `read_layers`, by call (`verdict`, `extract`), for fitting a probe;
+    never serialised."""
+    prompt: list[BaseMessage] = Field(default_factory=list, exclude=True, repr=False)
+    """The judge's prompt, as asked: the answer and the clarifying message continue it (its cache serves
+    them); never serialised."""
+    documents: list[Document] = Field(default_factory=list, exclude=True, repr=False)
+    """The documents the judge saw (those that fit its window, from the top rank down); never serialised."""
