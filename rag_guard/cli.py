@@ -220,7 +220,7 @@ def evaluate(
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
-        from rag_guard.evaluation.evaluate import judge_labelled
+        from rag_guard.evaluation.labelled import judge_labelled
 
         with _progress() as progress:
             result = judge_labelled(

@@ -15,7 +15,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
+from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, MISSING_INSTRUCTION
+from rag_guard.pipeline import GuardedRAG
 
 
 def openai_logprobs(alternatives: dict[str, float]) -> dict[str, Any]:
@@ -132,3 +134,17 @@ class ScriptedAgentModel(BaseChatModel):
         else:
             raise AssertionError(f"the script has no step after a {type(last).__name__}")
         return ChatResult(generations=[ChatGeneration(message=reply)])
+
+
+DOCS = [
+    Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md", "chunk_index": 0}),
+    Document(
+        page_content="Voyager 1 launched on 5 September 1977.", metadata={"source": "voyager.md", "chunk_index": 1}
+    ),
+]
+
+
+def pipeline(p_true: float, *, fail_retrieval: bool = False) -> GuardedRAG:
+    model = judge_then_answer(p_true, answer="It launched on 20 August 1977 [1].")
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
+    return GuardedRAG(retriever=FixedRetriever(documents=DOCS, fail=fail_retrieval), guard=guard, answerer=model)

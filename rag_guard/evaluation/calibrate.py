@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
 from rag_guard.evaluation.calibration_fit import ThresholdChoice, choose_thresholds, fit, out_of_fold
-from rag_guard.evaluation.evaluate import Progress, judge_labelled
+from rag_guard.evaluation.evaluate import Progress
+from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
 from rag_guard.judging import Calibration
 

@@ -23,15 +23,13 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field
 
 from rag_guard.config import Settings
-from rag_guard.errors import CorpusError
 from rag_guard.evaluation.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
-from rag_guard.evaluation.questions import LabelledQuestion, load_questions
+from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.clarify import clarifying_message
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
-from rag_guard.judging.probe import load_probe
 from rag_guard.judging.prompts import reply_prompt
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
@@ -238,48 +236,3 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     row.joint_logprob = joint_logprob(tokens)
     row.perplexity = perplexity(tokens)
     return row
-
-
-def judge_labelled(
-    settings: Settings,
-    corpus: Path,
-    questions: Path,
-    limit: int | None,
-    progress: Progress | None = None,
-    *,
-    answers: bool = False,
-    features: Path | None = None,
-    layers: list[int] | None = None,
-) -> EvalReport:
-    """The guard over a labelled questions file in a temporary store (eval, calibrate); with `features`, the
-    judge's states at `layers` are kept there for `fit-probe`."""
-    labelled = load_questions(questions)
-    if not corpus.is_dir():
-        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
-    if features is not None:
-        from rag_guard.evaluation.features import require_embedded
-
-        require_embedded(settings)
-    read = tuple(layers or default_layers(settings)) if features is not None else ()
-    result = evaluate(settings, corpus, labelled, limit, progress, answers=answers, read_layers=read)
-    if features is not None:
-        from rag_guard.evaluation.features import eval_features, save_features
-
-        save_features(features, eval_features(result, labelled, settings, corpus, file_label(questions)))
-    return result
-
-
-def default_layers(settings: Settings) -> list[int]:
-    """The layer read when none is named: the configured probe's, else 60 % of the judge's depth (the probe
-    study's best on both presets' families)."""
-    from rag_guard.factory import build_chat_model
-
-    if isinstance(settings.guard.probe, Path):
-        return load_probe(settings.guard.probe).layers
-    judge = build_chat_model(settings.judge, settings)
-    return [round(0.6 * judge.loaded.n_layers)]  # type: ignore[attr-defined]
-
-
-def file_label(path: Path) -> str:
-    """A questions file as figures name it: with its folder, since sets tend to be called questions.jsonl."""
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name

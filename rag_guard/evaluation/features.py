@@ -16,18 +16,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ConfigError, CorpusError
+from rag_guard.evaluation.evaluate import EvalReport, Judged, given_or_retrieved, judge_all, temporary_retriever
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.probe import CALLS
 from rag_guard.judging.signals import Signals
-
-if TYPE_CHECKING:
-    from rag_guard.config import ModelSettings, Settings
-    from rag_guard.evaluation.evaluate import EvalReport, Judged
 
 Progress = Callable[[int, int], None]
 StateKey = tuple[str, int]
@@ -161,7 +158,6 @@ def read_features(
 
     Questions with a `context` are judged against it, the others against `corpus` (ingested into a temporary
     store, as `rag-guard eval` does). A question whose verdict has no probability is left out."""
-    from rag_guard.evaluation.evaluate import given_or_retrieved, judge_all, temporary_retriever
     from rag_guard.factory import build_guard, build_models, load_models, model_identity
 
     layers = sorted(set(layers))

@@ -10,8 +10,9 @@ import numpy as np
 
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
-from rag_guard.evaluation.evaluate import Progress, default_layers, file_label
+from rag_guard.evaluation.evaluate import Progress
 from rag_guard.evaluation.features import read_features, require_embedded
+from rag_guard.evaluation.labelled import default_layers, file_label
 from rag_guard.evaluation.metrics import auroc, stratified_sample
 from rag_guard.evaluation.probe_fit import (
     Candidate,

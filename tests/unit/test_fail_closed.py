@@ -16,8 +16,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
-from tests.fakes import FakeChatModel, FixedRetriever, openai_logprobs
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, FakeChatModel, FixedRetriever, openai_logprobs
 
 UNGUARDED = "an answer that skipped the gate"
 

@@ -7,20 +7,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from rag_guard.pipeline import GuardedRAG
-from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer
-
-DOCS = [
-    Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md", "chunk_index": 0}),
-    Document(
-        page_content="Voyager 1 launched on 5 September 1977.", metadata={"source": "voyager.md", "chunk_index": 1}
-    ),
-]
-
-
-def pipeline(p_true: float, *, fail_retrieval: bool = False) -> GuardedRAG:
-    model = judge_then_answer(p_true, answer="It launched on 20 August 1977 [1].")
-    guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
-    return GuardedRAG(retriever=FixedRetriever(documents=DOCS, fail=fail_retrieval), guard=guard, answerer=model)
+from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer, pipeline
 
 
 def generation_calls(rag: GuardedRAG) -> list[dict]:

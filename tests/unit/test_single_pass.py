@@ -15,8 +15,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import CLARIFY_INSTRUCTION, SINGLE_PASS_INSTRUCTION, VerdictLead
 from rag_guard.pipeline import GuardedRAG
-from tests.fakes import FixedRetriever, openai_logprobs
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, FixedRetriever, openai_logprobs
 
 ANSWER = ["Voyager", " 2", " launched", " on", " 20", " August", " 1977", " [1]."]
 

@@ -11,8 +11,7 @@ from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import REFUSAL
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.serving.server import create_app
-from tests.fakes import FixedRetriever, judge_then_answer
-from tests.unit.test_pipeline import DOCS, pipeline
+from tests.fakes import DOCS, FixedRetriever, judge_then_answer, pipeline
 
 QUESTION = {"model": "rag-guard", "messages": [{"role": "user", "content": "When did Voyager 2 launch?"}]}
 

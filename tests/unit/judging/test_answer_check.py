@@ -6,8 +6,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, VERIFY_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
-from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
 ANSWER = "It launched on 20 August 1977 [1]."
 UNANSWERED = "what did it cost"

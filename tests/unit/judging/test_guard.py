@@ -127,7 +127,7 @@ async def test_guard_ainvoke_and_batch_agree_with_invoke():
 def probed_guard(
     hidden: dict[int, list[float]], p_true: float = 0.6, **probe: Any
 ) -> tuple[SufficiencyGuard, FakeChatModel]:
-    from tests.unit.test_probe import a_probe
+    from tests.unit.judging.test_probe import a_probe
 
     judge = judge_then_answer(p_true)
     judge.hidden = hidden

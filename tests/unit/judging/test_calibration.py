@@ -9,8 +9,7 @@ from rag_guard.evaluation.calibration_fit import choose_thresholds, fit, out_of_
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.signals import logit
-from tests.fakes import judge_then_answer
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, judge_then_answer
 
 
 def synthetic(n: int = 400, a: float = 2.0, b: float = -0.5, seed: int = 1) -> tuple[list[dict], list[bool]]:

@@ -1,5 +1,5 @@
 from rag_guard.judging.prompts import FEW_SHOT, GUARD_INSTRUCTION, build_messages
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS
 
 QUESTION = "When did Voyager 2 launch?"
 

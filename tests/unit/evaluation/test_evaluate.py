@@ -8,8 +8,7 @@ from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import CLARIFY_INSTRUCTION
-from tests.fakes import FixedRetriever, judge_then_answer
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, FixedRetriever, judge_then_answer
 
 QUESTIONS = [
     LabelledQuestion(question="When did Voyager 2 launch?", answerable=True),

@@ -5,8 +5,7 @@ import pytest
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, GUARD_INSTRUCTION, MISSING_INSTRUCTION
 from rag_guard.judging.signals import EXTRACT_WEIGHT, Signals, logit, sigmoid
-from tests.fakes import FakeChatModel, judge_then_answer, openai_logprobs
-from tests.unit.test_pipeline import DOCS
+from tests.fakes import DOCS, FakeChatModel, judge_then_answer, openai_logprobs
 
 ITEM = {"question": "When did Voyager 2 launch?", "documents": DOCS}
 NOT_MEASURED = {"retrieval": None, "probe": None, "answer": None, "verify": None}

@@ -7,8 +7,8 @@ from langchain_core.documents import Document
 from rag_guard.judging.injection import WITHHELD, neutralise, sanitise, withhold_instructions
 from rag_guard.judging.prompts import format_context
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "injection"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
+DATA = REPO / "tests" / "data" / "injection"
 INJECTIONS = json.loads((DATA / "injections.json").read_text(encoding="utf-8"))
 
 
