@@ -351,7 +351,7 @@ def main() -> None:
     results.update(measure_store(settings, args.chunks, questions))
     if not args.skip_latency:
         rag = GuardedRAG.from_config(settings)
-        ensure_ingested(rag.retriever, settings)
+        ensure_ingested(rag.retriever, settings.chroma)
         results.update(measure_cold_start(args.config, rag, questions[0].question))
         variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
         if unknown := set(variants) - set(VARIANTS):

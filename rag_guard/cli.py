@@ -255,12 +255,30 @@ def evaluate(
         "unanswerable_answered_rate",
         "guard_latency_s_mean",
         "guard_latency_s_p95",
-        *(("answers_right", "answer_f1_mean", "missing_named") if answers or report else ()),
+        *(
+            (
+                "answers_right",
+                "answers_right_answerable",
+                "coverage_after_checks",
+                "answer_f1_mean",
+                "missing_named",
+            )
+            if answers or report
+            else ()
+        ),
     ):
         value = getattr(result, name)
         table.add_row(name, "n/a" if value is None else f"{value:.3f}")
     if answers or report:
         table.add_row("answers scored / citing no passage", f"{result.answers_scored} / {result.answers_uncited}")
+        table.add_row(
+            "drafts stating what the passages lack / shown",
+            f"{result.answers_unsupported} / {result.answers_unsupported_shown}",
+        )
+        table.add_row(
+            "drafts withheld: wrong / right",
+            f"{result.answers_withheld}: {result.withheld_wrong} / {result.withheld_right}",
+        )
     for label in ("answerable", "unanswerable"):
         counts = getattr(result, label)
         table.add_row(f"{label}: answer / clarify / refuse", f"{counts.answer} / {counts.clarify} / {counts.refuse}")

@@ -119,9 +119,13 @@ class GuardSettings(_Section):
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
+    grounding: bool = True
+    """Every answer is held back until its numbers, names and quoted phrases are found in its passages
+    (`judging/grounding.py`: deterministic, no model call); an answer stating one they lack is replaced by a
+    message quoting what they say. Off: answers stream as they are written, unchecked."""
     answer_check: Literal["off", "buffer"] = "off"
     """After an answer is written, one more token asks whether it answers the question from the passages alone
-    (`answer_check.py`). `buffer`: the answer is held back, streaming too, until the check passes; a failed
+    (`judging/answer_check.py`). `buffer`: the answer is held back, streaming too, until the check passes; a failed
     check replaces it with a clarifying message, and a check without a probability withholds it. `off`:
     answers stream as they are written, unchecked."""
     answer_check_threshold: float = Field(0.5, ge=0.0, le=1.0)

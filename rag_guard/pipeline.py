@@ -27,8 +27,10 @@ from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, Source, Timings
 from rag_guard.config import Settings, load_config
 from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict, clean_question
-from rag_guard.judging.answer_check import check_failed, check_prompt, read_check
-from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging.answer_check import check_failed, check_prompt, grounding_check, read_check
+from rag_guard.judging.answer_text import tidy_answer
+from rag_guard.judging.clarify import clarifying_message, unsupported_message
+from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import verdict_word
 from rag_guard.judging.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
 from rag_guard.models.failures import explain_failure
@@ -83,6 +85,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Call options for the single-pass generation (logprobs on its first token); None uses OpenAI's names."""
     max_concurrency: int | None = None
     """Questions in flight at once in `batch` / `abatch` when the call's config does not say."""
+    grounding: bool = True
+    """Hold each answer back until its numbers, names and quoted phrases are found in its passages
+    (`judging/grounding.py`); an answer stating one they lack is replaced by what they say closest to the
+    question. The held answer is also tidied: no echoed question, no pasted source notes."""
     answer_check: bool = False
     """Hold each answer back until one more token of the judge says it answers the question from the
     passages alone (`judging/answer_check.py`); a failed check replaces it with a clarifying message."""
@@ -114,6 +120,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
             ),
             max_concurrency=factory.max_concurrency(models, settings),
+            grounding=settings.guard.grounding,
             answer_check=settings.guard.answer_check == "buffer",
             answer_check_threshold=settings.guard.answer_check_threshold,
         )
@@ -222,7 +229,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return
         generation_started = time.perf_counter()
         try:
-            if self.answer_check and verdict.decision is Decision.ANSWER:
+            if verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check):
                 yield from self._checked(question, verdict, answer_stream, child)
             else:
                 yield self._header(question, verdict, verdict.decision)
@@ -266,13 +273,32 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         return "".join(texts)
 
     def _checked(self, question: str, verdict: Verdict, answer_stream: Any, child: Children) -> Steps[None]:
-        """The answer written whole, checked, then shown; or, when the check fails, a clarifying message (or
-        the refusal) in its place. The first chunk waits for the check, so it carries the final decision."""
+        """The answer written whole, tidied, checked, then shown; or, when a check fails, a clarifying message
+        (or the refusal) in its place. The first chunk waits for the checks, so it carries the final decision."""
         answer_prompt = reply_prompt(verdict.prompt, Decision.ANSWER) or []
         if answer_stream is not None:
             answer = yield from self._relay(Decision.ANSWER, answer_stream, show=False)
         else:
             answer = self._without_lead((yield Invoke(self.answerer, answer_prompt, child("generate"))).text)
+        answer = tidy_answer(answer, question)
+        check = yield from self._check(answer, verdict, answer_prompt, child)
+        decision = _after_check(check)
+        yield self._header(question, verdict, decision, check)
+        if decision is Decision.ANSWER:
+            yield GuardedAnswerChunk(answer=answer)
+        elif check.unsupported:
+            yield GuardedAnswerChunk(message=unsupported_message(question, verdict.documents, check.unsupported))
+        elif decision is Decision.CLARIFY:
+            reply = yield Invoke(self.answerer, reply_prompt(verdict.prompt, Decision.CLARIFY), child("generate"))
+            yield self._clarification(question, verdict, reply)
+
+    def _check(
+        self, answer: str, verdict: Verdict, answer_prompt: list[BaseMessage], child: Children
+    ) -> Steps[AnswerCheck]:
+        """The grounding check (free: no model call), then, if it passed and is on, the model's own check."""
+        grounded = grounding_check(grounded_in(answer, verdict.documents)) if self.grounding else None
+        if grounded is not None and not (grounded.passed and self.answer_check):
+            return grounded
         try:
             reply = yield Invoke(
                 self.guard.judge, check_prompt(answer_prompt, answer), child("check"), self.guard.call_options
@@ -280,13 +306,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             check = read_check(reply, self.answer_check_threshold)
         except Exception as exc:
             check = check_failed(exc, self.answer_check_threshold)
-        decision = _after_check(check)
-        yield self._header(question, verdict, decision, check)
-        if decision is Decision.ANSWER:
-            yield GuardedAnswerChunk(answer=answer)
-        elif decision is Decision.CLARIFY:
-            reply = yield Invoke(self.answerer, reply_prompt(verdict.prompt, Decision.CLARIFY), child("generate"))
-            yield self._clarification(question, verdict, reply)
+        return check.model_copy(update={"checked": grounded.checked}) if grounded else check
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig
@@ -386,7 +406,7 @@ def _after_check(check: AnswerCheck) -> Decision:
     if check.passed:
         return Decision.ANSWER
     log.info("answer check failed, withholding the answer: %s", check.reason)
-    return Decision.CLARIFY if check.p_supported is not None else Decision.REFUSE
+    return Decision.REFUSE if check.untrusted else Decision.CLARIFY
 
 
 def _first_scored(pieces: Any) -> Steps[BaseMessageChunk]:

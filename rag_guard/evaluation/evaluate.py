@@ -26,10 +26,13 @@ from rag_guard.config import Settings
 from rag_guard.evaluation.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.judging import SufficiencyGuard
-from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging import AnswerCheck, SufficiencyGuard
+from rag_guard.judging.answer_check import grounding_check
+from rag_guard.judging.answer_text import tidy_answer
+from rag_guard.judging.clarify import clarifying_message, unsupported_message
 from rag_guard.judging.decision import Decision
-from rag_guard.judging.logprobs import LogprobError, joint_logprob, parse_logprobs, perplexity
+from rag_guard.judging.grounding import grounded_in
+from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
 from rag_guard.judging.prompts import reply_prompt
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
@@ -63,6 +66,12 @@ class EvalRow(BaseModel):
     answer_tokens: list[AnswerToken] | None = None
     joint_logprob: float | None = None
     perplexity: float | None = None
+    min_token_p: float | None = None
+    """The lowest probability among the answer's tokens that hold a letter or digit."""
+    draft: str | None = None
+    """With `answers`: the answer as drafted, also when the grounding check withheld it."""
+    unsupported: list[str] = Field(default_factory=list)
+    """The draft's numbers, names and quoted phrases its passages lack."""
     group: str | None = None
     """The question's article or paragraph (from the file, else the best retrieved passage's source)."""
     hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
@@ -104,7 +113,11 @@ class Judged(BaseModel):
     verdict: Verdict
     sources: list[str]
     reply: AIMessage | None = None
-    """The answer or the clarifying message, when asked for."""
+    """The answer or the clarifying message, when asked for: what the user reads."""
+    draft: AIMessage | None = None
+    """The answer as the model wrote it (tidied), with its logprobs, when the gate let one through."""
+    check: AnswerCheck | None = None
+    """The grounding check of the draft; a failed one means `reply` is the message shown in its place."""
 
 
 def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
@@ -128,8 +141,10 @@ async def judge_all(
     concurrency: int,
     progress: Progress | None = None,
     answerer: BaseChatModel | None = None,
+    grounding: bool = True,
 ) -> list[Judged]:
-    """Each question judged (and, with `answerer`, replied to as its verdict says), `concurrency` at a time."""
+    """Each question judged (and, with `answerer`, replied to as its verdict says, an answer held to the
+    grounding check as the pipeline holds it), `concurrency` at a time."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -139,18 +154,23 @@ async def judge_all(
             documents = await documents_for(question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
             used = verdict.documents
-            reply = None
+            reply = draft = check = None
             prompt = reply_prompt(verdict.prompt, verdict.decision) if answerer else None
             if answerer is not None and prompt is not None:
                 reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
                 if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
                     reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
+                else:
+                    draft = reply.model_copy(update={"content": tidy_answer(reply.text, question.question)})
+                    check = grounding_check(grounded_in(draft.text, used))
+                    reply = draft if check.passed or not grounding else None
+                    if reply is None:
+                        reply = AIMessage(content=unsupported_message(question.question, used, check.unsupported))
         done += 1
         if progress:
             progress(done, len(questions))
-        return Judged(
-            verdict=verdict, sources=[str(doc.metadata.get("source", "unknown")) for doc in used], reply=reply
-        )
+        sources = [str(doc.metadata.get("source", "unknown")) for doc in used]
+        return Judged(verdict=verdict, sources=sources, reply=reply, draft=draft, check=check)
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
 
@@ -178,7 +198,9 @@ def evaluate(
     with temporary_retriever(settings, corpus_dir) as retriever:
         answerer = models.answerer if answers else None
         documents_for = given_or_retrieved(retriever)
-        judged = asyncio.run(judge_all(guard, documents_for, questions, concurrency, progress, answerer))
+        judged = asyncio.run(
+            judge_all(guard, documents_for, questions, concurrency, progress, answerer, settings.guard.grounding)
+        )
     return report(questions, judged, settings)
 
 
@@ -193,7 +215,9 @@ def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Se
     )
     latencies = [v.guard_s for v in verdicts if v.guard_s is not None]
     rows = [_row(q, j) for q, j in zip(questions, judged, strict=True)]
-    replies = answer_quality([row.scored for row in rows if row.scored is not None])
+    replies = answer_quality(
+        [row.scored for row in rows if row.scored is not None], sum(q.answerable for q in questions)
+    )
     return EvalReport(
         **quality.model_dump(),
         **replies.model_dump(),
@@ -220,19 +244,24 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     )
     if judged.reply is None:
         return row
-    text = judged.reply.text.strip()
-    if verdict.decision is not Decision.ANSWER:
-        row.message = text
+    if judged.draft is None:
+        row.message = judged.reply.text.strip()
         if question.missing is not None:
-            row.scored = ScoredText(names_missing=names(text, question.missing))
+            row.scored = ScoredText(names_missing=names(row.message, question.missing))
         return row
-    row.answer = text
-    row.scored = score_answer(text, question.answerable, question.answer)
+    draft = judged.draft.text.strip()
+    withheld = judged.reply is not judged.draft
+    row.answer, row.message = (None, judged.reply.text.strip()) if withheld else (draft, None)
+    row.draft, row.unsupported = draft, judged.check.unsupported if judged.check else []
+    row.scored = score_answer(draft, question.answerable, question.answer).model_copy(
+        update={"unsupported": bool(row.unsupported), "withheld": withheld}
+    )
     try:
-        tokens = parse_logprobs(judged.reply.response_metadata.get("logprobs"))
+        tokens = parse_logprobs(judged.draft.response_metadata.get("logprobs"))
     except LogprobError:
         return row  # a server that gives no logprobs for answers: the text alone
     row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]
     row.joint_logprob = joint_logprob(tokens)
     row.perplexity = perplexity(tokens)
+    row.min_token_p = min_content_probability(tokens)
     return row

@@ -1,8 +1,11 @@
-"""The check after the answer: one more True/False token, read as a probability like the verdict. Pure.
+"""The checks after the answer, and their record. Pure.
 
-The gate judges the passages before anything is written; the check judges what was written. It continues
-the answer's own prompt (the guard's prompt, the verdict, the answer instruction, the answer), so on the
-embedded model and on caching servers it evaluates only the answer's tokens and one short instruction.
+The gate judges the passages before anything is written; the checks judge what was written. The grounding
+check (`grounding.py`, on by default) looks for the answer's numbers, names and quoted phrases in its
+passages. The model's check (`guard.answer_check: buffer`) asks one more True/False token, read as a
+probability like the verdict; it continues the answer's own prompt (the guard's prompt, the verdict, the
+answer instruction, the answer), so on the embedded model and on caching servers it evaluates only the
+answer's tokens and one short instruction.
 """
 
 from __future__ import annotations
@@ -10,21 +13,44 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from langchain_core.messages import BaseMessage
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from rag_guard.judging.grounding import Grounding
 from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
 from rag_guard.judging.prompts import VERIFY_INSTRUCTION, follow_up
 
 
 class AnswerCheck(BaseModel):
-    """What the check said about one answer."""
+    """What the checks said about one answer; a failed check means the user got a clarifying message (or,
+    when the model's check gave no trustworthy probability, the refusal) instead of the answer."""
 
-    p_supported: float | None
-    """P(True) of "does the answer answer the question, with every fact in it from the passages?"; None when
-    no trustworthy probability came back (the answer is then withheld)."""
-    threshold: float
     passed: bool
     reason: str
+    checked: list[str] = Field(default_factory=list)
+    """The answer's numbers, names and quoted phrases that the grounding check looked for in its passages."""
+    unsupported: list[str] = Field(default_factory=list)
+    """Those the passages lack: the answer was withheld for them."""
+    p_supported: float | None = None
+    """The model's check: P(True) of "does the answer answer the question, with every fact in it from the
+    passages?"; None when it was not asked or no trustworthy probability came back."""
+    threshold: float | None = None
+    untrusted: bool = False
+    """The model's check was asked and gave no trustworthy probability: the answer is refused."""
+
+
+def grounding_check(grounding: Grounding) -> AnswerCheck:
+    """The grounding check's record: withheld for what the passages lack, else passed."""
+    if grounding.unsupported:
+        reason = f"the passages do not state {', '.join(grounding.unsupported)}"
+    else:
+        reason = (
+            f"the passages state all {len(grounding.checked)} checked item(s)"
+            if grounding.checked
+            else ("nothing checkable in the answer")
+        )
+    return AnswerCheck(
+        passed=grounding.passed, reason=reason, checked=grounding.checked, unsupported=grounding.unsupported
+    )
 
 
 def check_prompt(answer_prompt: Sequence[BaseMessage], answer: str) -> list[BaseMessage]:
@@ -37,7 +63,7 @@ def read_check(reply: BaseMessage, threshold: float) -> AnswerCheck:
         p = p_true(parse_logprobs(reply.response_metadata.get("logprobs"))[0])
     except LogprobError as exc:
         return AnswerCheck(
-            p_supported=None, threshold=threshold, passed=False, reason=f"no trustworthy probability ({exc})"
+            threshold=threshold, passed=False, untrusted=True, reason=f"no trustworthy probability ({exc})"
         )
     passed = p >= threshold
     relation = ">=" if passed else "<"
@@ -49,8 +75,8 @@ def read_check(reply: BaseMessage, threshold: float) -> AnswerCheck:
 def check_failed(exc: Exception, threshold: float) -> AnswerCheck:
     """The check's call itself failed: the answer is withheld, as when no probability comes back."""
     return AnswerCheck(
-        p_supported=None,
         threshold=threshold,
         passed=False,
+        untrusted=True,
         reason=f"the check could not be asked ({type(exc).__name__}: {exc})",
     )

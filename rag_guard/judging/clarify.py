@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from langchain_core.documents import Document
 
 from rag_guard.judging.injection import sanitise
-from rag_guard.judging.words import key_words, stem, stems
+from rag_guard.judging.words import key_words, stems, tokens
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
@@ -24,17 +24,20 @@ _BLOCK_END = re.compile(r"\n\s*\n")
 _MARKDOWN_LEAD = re.compile(r"^[>*\-\s]+")
 
 
-def unanswered_part(question: str, reply: str) -> str:
-    """The model's copy of the unanswered part, if it is made of the question's words; else the question.
+def unanswered_part(question: str, reply: str) -> str | None:
+    """The model's copy of the unanswered part, when it is a real part of the question: its words, in the
+    question's order, fewer than the whole question's. None otherwise: the whole question, a rewording
+    ("What was the Association founded?" for "When was the Association founded?") or a statement.
 
-    The check keeps the message free of anything but the user's own words: a reply that states something
-    ("Voyager 1 visited Saturn") has words the question lacks and is dropped.
+    A message that calls the whole question "this part", or quotes words the user never wrote, reads as the
+    guard contradicting itself.
     """
     part = reply.strip().splitlines()[0].strip(" \"'\u201c\u201d") if reply.strip() else ""
-    words = key_words(part)
-    asked = stems(question)
-    if not words or len(part.split()) > MAX_PART_WORDS or sum(stem(w) in asked for w in words) < 0.8 * len(words):
-        return question.strip()
+    words, asked = tokens(part), tokens(question)
+    if not words or len(part.split()) > MAX_PART_WORDS or len(words) >= len(asked) or not key_words(part):
+        return None
+    if not any(asked[i : i + len(words)] == words for i in range(len(asked) - len(words) + 1)):
+        return None
     return part if part.endswith("?") else part.rstrip(".") + "?"
 
 
@@ -69,11 +72,42 @@ def _sentences(text: str) -> list[str]:
 
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:
-    """What the passages do not answer, the closest sentence they hold (with its source), and a request."""
+    """The part the passages do not answer (when the model named a real part), the closest sentence they
+    hold (with its source), and a request. When there is no such part, or the quoted sentence holds every
+    word of it, the message does not claim the passages leave it open: it shows what they say and asks
+    whether that is what the user means."""
     part = unanswered_part(question, reply)
-    lines = [f'The documents I found do not answer this part of your question: "{part}"']
+    closest = closest_sentence(question, documents)
+    quoted = None if closest is None else f'[{closest[0]}] ({closest[1]}): "{closest[2]}"'
+    if part is not None and (closest is None or not stems(part) <= stems(closest[2])):
+        lines = [f'The documents I found do not answer this part of your question: "{part}"']
+        if quoted:
+            lines.append(f"The closest they come is {quoted}")
+        lines.append("Could you narrow the question, or point me to a document that covers it?")
+        return "\n".join(lines)
+    if quoted is None:
+        return (
+            "The documents I found do not seem to answer your question as asked. Could you narrow it, or point "
+            "me to a document that covers it?"
+        )
+    return "\n".join(
+        [
+            "The documents I found may not answer your question exactly as asked.",
+            f"What they say closest to it is {quoted}",
+            "Is that what you mean? If not, could you narrow the question, or point me to a document that covers it?",
+        ]
+    )
+
+
+def unsupported_message(question: str, documents: Sequence[Document], unsupported: Sequence[str]) -> str:
+    """In place of an answer that stated something its passages lack (`grounding.py`): what was withheld,
+    what the passages say closest to the question, and a request."""
+    items = ", ".join(unsupported)
+    lines = [f"The answer I drafted stated {items}, which the documents do not say, so I have left it out."]
     if (closest := closest_sentence(question, documents)) is not None:
         label, source, sentence = closest
-        lines.append(f'The closest they come is [{label}] ({source}): "{sentence}"')
-    lines.append("Could you narrow the question, or point me to a document that covers it?")
+        lines.append(f'What they say closest to your question is [{label}] ({source}): "{sentence}"')
+        lines.append("Is that what you wanted to know? If not, could you narrow the question?")
+    else:
+        lines.append("Could you narrow the question, or point me to a document that covers it?")
     return "\n".join(lines)

@@ -160,3 +160,9 @@ def perplexity(tokens: Sequence[TokenLogprob]) -> float:
     if not tokens:
         raise LogprobError("perplexity of an empty sequence is undefined")
     return float(np.exp(-np.mean([t.logprob for t in tokens], dtype=np.float64)))
+
+
+def min_content_probability(tokens: Sequence[TokenLogprob]) -> float | None:
+    """The lowest probability among tokens that hold a letter or digit (punctuation and spaces left out)."""
+    content = [t.probability for t in tokens if any(c.isalnum() for c in t.token)]
+    return min(content) if content else None

@@ -168,6 +168,9 @@ def guard_report(result: GuardedAnswer) -> dict[str, Any]:
         "question": result.question,
         "sources": [source.model_dump(mode="json") for source in result.sources],
         "cited": result.cited,
+        "reason": result.reason,
+        "answer_check": result.answer_check.model_dump(mode="json") if result.answer_check else None,
+        "timings": result.timings.model_dump(mode="json"),
         "verdict": result.verdict.model_dump(mode="json"),
     }
 

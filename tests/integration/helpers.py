@@ -11,7 +11,19 @@ from typer.testing import CliRunner, Result
 from rag_guard.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
-ANSWER_KEYS = {"question", "decision", "answer", "message", "p_sufficient", "sources", "verdict", "cited"}
+ANSWER_KEYS = {
+    "question",
+    "decision",
+    "answer",
+    "message",
+    "p_sufficient",
+    "sources",
+    "verdict",
+    "cited",
+    "reason",
+    "answer_check",
+    "timings",
+}
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -87,10 +87,16 @@ def test_answerer_failure_after_the_verdict_raises_a_clear_error_and_answers_not
 async def test_answerer_failure_while_streaming_async_stops_after_the_verdict():
     chunks = []
     with pytest.raises(GenerationError):
-        async for chunk in broken_answerer(0.9).astream("When did Voyager 2 launch?"):
+        async for chunk in broken_answerer(0.9).model_copy(update={"grounding": False}).astream("When?"):
             chunks.append(chunk)
     assert [chunk.answer for chunk in chunks] == [None]
     assert chunks[0].decision is Decision.ANSWER
+
+
+async def test_a_held_answer_whose_model_fails_yields_nothing_before_the_error():
+    with pytest.raises(GenerationError):
+        async for chunk in broken_answerer(0.9).astream("When did Voyager 2 launch?"):
+            pytest.fail(f"nothing is shown before the answer is checked, got {chunk}")
 
 
 def test_stream_yields_the_verdict_before_any_answer_text():

@@ -56,11 +56,11 @@ def test_a_message_names_the_missing_part_by_its_key_words_and_their_stems():
 
 def test_an_answered_unanswerable_question_is_wrong_whatever_it_says():
     scored = score_answer("20 August 1977 [1].", answerable=False, gold="20 August 1977")
-    assert scored == ScoredText(right=False, f1=0.0, cited=True)
+    assert scored == ScoredText(right=False, f1=0.0, cited=True, answerable=False)
 
 
 def test_an_answerable_question_without_gold_is_not_scored():
-    assert score_answer("Something [1].", answerable=True, gold=None) == ScoredText(cited=True)
+    assert score_answer("Something [1].", answerable=True, gold=None) == ScoredText(cited=True, answerable=True)
 
 
 def test_answer_quality_counts_right_f1_uncited_and_named():
@@ -84,3 +84,17 @@ def test_answer_quality_counts_right_f1_uncited_and_named():
 def test_answer_quality_of_nothing_answered_is_undefined_not_zero():
     quality = answer_quality([])
     assert quality.answers_right is None and quality.answer_f1_mean is None and quality.missing_named is None
+
+
+def test_withheld_drafts_are_counted_apart_from_the_answers_shown():
+    right = score_answer("20 August 1977 [1].", True, "20 August 1977")
+    invented = score_answer("2000 eggs [1].", True, "over a thousand").model_copy(
+        update={"unsupported": True, "withheld": True}
+    )
+    gate_error = score_answer("1977 [1].", False, None)
+    quality = answer_quality([right, invented, gate_error], answerable=4)
+    assert quality.answers_scored == 2 and quality.answers_right == 0.5
+    assert quality.answers_right_answerable == 1.0
+    assert (quality.answers_unsupported, quality.answers_unsupported_shown) == (1, 0)
+    assert (quality.answers_withheld, quality.withheld_wrong, quality.withheld_right) == (1, 1, 0)
+    assert quality.coverage_after_checks == 0.25

@@ -103,5 +103,12 @@ def test_without_the_check_no_check_is_asked():
     rag = checked_pipeline(0.1)
     rag.answer_check = False
     result = rag.invoke("When did Voyager 2 launch?")
-    assert result.decision is Decision.ANSWER and result.answer_check is None
+    assert result.decision is Decision.ANSWER and result.answer_check.p_supported is None  # grounding alone
     assert all(call["messages"][-1].text != VERIFY_INSTRUCTION for call in rag.answerer.calls)
+
+
+def test_without_either_check_the_answer_streams_unchecked():
+    rag = checked_pipeline(0.1)
+    rag.answer_check, rag.grounding = False, False
+    result = rag.invoke("When did Voyager 2 launch?")
+    assert result.decision is Decision.ANSWER and result.answer_check is None

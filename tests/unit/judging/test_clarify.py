@@ -1,6 +1,12 @@
 from langchain_core.documents import Document
 
-from rag_guard.judging.clarify import MAX_QUOTE_WORDS, clarifying_message, closest_sentence, unanswered_part
+from rag_guard.judging.clarify import (
+    MAX_QUOTE_WORDS,
+    clarifying_message,
+    closest_sentence,
+    unanswered_part,
+    unsupported_message,
+)
 
 QUESTION = "When was Voyager 1 launched, and how much did the mission cost?"
 DOCS = [
@@ -15,15 +21,36 @@ DOCS = [
 
 def test_the_unanswered_part_is_the_models_copy_of_the_question_as_a_question():
     assert unanswered_part(QUESTION, "how much did the mission cost") == "how much did the mission cost?"
-    assert unanswered_part(QUESTION, '"What was the cost of the mission?"\nMore text') == (
-        "What was the cost of the mission?"
-    )
+    assert unanswered_part(QUESTION, '"How much did the mission cost?"\nMore text') == "How much did the mission cost?"
 
 
-def test_a_reply_that_states_things_the_question_does_not_say_is_replaced_by_the_question():
-    assert unanswered_part(QUESTION, "Voyager 1 visited Jupiter and Saturn.") == QUESTION
-    assert unanswered_part(QUESTION, "") == QUESTION
-    assert unanswered_part(QUESTION, "the " * 40) == QUESTION
+def test_a_reply_that_is_not_a_real_part_of_the_question_is_no_part():
+    assert unanswered_part(QUESTION, "Voyager 1 visited Jupiter and Saturn.") is None  # a statement
+    assert unanswered_part(QUESTION, "What was the cost of the mission?") is None  # a rewording
+    assert unanswered_part(QUESTION, QUESTION) is None  # the whole question
+    assert unanswered_part(QUESTION, "") is None
+    assert unanswered_part(QUESTION, "the " * 40) is None
+
+
+def test_without_a_real_part_the_message_shows_what_the_passages_say_and_asks_if_that_is_meant():
+    for reply in (QUESTION, "What was the cost of the mission?"):
+        message = clarifying_message(QUESTION, DOCS, reply)
+        assert "do not answer this part" not in message
+        assert message.splitlines()[1].startswith("What they say closest to it is [1] (voyager.md)")
+        assert "Is that what you mean?" in message
+
+
+def test_a_part_the_quoted_sentence_holds_word_for_word_is_not_called_unanswered():
+    message = clarifying_message("When was Voyager 1 launched on its faster path, and why?", DOCS, "Voyager 1 launched")
+    assert "do not answer this part" not in message and "Is that what you mean?" in message
+
+
+def test_an_answer_with_an_unsupported_item_is_replaced_by_what_the_passages_say():
+    message = unsupported_message("When was Voyager 1 launched?", DOCS, ["1979"])
+    lines = message.splitlines()
+    assert lines[0] == "The answer I drafted stated 1979, which the documents do not say, so I have left it out."
+    assert lines[1].startswith('What they say closest to your question is [1] (voyager.md): "Voyager 1 was launched')
+    assert lines[2].startswith("Is that what you wanted to know?")
 
 
 def test_the_closest_sentence_shares_most_words_with_the_question_and_keeps_its_label_and_source():

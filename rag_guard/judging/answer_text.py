@@ -1,0 +1,46 @@
+"""The answer as the user reads it: without the question echoed back or source notes pasted in. Pure.
+
+The passages reach the model as "[n] (source: file)"; a small model sometimes copies that note, or the
+question line, into its answer. Citations stay as `[n]`, the form the answer instruction asks for.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SOURCE_NOTE = re.compile(r"\s*\((?:sources?|from)\s*:[^)\n]*\)", re.IGNORECASE)
+_QUESTION_LINE = re.compile(r"^\s*question\s*:.*$\n?", re.IGNORECASE | re.MULTILINE)
+_CITATIONS = re.compile(r"^\s*((?:\[\d+\]\s*)+)")
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_FOLD = re.compile(r"[\W_]+")
+
+
+def tidy_answer(answer: str, question: str) -> str:
+    """`answer` without pasted source notes, a "Question:" line, or the question repeated at its start (a
+    citation that followed the repeat moves to the end of the answer's first sentence)."""
+    text = _QUESTION_LINE.sub("", _SOURCE_NOTE.sub("", answer)).strip()
+    rest = _without_leading(text, question)
+    if rest is None:
+        return text
+    cited = _CITATIONS.match(rest)
+    if not cited:
+        return rest
+    body, marks = rest[cited.end() :], " ".join(cited[1].split())
+    end = _SENTENCE_END.search(body)
+    return f"{body[: end.start()]} {marks}{body[end.start() :]}" if end else f"{body} {marks}"
+
+
+def _without_leading(text: str, question: str) -> str | None:
+    """`text` after `question` when it starts with it (case, spaces and punctuation aside); else None."""
+    wanted = _FOLD.sub("", question.lower())
+    if not wanted:
+        return None
+    seen = ""
+    for index, char in enumerate(text):
+        seen += _FOLD.sub("", char.lower())
+        if seen == wanted:
+            rest = text[index + 1 :].lstrip(" ?.:!-\n")
+            return rest or None
+        if not wanted.startswith(seen):
+            return None
+    return None

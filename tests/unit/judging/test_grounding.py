@@ -1,0 +1,69 @@
+import pytest
+
+from rag_guard.judging.grounding import check_grounding
+
+PASSAGES = [
+    "In spring a queen can lay well over a thousand eggs a day. Workers live about six weeks in summer.",
+    "Voyager 2 launched on 20 August 1977. Axolotls are found only in Lake Xochimilco near Mexico City.",
+    "The World Cube Association (WCA) was founded in 2004. About 1.5 million people live in the region, "
+    'which the guide calls "the lake country".',
+]
+
+
+@pytest.mark.parametrize(
+    ("answer", "unsupported"),
+    [
+        ("A queen can lay 2000 eggs a day in spring [1].", ["2000"]),
+        ("A queen can lay two thousand eggs a day [1].", ["2000"]),
+        ("It launched on 5 September 1977 [2].", ["5", "September"]),
+        ("Wild axolotls live in Lake Chalco [2].", ["Lake Chalco"]),
+        ("It was founded in 2005 by the WCA.", ["2005"]),
+        ("Some 2.5 million people live there.", ["2500000"]),
+        ('The guide calls it "the river country".', ['"the river country"']),
+        ("It was founded by NASA in 2004.", ["NASA"]),
+    ],
+)
+def test_an_item_the_passages_lack_is_unsupported(answer, unsupported):
+    grounding = check_grounding(answer, PASSAGES)
+    assert grounding.unsupported == unsupported
+    assert not grounding.passed
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "A queen can lay well over a thousand eggs a day [1].",
+        "A queen can lay over 1,000 eggs a day [1].",
+        "Workers live about 6 weeks in summer [1].",
+        "Voyager 2 was launched on 20 August 1977 [2].",
+        "Axolotls live only in Lake Xochimilco, near Mexico City [2].",
+        "The World Cube Association was founded in 2004 [3].",
+        "About 1,500,000 people live in the region [3].",
+        "About 1.5 million people live there [3].",
+        'The guide calls it "the lake country" [3].',
+        "Yes. One of the queens lays eggs; the workers' lives are short.",
+        "It is one of the lakes near the city.",
+    ],
+)
+def test_what_the_passages_state_passes_however_it_is_written(answer):
+    grounding = check_grounding(answer, PASSAGES)
+    assert grounding.unsupported == []
+    assert grounding.passed
+
+
+def test_a_sentence_s_first_word_is_not_taken_for_a_name():
+    assert check_grounding("Because workers live six weeks [1].", PASSAGES).checked == ["6"]
+
+
+def test_citation_markers_are_not_numbers():
+    assert check_grounding("It launched in 1977 [2], [3].", PASSAGES).checked == ["1977"]
+
+
+def test_accents_case_and_possessives_do_not_matter():
+    passages = ["The Québec bridge opened in 1917."]
+    assert check_grounding("Quebec's bridge opened in 1917.", passages).passed
+
+
+def test_an_answer_without_checkable_items_passes_with_nothing_checked():
+    grounding = check_grounding("It is the largest of them.", PASSAGES)
+    assert grounding.passed and grounding.checked == []
