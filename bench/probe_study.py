@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from signal_table import paired_bootstrap  # bench/ is the script's folder, so its sibling imports
 
-from rag_guard.evaluation.features import FeatureRow, load_features
 from rag_guard.evaluation.metrics import auroc, stratified_sample
 from rag_guard.evaluation.probe_fit import Candidate, Reading, choose, combination_features, combine, grouped_splits
+from rag_guard.evaluation.probe_states import FeatureRow, load_features
 from rag_guard.judging.probe import Probe, load_probe
 from rag_guard.judging.signals import sigmoid
 

@@ -4,7 +4,7 @@ Each question is retrieved and judged once by the guard as configured (the shipp
 signal, the probe when it ships). Then, continuing the guard's cached prompt as the pipeline does:
 
 - when the gate answers, each candidate answer instruction writes an answer, scored against the question's
-  gold `answer` (`rag_guard.evaluation.answer_quality`: right, token F1, cited), and the answer check's one token
+  gold `answer` (`rag_guard.evaluation.answer_scoring`: right, token F1, cited), and the answer check's one token
   (`ANSWER_CHECK_INSTRUCTION`) is read after it;
 - when the gate clarifies, and for every question labelled with a `missing` part whatever the decision,
   each candidate clarify instruction writes its message (the shipped one a copy of the unanswered part,
@@ -31,7 +31,7 @@ from rich.progress import Progress
 from signals import p_of, question_id
 
 from rag_guard.config import load_config
-from rag_guard.evaluation.answer_quality import ScoredText, answer_quality, names, score_answer
+from rag_guard.evaluation.answer_scoring import ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.evaluate import temporary_retriever
 from rag_guard.evaluation.metrics import stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions

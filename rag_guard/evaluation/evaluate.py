@@ -23,7 +23,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field
 
 from rag_guard.config import Settings
-from rag_guard.evaluation.answer_quality import AnswerQuality, ScoredText, answer_quality, names, score_answer
+from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging import AnswerCheck, SufficiencyGuard

@@ -11,7 +11,6 @@ import numpy as np
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import Progress
-from rag_guard.evaluation.features import read_features, require_embedded
 from rag_guard.evaluation.labelled import default_layers, file_label
 from rag_guard.evaluation.metrics import auroc, stratified_sample
 from rag_guard.evaluation.probe_fit import (
@@ -23,6 +22,7 @@ from rag_guard.evaluation.probe_fit import (
     fit_probe,
     grouped_splits,
 )
+from rag_guard.evaluation.probe_states import read_features, require_embedded
 from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import model_identity
 from rag_guard.judging import Calibration, Probe

@@ -8,7 +8,7 @@ from pathlib import Path
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import EvalReport, Progress, evaluate
-from rag_guard.evaluation.features import eval_features, require_embedded, save_features
+from rag_guard.evaluation.probe_states import eval_features, require_embedded, save_features
 from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import build_chat_model
 from rag_guard.judging.probe import load_probe

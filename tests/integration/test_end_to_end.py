@@ -92,7 +92,7 @@ def test_the_shipped_probe_is_sure_of_a_stated_fact_and_turns_down_a_near_miss_t
 def test_a_partly_covered_question_gets_a_message_naming_what_is_missing_and_quoting_only_the_passages(
     default_config, question, missing, absent
 ):
-    from rag_guard.evaluation.answer_quality import names
+    from rag_guard.evaluation.answer_scoring import names
 
     result = ask_json(default_config, question)
     assert result["decision"] == "clarify" and result["answer"] is None

@@ -99,7 +99,7 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
     from typer.testing import CliRunner
 
     from rag_guard.cli import app
-    from rag_guard.evaluation import features
+    from rag_guard.evaluation import probe_states
 
     lines = []
     for index, (context, answerable, unanswerable) in enumerate(PARAGRAPHS):
@@ -108,10 +108,12 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
             lines.append(json.dumps(item))
     (tmp_path / "q.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "config.yaml").write_text("model:\n  preset: small\n", encoding="utf-8")
-    monkeypatch.setattr(features, "SAVE_EVERY", 4)  # 10 questions: written after 4, 8 and 10
+    monkeypatch.setattr(probe_states, "SAVE_EVERY", 4)  # 10 questions: written after 4, 8 and 10
     saved = []
-    real_save = features.save_features
-    monkeypatch.setattr(features, "save_features", lambda path, rows: saved.append(len(rows)) or real_save(path, rows))
+    real_save = probe_states.save_features
+    monkeypatch.setattr(
+        probe_states, "save_features", lambda path, rows: saved.append(len(rows)) or real_save(path, rows)
+    )
 
     def fit(out: str):
         args = ["fit-probe", "--config", str(tmp_path / "config.yaml"), "--questions", str(tmp_path / "q.jsonl")]
@@ -125,7 +127,7 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
     assert saved == [4, 4, 2]
     assert first.layers == [10] and first.n == 10 and first.model_sha256 == PRESETS["small"].sha256
     assert first.calls == ["verdict", "extract"]  # the default reading: both one-token calls' states
-    rows = features.load_features(tmp_path / "f.npz")
+    rows = probe_states.load_features(tmp_path / "f.npz")
     assert len(rows) == 10
     assert all(set(row.states) == {("verdict", 10), ("extract", 10)} for row in rows)
     assert not np.array_equal(rows[0].states["verdict", 10], rows[0].states["extract", 10])

@@ -1,6 +1,6 @@
 import pytest
 
-from rag_guard.evaluation.answer_quality import (
+from rag_guard.evaluation.answer_scoring import (
     ScoredText,
     answer_quality,
     cites,

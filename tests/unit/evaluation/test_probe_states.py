@@ -1,6 +1,6 @@
 import numpy as np
 
-from rag_guard.evaluation.features import FeatureRow, StateKey, complete, load_features, question_key, save_features
+from rag_guard.evaluation.probe_states import FeatureRow, StateKey, complete, load_features, question_key, save_features
 from rag_guard.evaluation.questions import LabelledQuestion
 
 
