@@ -1,7 +1,7 @@
 """The answer as the user reads it: without the question echoed back or source notes pasted in. Pure.
 
-The passages reach the model as "[n] (source: file)"; a small model sometimes copies that note, or the
-question line, into its answer. Citations stay as `[n]`, the form the answer instruction asks for.
+The passages reach the model as "[1] (source: file)"; a small model sometimes copies that note, the
+question line, or the instruction's "[n]" itself into its answer. Citations stay as `[1]`, `[2]`.
 """
 
 from __future__ import annotations
@@ -10,15 +10,17 @@ import re
 
 _SOURCE_NOTE = re.compile(r"\s*\((?:sources?|from)\s*:[^)\n]*\)", re.IGNORECASE)
 _QUESTION_LINE = re.compile(r"^\s*question\s*:.*$\n?", re.IGNORECASE | re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\s*\[(?:n|context|source|citation)\]", re.IGNORECASE)
 _CITATIONS = re.compile(r"^\s*((?:\[\d+\]\s*)+)")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _FOLD = re.compile(r"[\W_]+")
 
 
 def tidy_answer(answer: str, question: str) -> str:
-    """`answer` without pasted source notes, a "Question:" line, or the question repeated at its start (a
-    citation that followed the repeat moves to the end of the answer's first sentence)."""
-    text = _QUESTION_LINE.sub("", _SOURCE_NOTE.sub("", answer)).strip()
+    """`answer` without pasted source notes, placeholder citations ("[n]", "[context]"), a "Question:" line,
+    or the question repeated at its start (a citation that followed the repeat moves to the end of the
+    answer's first sentence)."""
+    text = _QUESTION_LINE.sub("", _PLACEHOLDER.sub("", _SOURCE_NOTE.sub("", answer))).strip()
     rest = _without_leading(text, question)
     if rest is None:
         return text

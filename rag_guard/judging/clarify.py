@@ -100,10 +100,9 @@ def clarifying_message(question: str, documents: Sequence[Document], reply: str)
 
 
 def unsupported_message(question: str, documents: Sequence[Document], unsupported: Sequence[str]) -> str:
-    """In place of an answer that stated something its passages lack (`grounding.py`): what was withheld,
-    what the passages say closest to the question, and a request."""
-    items = ", ".join(unsupported)
-    lines = [f"The answer I drafted stated {items}, which the documents do not say, so I have left it out."]
+    """In place of an answer that stated something its passages lack (`grounding.py`): what kind of detail
+    was withheld (not the detail itself), what the passages say closest to the question, and a request."""
+    lines = [f"The answer I drafted stated {_what(unsupported)} that the documents do not say, so I have left it out."]
     if (closest := closest_sentence(question, documents)) is not None:
         label, source, sentence = closest
         lines.append(f'What they say closest to your question is [{label}] ({source}): "{sentence}"')
@@ -111,3 +110,12 @@ def unsupported_message(question: str, documents: Sequence[Document], unsupporte
     else:
         lines.append("Could you narrow the question, or point me to a document that covers it?")
     return "\n".join(lines)
+
+
+def _what(unsupported: Sequence[str]) -> str:
+    """What kind of item was withheld, without repeating it: the user should not read the invented detail."""
+    kinds = {
+        "a number" if item.replace(".", "").isdigit() else "a quotation" if item[:1] == '"' else "a name"
+        for item in unsupported
+    }
+    return " and ".join(sorted(kinds)) if len(kinds) < 3 else "details"

@@ -48,7 +48,8 @@ def test_a_part_the_quoted_sentence_holds_word_for_word_is_not_called_unanswered
 def test_an_answer_with_an_unsupported_item_is_replaced_by_what_the_passages_say():
     message = unsupported_message("When was Voyager 1 launched?", DOCS, ["1979"])
     lines = message.splitlines()
-    assert lines[0] == "The answer I drafted stated 1979, which the documents do not say, so I have left it out."
+    assert lines[0] == "The answer I drafted stated a number that the documents do not say, so I have left it out."
+    assert "1979" not in message
     assert lines[1].startswith('What they say closest to your question is [1] (voyager.md): "Voyager 1 was launched')
     assert lines[2].startswith("Is that what you wanted to know?")
 

@@ -1,0 +1,51 @@
+"""What the user reads is true to the passages, on the default model over the bundled articles."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag_guard.judging.grounding import check_grounding
+from tests.integration.helpers import REPO, ask_json
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_honeybee_question_gets_no_invented_number(default_config):
+    """The article says "well over a thousand eggs a day"; the model has written "2000"."""
+    result = ask_json(default_config, "How many eggs a day can a honeybee queen lay in spring?")
+    shown = result["answer"] or result["message"]
+    assert "2000" not in shown and "2,000" not in shown
+    if result["answer"] is not None:
+        articles = [(REPO / "corpora" / source["source"]).read_text(encoding="utf-8") for source in result["sources"]]
+        assert check_grounding(result["answer"], articles).passed
+    else:
+        assert result["decision"] == "clarify" and "thousand" in shown
+
+
+@pytest.mark.parametrize("question", ["Where do wild axolotls live?", "When was the World Cube Association founded?"])
+def test_a_clarifying_message_never_calls_the_whole_question_or_a_rewording_a_part(default_config, question):
+    result = ask_json(default_config, question)
+    if result["decision"] != "clarify":
+        pytest.skip(f"answered this time: {result['answer']!r}")
+    message = result["message"]
+    claimed = 'do not answer this part of your question: "'
+    if claimed in message:
+        part = message.split(claimed, 1)[1].split('"', 1)[0].rstrip("?").lower()
+        assert part in question.lower() and part != question.rstrip("?").lower()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "When was Voyager 2 launched?",
+        "Who decoded the honeybee waggle dance?",
+        "How long does a honeybee worker live in summer?",
+    ],
+)
+def test_an_answer_neither_echoes_the_question_nor_pastes_a_source_note(default_config, question):
+    result = ask_json(default_config, question)
+    if result["answer"] is None:
+        pytest.skip(f"not answered this time: {result['decision']}")
+    answer = result["answer"]
+    assert not answer.lower().startswith(question.lower().rstrip("?"))
+    assert "source:" not in answer.lower() and "question:" not in answer.lower()
