@@ -35,6 +35,7 @@ from rag_guard.judging.probe import (
     probe_path,
     unasked_calls,
 )
+from rag_guard.judging.quote import QUOTE_TOKENS
 from rag_guard.models.presets import PRESETS, sha256_of
 from rag_guard.models.servers import SERVER_DEFAULT_URLS
 from rag_guard.store import (
@@ -196,6 +197,11 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def quote_options(settings: Settings) -> dict[str, Any]:
+    """The judge's call options for a quote-first answer's few words (`judging/quote.py`)."""
+    return guard_call_options(settings.judge, settings.guard.top_logprobs, tokens=QUOTE_TOKENS)
 
 
 # --- the judge: its probe and the guard --------------------------------------------------------------

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
@@ -27,12 +27,13 @@ from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, Source, Timings
 from rag_guard.config import Settings, load_config
 from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict, clean_question
-from rag_guard.judging.answer_check import check_failed, check_prompt, grounding_check, read_check
+from rag_guard.judging.answer_check import check_failed, check_prompt, grounding_check, quoted, read_check
 from rag_guard.judging.answer_text import tidy_answer
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
 from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import verdict_word
-from rag_guard.judging.prompts import REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
+from rag_guard.judging.quote import QUOTE_TOKENS, Quote, find_quote
 from rag_guard.models.failures import explain_failure
 from rag_guard.steps import CloseStream, Invoke, NextPiece, OpenStream, Steps, aiterate, iterate
 
@@ -89,6 +90,12 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Hold each answer back until its numbers, names and quoted phrases are found in its passages
     (`judging/grounding.py`); an answer stating one they lack is replaced by what they say closest to the
     question. The held answer is also tidied: no echoed question, no pasted source notes."""
+    answer_style: Literal["free", "quote"] = "free"
+    """`quote`: the answer-start call runs on for a few words; when they stand word for word in a passage the
+    answer is that span, cited, with the passage's sentence quoted (`judging/quote.py`), else a free answer.
+    `free`: the model writes the answer."""
+    quote_options: dict[str, Any] | None = None
+    """Call options for the quote (a few tokens); None uses OpenAI's names."""
     answer_check: bool = False
     """Hold each answer back until one more token of the judge says it answers the question from the
     passages alone (`judging/answer_check.py`); a failed check replaces it with a clarifying message."""
@@ -121,6 +128,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             ),
             max_concurrency=factory.max_concurrency(models, settings),
             grounding=settings.guard.grounding,
+            answer_style=settings.guard.answer_style,
+            quote_options=factory.quote_options(settings),
             answer_check=settings.guard.answer_check == "buffer",
             answer_check_threshold=settings.guard.answer_check_threshold,
         )
@@ -229,7 +238,13 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return
         generation_started = time.perf_counter()
         try:
-            if verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check):
+            quote = None
+            if verdict.decision is Decision.ANSWER and self.answer_style == "quote" and answer_stream is None:
+                quote = yield from self._quote(question, verdict, child)
+            if quote is not None:
+                yield self._header(question, verdict, Decision.ANSWER, quoted(quote))
+                yield GuardedAnswerChunk(answer=quote.answer())
+            elif verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check):
                 yield from self._checked(question, verdict, answer_stream, child)
             else:
                 yield self._header(question, verdict, verdict.decision)
@@ -307,6 +322,18 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         except Exception as exc:
             check = check_failed(exc, self.answer_check_threshold)
         return check.model_copy(update={"checked": grounded.checked}) if grounded else check
+
+    def _quote(self, question: str, verdict: Verdict, child: Children) -> Steps[Quote | None]:
+        """The answer-start call run on for a few words, and the passage span they are; None when they are
+        no span (or the call failed): the pipeline then writes a free answer."""
+        options = self.guard.fork_options(EXTRACT_INSTRUCTION, self.quote_options or {"max_tokens": QUOTE_TOKENS})
+        asked = self.guard.messages(question, verdict.documents, EXTRACT_INSTRUCTION)
+        try:
+            reply = yield Invoke(self.guard.judge, asked, child("quote"), options)
+        except Exception as exc:
+            log.warning("the quote could not be asked, writing a free answer: %s", exc)
+            return None
+        return find_quote(reply.text, verdict.documents)
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
@@ -27,13 +28,14 @@ from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answe
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging import AnswerCheck, SufficiencyGuard
-from rag_guard.judging.answer_check import grounding_check
+from rag_guard.judging.answer_check import grounding_check, quoted
 from rag_guard.judging.answer_text import tidy_answer
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
-from rag_guard.judging.prompts import reply_prompt
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, reply_prompt
+from rag_guard.judging.quote import Quote, find_quote
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
 
@@ -142,9 +144,11 @@ async def judge_all(
     progress: Progress | None = None,
     answerer: BaseChatModel | None = None,
     grounding: bool = True,
+    quote_options: dict[str, Any] | None = None,
 ) -> list[Judged]:
     """Each question judged (and, with `answerer`, replied to as its verdict says, an answer held to the
-    grounding check as the pipeline holds it), `concurrency` at a time."""
+    grounding check as the pipeline holds it, or quoted when `quote_options` are given and the quote is
+    found), `concurrency` at a time."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -160,6 +164,9 @@ async def judge_all(
                 reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
                 if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
                     reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
+                elif quote_options is not None and (found := await _quote(guard, question, used, quote_options)):
+                    reply = draft = AIMessage(content=found.answer())
+                    check = quoted(found)
                 else:
                     draft = reply.model_copy(update={"content": tidy_answer(reply.text, question.question)})
                     check = grounding_check(grounded_in(draft.text, used))
@@ -175,6 +182,15 @@ async def judge_all(
     return list(await asyncio.gather(*(one(q) for q in questions)))
 
 
+async def _quote(
+    guard: SufficiencyGuard, question: LabelledQuestion, documents: list[Document], options: dict[str, Any]
+) -> Quote | None:
+    """The pipeline's quote-first answer (`GuardedRAG._quote`), asked the same way."""
+    asked = guard.messages(question.question, documents, EXTRACT_INSTRUCTION)
+    reply = await guard.judge.ainvoke(asked, **guard.fork_options(EXTRACT_INSTRUCTION, options))
+    return find_quote(reply.text, documents)
+
+
 def evaluate(
     settings: Settings,
     corpus_dir: Path,
@@ -187,7 +203,7 @@ def evaluate(
     """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
-    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
+    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency, quote_options
 
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
@@ -199,7 +215,16 @@ def evaluate(
         answerer = models.answerer if answers else None
         documents_for = given_or_retrieved(retriever)
         judged = asyncio.run(
-            judge_all(guard, documents_for, questions, concurrency, progress, answerer, settings.guard.grounding)
+            judge_all(
+                guard,
+                documents_for,
+                questions,
+                concurrency,
+                progress,
+                answerer,
+                settings.guard.grounding,
+                quote_options(settings) if settings.guard.answer_style == "quote" else None,
+            )
         )
     return report(questions, judged, settings)
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from rag_guard.judging.grounding import Grounding
 from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
 from rag_guard.judging.prompts import VERIFY_INSTRUCTION, follow_up
+from rag_guard.judging.quote import Quote
 
 
 class AnswerCheck(BaseModel):
@@ -36,6 +37,11 @@ class AnswerCheck(BaseModel):
     threshold: float | None = None
     untrusted: bool = False
     """The model's check was asked and gave no trustworthy probability: the answer is refused."""
+
+
+def quoted(quote: Quote) -> AnswerCheck:
+    """A quote-first answer's record: its span stands word for word in a passage, and so does its sentence."""
+    return AnswerCheck(passed=True, reason=f"quoted word for word from passage [{quote.label}]", checked=[quote.span])
 
 
 def grounding_check(grounding: Grounding) -> AnswerCheck:

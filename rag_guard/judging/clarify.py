@@ -9,19 +9,15 @@ that is not made of the question's words is not used. Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
 
 from rag_guard.judging.injection import sanitise
-from rag_guard.judging.words import key_words, stems, tokens
+from rag_guard.judging.words import key_words, sentences, stems, tokens
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_BLOCK_END = re.compile(r"\n\s*\n")
-_MARKDOWN_LEAD = re.compile(r"^[>*\-\s]+")
 
 
 def unanswered_part(question: str, reply: str) -> str | None:
@@ -50,8 +46,7 @@ def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int,
     best: tuple[int, int, str, str] | None = None
     for label, doc in enumerate(documents, start=1):
         text, _ = sanitise(doc.page_content)
-        for raw in _sentences(text):
-            sentence = _MARKDOWN_LEAD.sub("", raw).strip()
+        for sentence in sentences(text):
             shared = len(stems(sentence) & asked)
             if shared and (best is None or shared > best[0]):
                 best = (shared, label, str(doc.metadata.get("source", "unknown")), sentence)
@@ -60,15 +55,6 @@ def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int,
     _, label, source, sentence = best
     words = sentence.split()
     return label, source, " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
-
-
-def _sentences(text: str) -> list[str]:
-    """Sentences across wrapped lines, without markdown headings (a heading has no full stop to end it)."""
-    found = []
-    for block in _BLOCK_END.split(text):
-        lines = [line for line in block.splitlines() if not line.lstrip().startswith("#")]
-        found += _SENTENCE_END.split(" ".join(" ".join(lines).split()))
-    return [sentence for sentence in found if sentence]
 
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:

@@ -294,13 +294,22 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         """
         instructions = {"extract": EXTRACT_INSTRUCTION, "missing": MISSING_INSTRUCTION}
         asks = [
-            (name, self.messages(prompt.question, prompt.documents, ask), self._options(ask, self.state_options(name)))
+            (
+                name,
+                self.messages(prompt.question, prompt.documents, ask),
+                self.fork_options(ask, self.state_options(name)),
+            )
             for name, ask in instructions.items()
             if name in self.signals
         ]
-        return [*asks, ("verdict", prompt.messages, self._options(prompt.instruction, self.state_options("verdict")))]
+        return [
+            *asks,
+            ("verdict", prompt.messages, self.fork_options(prompt.instruction, self.state_options("verdict"))),
+        ]
 
-    def _options(self, instruction: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    def fork_options(self, instruction: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`options` (default: the one-token call's) for a prompt that ends with `instruction` after the
+        shared passages and question: a judge that forks prompts (`ChatLlamaCpp`) is told where it begins."""
         options = options or self.call_options
         if getattr(self.judge, "forks_prompts", False) and not self.instruction_first:
             return {**options, "branch": instruction}

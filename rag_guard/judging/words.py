@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 import string
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_BLOCK_END = re.compile(r"\n\s*\n")
+_MARKDOWN_LEAD = re.compile(r"^[>*\-\s]+")
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 _TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
@@ -46,3 +49,13 @@ def stems(text: str) -> set[str]:
 def cites(text: str) -> bool:
     """The text cites a passage as [n]."""
     return _CITATION.search(text) is not None
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences across wrapped lines, without markdown headings (a heading has no full stop to end it) or
+    the quote and bullet marks a line begins with."""
+    found = []
+    for block in _BLOCK_END.split(text):
+        lines = [line for line in block.splitlines() if not line.lstrip().startswith("#")]
+        found += _SENTENCE_END.split(" ".join(" ".join(lines).split()))
+    return [cleaned for sentence in found if (cleaned := _MARKDOWN_LEAD.sub("", sentence).strip())]

@@ -1,0 +1,62 @@
+"""Quote-first answers: the few words the answer-start call writes, found word for word in a passage. Pure.
+
+The answer-start call asks for "the answer in a few words taken from the passages". Run on for those few
+words, its reply is either a span of one passage (then the answer is that span, cited, with the passage's
+sentence that holds it quoted: nothing in it is the model's own wording) or not (the model paraphrased or
+invented; the pipeline then writes a free answer, held to the grounding check).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from langchain_core.documents import Document
+from pydantic import BaseModel
+
+from rag_guard.judging.clarify import MAX_QUOTE_WORDS
+from rag_guard.judging.injection import sanitise
+from rag_guard.judging.prompts import ABSTAIN_WORD
+from rag_guard.judging.words import sentences
+
+QUOTE_TOKENS = 16
+"""Tokens the answer-start call runs on for: "a few words"."""
+_EDGES = " \t\n\"'\u201c\u201d\u2018\u2019.,;:!?()[]*-"
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]+")
+_MARKS = re.compile(r"[^\w\s]")
+
+
+class Quote(BaseModel):
+    """A span of one passage that answers the question, and the passage's sentence that holds it."""
+
+    span: str
+    label: int
+    source: str
+    sentence: str
+
+    def answer(self) -> str:
+        """The span, its citation, and the sentence quoted (shortened to `MAX_QUOTE_WORDS` words)."""
+        words = self.sentence.split()
+        quoted = " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
+        return f'{self.span} [{self.label}]: "{quoted}"'
+
+
+def find_quote(reply: str, documents: Sequence[Document]) -> Quote | None:
+    """The reply's first line as a span of the highest-ranked passage that holds it word for word (case,
+    punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds."""
+    span = reply.strip().splitlines()[0].strip(_EDGES) if reply.strip() else ""
+    wanted = _compared(span)
+    if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} "):
+        return None
+    for label, doc in enumerate(documents, start=1):
+        text, _ = sanitise(doc.page_content)
+        for sentence in sentences(text):
+            if f" {wanted} " in f" {_compared(sentence)} ":
+                return Quote(
+                    span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=sentence
+                )
+    return None
+
+
+def _compared(text: str) -> str:
+    return " ".join(_MARKS.sub("", _SEPARATORS.sub(" ", text.casefold())).split())
