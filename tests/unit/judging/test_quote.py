@@ -7,7 +7,9 @@ from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer
 
 TIDES = [
-    Document(page_content="# Tides\n\nSpring tides come when the Sun and Moon line up.", metadata={"source": "tides.md"}),
+    Document(
+        page_content="# Tides\n\nSpring tides come when the Sun and Moon line up.", metadata={"source": "tides.md"}
+    ),
     Document(
         page_content="The largest tidal range in the world, about 16 metres, occurs in the Bay of Fundy in Canada.",
         metadata={"source": "tides.md"},
