@@ -17,8 +17,10 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from rag_guard.judging import Decision, SufficiencyGuard, Verdict
-from rag_guard.judging.clarify import clarifying_message
+from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict
+from rag_guard.judging.answer_check import grounding_check
+from rag_guard.judging.clarify import clarifying_message, unsupported_message
+from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.prompts import REFUSAL, reply_prompt
 from rag_guard.steps import Apply, Invoke, Steps, arun, run
 
@@ -41,12 +43,14 @@ class GuardMiddleware(AgentMiddleware):
         *,
         require_retrieval: bool = False,
         refusal: str = REFUSAL,
+        grounding: bool = True,
     ) -> None:
         super().__init__()
         self.guard = guard
         self.retrieval_tools = None if retrieval_tools is None else frozenset(retrieval_tools)
         self.require_retrieval = require_retrieval
         self.refusal = refusal
+        self.grounding = grounding
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
@@ -67,8 +71,10 @@ class GuardMiddleware(AgentMiddleware):
             return judged
         question, documents = judged
         verdict = yield Invoke(self.guard, {"question": question, "documents": documents})
-        if verdict.decision is not Decision.CLARIFY:
-            return self._decided(response, verdict)
+        if verdict.decision is Decision.ANSWER:
+            return self._grounded(question, response, verdict)
+        if verdict.decision is Decision.REFUSE:
+            return self._refused(verdict)
         try:  # the judge's own prompt, continued (its cache serves it), asks what the user should narrow
             reply = yield Invoke(self.guard.judge, reply_prompt(verdict.prompt, Decision.CLARIFY))
         except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
@@ -97,12 +103,18 @@ class GuardMiddleware(AgentMiddleware):
     def _is_retrieval(self, message: ToolMessage) -> bool:
         return self.retrieval_tools is None or message.name in self.retrieval_tools
 
-    # --- the three outcomes ---------------------------------------------------------------------------
+    # --- the outcomes ---------------------------------------------------------------------------
 
-    def _decided(self, response: ModelResponse, verdict: Verdict) -> ModelResponse | AIMessage:
-        if verdict.decision is Decision.ANSWER:
-            return _with_verdict(response, verdict)
-        return self._refused(verdict)
+    def _grounded(self, question: str, response: ModelResponse, verdict: Verdict) -> ModelResponse | AIMessage:
+        """The agent's answer when the passages state its numbers, names and quoted phrases (or `grounding` is
+        off); else what they say closest to the question, in its place."""
+        final = next(m for m in reversed(response.result) if isinstance(m, AIMessage))
+        check = grounding_check(grounded_in(final.text, verdict.documents)) if self.grounding else None
+        if check is None or check.passed:
+            return _with_verdict(response, verdict, check)
+        log.info("the agent's answer states what its passages lack, withholding it: %s", check.reason)
+        text = unsupported_message(question, verdict.documents, check.unsupported)
+        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict, check)})
 
     def _refused(self, verdict: Verdict) -> AIMessage:
         log.info("guard refused the agent's answer: %s", verdict.reason)
@@ -130,16 +142,18 @@ def _unretrieved() -> Verdict:
     )
 
 
-def _dump(verdict: Verdict) -> dict[str, Any]:
-    return verdict.model_dump(mode="json")
+def _dump(verdict: Verdict, check: AnswerCheck | None = None) -> dict[str, Any]:
+    """The verdict as the metadata carries it, with the grounding check of the answer when there was one."""
+    dumped = verdict.model_dump(mode="json")
+    return {**dumped, "answer_check": check.model_dump(mode="json")} if check else dumped
 
 
-def _with_verdict(response: ModelResponse, verdict: Verdict) -> ModelResponse:
-    """The agent's own answer, with the verdict in its metadata."""
+def _with_verdict(response: ModelResponse, verdict: Verdict, check: AnswerCheck | None) -> ModelResponse:
+    """The agent's own answer, with the verdict (and its grounding check) in its metadata."""
     result = list(response.result)
     index = max(i for i, m in enumerate(result) if isinstance(m, AIMessage))
     answer = result[index]
     result[index] = answer.model_copy(
-        update={"response_metadata": {**answer.response_metadata, "rag_guard": _dump(verdict)}}
+        update={"response_metadata": {**answer.response_metadata, "rag_guard": _dump(verdict, check)}}
     )
     return ModelResponse(result=result, structured_response=response.structured_response)

@@ -93,3 +93,18 @@ def test_every_turn_is_judged_on_its_own_question():
     assert [m.response_metadata["rag_guard"]["decision"] for m in finals] == ["answer", "answer"]
     last_judged = [call for call in judge.calls if call.get("max_tokens") == 1][-1]["messages"][-1].text
     assert "And what about Voyager 1?" in last_judged and "When did Voyager 2 launch?" not in last_judged
+
+
+def test_an_agent_answer_stating_what_the_documents_lack_is_withheld():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
+    model = ScriptedAgentModel(tool="search", answer="Voyager 2 launched on 5 September 1979 [1].")
+    agent = create_agent(model, tools=[SEARCH], middleware=[GuardMiddleware(guard)])
+    final = final_message(agent)
+    assert "1979" not in final.content and "September" not in final.content
+    assert final.content.startswith("The answer I drafted stated a name and a number that the documents do not say")
+    assert final.response_metadata["rag_guard"]["answer_check"]["unsupported"] == ["5", "1979", "September"]
+
+
+def test_the_agent_answer_carries_its_grounding_check():
+    final = final_message(agent_with(judge_then_answer(0.9)))
+    assert final.response_metadata["rag_guard"]["answer_check"]["passed"] is True
