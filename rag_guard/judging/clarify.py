@@ -14,25 +14,27 @@ from collections.abc import Sequence
 from langchain_core.documents import Document
 
 from rag_guard.judging.injection import sanitise
-from rag_guard.judging.words import key_words, sentences, stems, tokens
+from rag_guard.judging.words import key_words, sentences, stem, stems
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
 
 
 def unanswered_part(question: str, reply: str) -> str | None:
-    """The model's copy of the unanswered part, when it is a real part of the question: its words, in the
-    question's order, fewer than the whole question's. None otherwise: the whole question, a rewording
-    ("What was the Association founded?" for "When was the Association founded?") or a statement.
+    """The model's copy of the unanswered part, when it is a real part of the question: made of the
+    question's words, and not all of them. None otherwise: a statement ("Voyager 1 visited Saturn"), the
+    whole question, or the whole question reworded ("What was the Association founded?" for "When was the
+    Association founded?").
 
     A message that calls the whole question "this part", or quotes words the user never wrote, reads as the
     guard contradicting itself.
     """
     part = reply.strip().splitlines()[0].strip(" \"'\u201c\u201d") if reply.strip() else ""
-    words, asked = tokens(part), tokens(question)
-    if not words or len(part.split()) > MAX_PART_WORDS or len(words) >= len(asked) or not key_words(part):
+    words = key_words(part)
+    asked = stems(question)
+    if not words or len(part.split()) > MAX_PART_WORDS or sum(stem(w) in asked for w in words) < 0.8 * len(words):
         return None
-    if not any(asked[i : i + len(words)] == words for i in range(len(asked) - len(words) + 1)):
+    if stems(part) >= asked:
         return None
     return part if part.endswith("?") else part.rstrip(".") + "?"
 

@@ -1,11 +1,14 @@
-"""What the user reads is true to the passages, on the default model over the bundled articles."""
+"""What the user reads is true to the passages, on the default model: the bundled articles, and two articles
+of our own whose questions once got self-contradicting clarifying messages."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from rag_guard.judging.grounding import check_grounding
-from tests.integration.helpers import REPO, ask_json
+from tests.integration.helpers import REPO, ask_json, run
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +25,24 @@ def test_the_honeybee_question_gets_no_invented_number(default_config):
         assert result["decision"] == "clarify" and "thousand" in shown
 
 
+@pytest.fixture(scope="module")
+def own_articles_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's config over tests/data/own_articles, in a store of its own."""
+    root = tmp_path_factory.mktemp("own")
+    text = (REPO / "config.yaml").read_text(encoding="utf-8")
+    config = root / "config.yaml"
+    config.write_text(text.replace("persist_directory: .rag_guard/chroma", f"persist_directory: {root}"))
+    result = run("ingest", "--config", str(config), "--corpus", str(REPO / "tests/data/own_articles"))
+    assert result.exit_code == 0, result.output
+    return config
+
+
 @pytest.mark.parametrize("question", ["Where do wild axolotls live?", "When was the World Cube Association founded?"])
-def test_a_clarifying_message_never_calls_the_whole_question_or_a_rewording_a_part(default_config, question):
-    result = ask_json(default_config, question)
-    if result["decision"] != "clarify":
-        pytest.skip(f"answered this time: {result['answer']!r}")
+def test_a_reply_never_calls_the_whole_question_or_a_rewording_a_part(own_articles_config, question):
+    result = ask_json(own_articles_config, question)
+    if result["decision"] == "answer":  # then the answer itself was held to the grounding check
+        assert result["answer_check"]["passed"]
+        return
     message = result["message"]
     claimed = 'do not answer this part of your question: "'
     if claimed in message:
@@ -44,8 +60,7 @@ def test_a_clarifying_message_never_calls_the_whole_question_or_a_rewording_a_pa
 )
 def test_an_answer_neither_echoes_the_question_nor_pastes_a_source_note(default_config, question):
     result = ask_json(default_config, question)
-    if result["answer"] is None:
-        pytest.skip(f"not answered this time: {result['decision']}")
+    assert result["decision"] == "answer", result["message"]
     answer = result["answer"]
     assert not answer.lower().startswith(question.lower().rstrip("?"))
     assert "source:" not in answer.lower() and "question:" not in answer.lower()
