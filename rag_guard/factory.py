@@ -102,6 +102,18 @@ def guard_call_options(model: ModelSettings, top_logprobs: int, tokens: int = 1)
     return {"max_tokens": tokens, "logprobs": True, "top_logprobs": top_logprobs}
 
 
+def quote_options(settings: Settings) -> dict[str, Any]:
+    """The judge's call options for a quote-first answer's few words (`judging/quote.py`)."""
+    return guard_call_options(settings.judge, settings.guard.top_logprobs, tokens=QUOTE_TOKENS)
+
+
+def max_concurrency(models: Models, settings: Settings) -> int:
+    """Questions in flight at once: an embedded model runs one call at a time (interleaving questions would
+    only evict each one's cached prefix between its verdict and its answer); servers take `concurrency`."""
+    embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
+    return 1 if embedded else min(settings.model.concurrency, models.judge_settings.concurrency)
+
+
 def token_counter(model: ModelSettings, chat: BaseChatModel) -> TokenCounter:
     """The embedded model counts with its own tokenizer; servers get an estimate.
 
@@ -199,19 +211,7 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def quote_options(settings: Settings) -> dict[str, Any]:
-    """The judge's call options for a quote-first answer's few words (`judging/quote.py`)."""
-    return guard_call_options(settings.judge, settings.guard.top_logprobs, tokens=QUOTE_TOKENS)
-
-
 # --- the judge: its probe and the guard --------------------------------------------------------------
-
-
-def max_concurrency(models: Models, settings: Settings) -> int:
-    """Questions in flight at once: an embedded model runs one call at a time (interleaving questions would
-    only evict each one's cached prefix between its verdict and its answer); servers take `concurrency`."""
-    embedded = "llamacpp" in (settings.model.provider, models.judge_settings.provider)
-    return 1 if embedded else min(settings.model.concurrency, models.judge_settings.concurrency)
 
 
 def model_identity(path: Path | None, preset: str) -> tuple[str, str]:
