@@ -36,8 +36,9 @@ def test_a_reply_that_is_not_a_real_part_of_the_question_is_no_part():
 
 
 def test_without_a_real_part_the_message_shows_what_the_passages_say_and_asks_if_that_is_meant():
-    for reply in (QUESTION, "What was Voyager 1 launched, and how much did the mission cost?"):
-        message = clarifying_message(QUESTION, DOCS, reply)
+    question = "When did Voyager 1 launch on its faster path?"
+    for reply in (question, "What did Voyager 1 launch on its faster path?"):
+        message = clarifying_message(question, DOCS, reply)
         assert "do not answer this part" not in message
         assert message.splitlines()[1].startswith("What they say closest to it is [1] (voyager.md)")
         assert "Is that what you mean?" in message
@@ -99,3 +100,11 @@ def test_a_heading_is_not_glued_to_the_sentence_after_it():
     )
     _, _, sentence = closest_sentence("What causes neap tides?", [doc])
     assert sentence == "The Sun raises tides too, but less than the Moon."
+
+
+def test_without_a_part_from_the_model_the_clause_the_passages_hold_least_is_named():
+    question = "When was Voyager 1 launched, and how much did the mission cost?"
+    message = clarifying_message(question, DOCS, question)
+    assert message.splitlines()[0] == (
+        'The documents I found do not answer this part of your question: "how much did the mission cost?"'
+    )
