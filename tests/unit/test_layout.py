@@ -33,7 +33,7 @@ lower floors, and its own modules."""
 ALLOWED_BELOW = {
     "models": {"errors"},
     "store": {"errors"},
-    "judging": {"errors", "steps", "models.failures", "models.servers"},
+    "judging": {"errors", "steps", "models.failures"},
 }
 """The strict parts: what they may import of the package besides themselves. The judge's core takes no
 configuration and no concrete backend (only how a failed call reads to a user)."""
