@@ -27,8 +27,8 @@ from number_parser import parse as parse_number_words
 from pydantic import BaseModel, Field
 
 from rag_guard.judging.injection import sanitise
+from rag_guard.judging.words import without_citations
 
-_CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}
 _SCALED = re.compile(r"\s*(\d+)(?!\d|[.,]\d)")
@@ -55,8 +55,8 @@ def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
     """The answer's numbers, names and quoted phrases, and which of them the passages lack."""
     source = " \n".join(passages)
     known_numbers = _numbers(source, stated=False)
-    known_words = set(_words(source))
-    known_text = " ".join(_words(source))
+    source_words = _words(source)
+    known_words, known_text = set(source_words), " ".join(source_words)
     checked: list[str] = []
     unsupported: list[str] = []
 
@@ -66,7 +66,7 @@ def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
             if not supported:
                 unsupported.append(item)
 
-    text = _CITATION.sub(" ", answer)
+    text = without_citations(answer)
     for value in sorted(_numbers(text, stated=True)):
         note(_shown(value), value in known_numbers)
     for name in _names(text):

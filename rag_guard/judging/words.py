@@ -23,8 +23,13 @@ _FILLER = frozenset(
 )
 
 
+def without_citations(text: str) -> str:
+    """`text` with its [n] markers blanked out, so "[1]" is not read as the number 1."""
+    return _CITATION.sub(" ", text)
+
+
 def normalise(text: str) -> str:
-    text = _CITATION.sub(" ", text.lower()).translate(_PUNCTUATION)
+    text = without_citations(text.lower()).translate(_PUNCTUATION)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
