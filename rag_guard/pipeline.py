@@ -90,7 +90,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Hold each answer back until its numbers, names and quoted phrases are found in its passages
     (`judging/grounding.py`); an answer stating one they lack is replaced by what they say closest to the
     question. The held answer is also tidied: no echoed question, no pasted source notes."""
-    answer_style: Literal["free", "quote"] = "free"
+    answer_style: Literal["free", "quote"] = "quote"
     """`quote`: the answer-start call runs on for a few words; when they stand word for word in a passage the
     answer is that span, cited, with the passage's sentence quoted (`judging/quote.py`), else a free answer.
     `free`: the model writes the answer."""
@@ -333,7 +333,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         except Exception as exc:
             log.warning("the quote could not be asked, writing a free answer: %s", exc)
             return None
-        return find_quote(reply.text, verdict.documents)
+        return find_quote(reply.text, verdict.documents, question)
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig

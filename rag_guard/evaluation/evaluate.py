@@ -161,13 +161,17 @@ async def judge_all(
             reply = draft = check = None
             prompt = reply_prompt(verdict.prompt, verdict.decision) if answerer else None
             if answerer is not None and prompt is not None:
-                reply = await answerer.ainvoke(prompt, logprobs=verdict.decision is Decision.ANSWER)
-                if verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
-                    reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
-                elif quote_options is not None and (found := await _quote(guard, question, used, quote_options)):
+                found = None
+                if verdict.decision is Decision.ANSWER and quote_options is not None:
+                    found = await _quote(guard, question, used, quote_options)
+                if found is not None:
                     reply = draft = AIMessage(content=found.answer())
                     check = quoted(found)
+                elif verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
+                    reply = await answerer.ainvoke(prompt)
+                    reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
                 else:
+                    reply = await answerer.ainvoke(prompt, logprobs=True)
                     draft = reply.model_copy(update={"content": tidy_answer(reply.text, question.question)})
                     check = grounding_check(grounded_in(draft.text, used))
                     reply = draft if check.passed or not grounding else None
@@ -188,7 +192,7 @@ async def _quote(
     """The pipeline's quote-first answer (`GuardedRAG._quote`), asked the same way."""
     asked = guard.messages(question.question, documents, EXTRACT_INSTRUCTION)
     reply = await guard.judge.ainvoke(asked, **guard.fork_options(EXTRACT_INSTRUCTION, options))
-    return find_quote(reply.text, documents)
+    return find_quote(reply.text, documents, question.question)
 
 
 def evaluate(

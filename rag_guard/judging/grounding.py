@@ -11,7 +11,9 @@ found without a model. Checked items:
   capitalised anyway, so it counts only as part of a longer name);
 - quoted phrases, word for word.
 
-Words compare in lower case, without accents, punctuation or possessive "'s", hyphenated words as their parts.
+Words compare in lower case, without accents, punctuation or possessive "'s", hyphenated words as their parts;
+a name's words also by their stem, so a plural or a people's adjective stands for its place ("Western
+European" is found in "Western Europe", "Normans" in "Norman", "Italian" in "Italy").
 What it cannot see: a paraphrase that changes the meaning with words the passages also use ("before" for
 "after", "neap" for "spring" when both stand in the passage).
 """
@@ -36,6 +38,8 @@ _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'\u201c\u2018(\[]*$")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{3,}?)[\"\u201d]")
 _POSSESSIVE = re.compile(r"['\u2019]s$")
+_NAME_SUFFIXES = ("ians", "eans", "ans", "ian", "ean", "an", "ese", "es", "s")
+_STEM_MIN = 4
 
 
 class Grounding(BaseModel):
@@ -57,6 +61,7 @@ def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
     known_numbers = _numbers(source, stated=False)
     source_words = _words(source)
     known_words, known_text = set(source_words), " ".join(source_words)
+    known_stems = {_name_stem(word) for word in known_words}
     checked: list[str] = []
     unsupported: list[str] = []
 
@@ -70,7 +75,7 @@ def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
     for value in sorted(_numbers(text, stated=True)):
         note(_shown(value), value in known_numbers)
     for name in _names(text):
-        note(name, all(part in known_words for part in _words(name)))
+        note(name, all(part in known_words or _name_stem(part) in known_stems for part in _words(name)))
     for phrase in _QUOTED.findall(text):
         wanted = " ".join(_words(phrase))
         note(f'"{phrase.strip()}"', bool(wanted) and f" {wanted} " in f" {known_text} ")
@@ -155,6 +160,19 @@ def _words(text: str) -> list[str]:
             if part := part.strip("'"):
                 words.append(part)
     return words
+
+
+def _name_stem(word: str) -> str:
+    """A name word without a plural or a people's-adjective ending, nor a final e, y or a ("europe",
+    "european" and "europeans" are all "europ"); never shorter than four letters, so short names stay whole."""
+    for _ in range(2):
+        for suffix in _NAME_SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= _STEM_MIN:
+                word = word[: -len(suffix)]
+                break
+        if word[-1:] in ("e", "y", "a") and len(word) > _STEM_MIN:
+            word = word[:-1]
+    return word
 
 
 def _folded(text: str) -> str:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from rag_guard.judging.clarify import MAX_QUOTE_WORDS
 from rag_guard.judging.injection import sanitise
 from rag_guard.judging.prompts import ABSTAIN_WORD
-from rag_guard.judging.words import sentences
+from rag_guard.judging.words import sentences, stems
 
 QUOTE_TOKENS = 16
 """Tokens the answer-start call runs on for: "a few words"."""
@@ -41,20 +41,28 @@ class Quote(BaseModel):
         return f'{self.span} [{self.label}]: "{quoted}"'
 
 
-def find_quote(reply: str, documents: Sequence[Document]) -> Quote | None:
+def find_quote(reply: str, documents: Sequence[Document], question: str = "") -> Quote | None:
     """The reply's first line as a span of the highest-ranked passage that holds it word for word (case,
-    punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds."""
+    punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds.
+
+    Where the passage holds the span in several sentences, the one quoted is the one whose neighbourhood
+    (itself and the sentences either side) shares most words with the question: "the Sun" in a passage on
+    tides is quoted from the sentence next to "spring tides" when that is what was asked.
+    """
     span = reply.strip().splitlines()[0].strip(_EDGES) if reply.strip() else ""
     wanted = _compared(span)
     if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} "):
         return None
+    asked = stems(question)
     for label, doc in enumerate(documents, start=1):
         text, _ = sanitise(doc.page_content)
-        for sentence in sentences(text):
-            if f" {wanted} " in f" {_compared(sentence)} ":
-                return Quote(
-                    span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=sentence
-                )
+        found = sentences(text)
+        holding = [i for i, sentence in enumerate(found) if f" {wanted} " in f" {_compared(sentence)} "]
+        if holding:
+            best = max(holding, key=lambda i: (len(asked & stems(" ".join(found[max(i - 1, 0) : i + 2]))), -i))
+            return Quote(
+                span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=found[best]
+            )
     return None
 
 

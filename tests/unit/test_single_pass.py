@@ -107,7 +107,7 @@ def test_an_answer_verdict_on_another_first_token_takes_a_fresh_answer_call():
     model = FirstTokenModel(p_true=0.9, first="Based")
     result = single_pass(model).invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER
-    assert len(model.calls) == 2
+    assert len(model.calls) == 3  # the verdict, the quote (no span here), the fresh answer
     assert result.answer == "Voyager 2 launched on 20 August 1977 [1]."
 
 

@@ -67,3 +67,21 @@ def test_accents_case_and_possessives_do_not_matter():
 def test_an_answer_without_checkable_items_passes_with_nothing_checked():
     grounding = check_grounding("It is the largest of them.", PASSAGES)
     assert grounding.passed and grounding.checked == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "passage"),
+    [
+        ("Western European culture [1].", "They adopted the culture of Western Europe."),
+        ("The Normans [1].", "The Norman conquest began in 1066."),
+        ("Italian cities [1].", "Cities of Italy traded with them."),
+    ],
+)
+def test_a_plural_or_a_people_s_adjective_stands_for_the_name_the_passage_uses(answer, passage):
+    assert check_grounding(answer, [passage]).passed
+
+
+def test_a_name_stem_never_shortens_a_different_place_into_the_passage_s_name():
+    assert check_grounding("They ruled Normandy [1].", ["The Norman conquest began in 1066."]).unsupported == [
+        "Normandy"
+    ]

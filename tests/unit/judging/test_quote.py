@@ -26,6 +26,16 @@ def test_a_span_of_a_passage_is_quoted_with_its_sentence_and_citation():
     )
 
 
+def test_a_span_in_several_sentences_is_quoted_from_the_one_beside_the_question_s_words():
+    passage = Document(
+        page_content="The Sun raises tides too, but less than the Moon. At new moon the Sun and the Moon line up. "
+        "These are spring tides. At quarter moon the Sun pulls at right angles."
+    )
+    quote = find_quote("the Sun", [passage], "What causes spring tides?")
+    assert quote.sentence == "At new moon the Sun and the Moon line up."
+    assert find_quote("the Sun", [passage]).sentence == "The Sun raises tides too, but less than the Moon."
+
+
 def test_case_punctuation_and_hyphens_do_not_hide_a_span():
     assert find_quote('"Sun and Moon line-up"', TIDES).label == 1
 
