@@ -34,6 +34,13 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="config.yaml to use (default: $RAG_GUARD_CONFIG or ./config.yaml)."),
 ]
+CollectionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--collection",
+        help="Chroma collection to use (default: chroma.collection); `rag-guard collections` lists them.",
+    ),
+]
 DECISION_STYLE = {Decision.ANSWER: "green", Decision.CLARIFY: "yellow", Decision.REFUSE: "red"}
 
 
@@ -47,8 +54,8 @@ def _user_errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
 
 
-def _settings(config: Path | None) -> Settings:
-    return load_config(config)
+def _settings(config: Path | None, collection: str | None = None) -> Settings:
+    return load_config(config).with_collection(collection)
 
 
 @contextmanager
@@ -77,13 +84,15 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what
 def ingest(
     config: ConfigOption = None,
     corpus: Annotated[Path | None, typer.Option(help="Directory of .md/.txt files (default: demo.corpus_dir).")] = None,
+    collection: CollectionOption = None,
 ) -> None:
-    """Load the corpus into the Chroma collection; re-running only applies what changed."""
+    """Load a folder into a Chroma collection; re-running applies what changed in that folder only (the
+    collection's other folders are left alone)."""
     with _user_errors():
         from rag_guard.factory import open_configured_store
         from rag_guard.store import ingest as run_ingest
 
-        settings = _settings(config)
+        settings = _settings(config, collection)
         corpus_dir = corpus or settings.demo.corpus_dir
         with _spinner("Loading the embedding model..."):
             store = open_configured_store(settings, replace_mismatched=True)
@@ -99,18 +108,46 @@ def ingest(
 
 
 @app.command()
+def collections(config: ConfigOption = None) -> None:
+    """List the store's collections: chunks, folders and files."""
+    with _user_errors():
+        from rag_guard.store import collection_summaries
+
+        settings = _settings(config)
+        summaries = collection_summaries(settings.chroma)
+    if not summaries:
+        out.print(f"No collections in {settings.chroma.location}: run `rag-guard ingest --corpus DIR` first.")
+        return
+    table = Table(title=f"Collections in {settings.chroma.location}")
+    for column in ("collection", "chunks", "folder", "files"):
+        table.add_column(column, justify="right" if column == "chunks" else "left")
+    for summary in summaries:
+        default = " (default)" if summary.name == settings.chroma.collection else ""
+        folders = summary.sources or {"": {}}
+        for i, (folder, files) in enumerate(sorted(folders.items())):
+            table.add_row(
+                f"{summary.name}{default}" if i == 0 else "",
+                str(summary.chunks) if i == 0 else "",
+                folder or "(ingested before folders were recorded)",
+                ", ".join(f"{name} ({n})" for name, n in sorted(files.items())) or "empty",
+            )
+    _print_wide(table)
+
+
+@app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question to answer from the documents.")],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
     stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """Answer one question, ask for clarification, or refuse, as the guard decides."""
     with _user_errors():
         from rag_guard.judging import clean_question
 
         clean_question(question)
-        rag = _pipeline(_settings(config))
+        rag = _pipeline(_settings(config, collection))
         if stream and not as_json:
             result = _stream_answer(rag, question)
         else:
@@ -170,12 +207,13 @@ def _print_sources(result: GuardedAnswer) -> None:
 def demo(
     config: ConfigOption = None,
     all_questions: Annotated[bool, typer.Option("--all", help="Every bundled question, not a handful.")] = False,
+    collection: CollectionOption = None,
 ) -> None:
     """Guarded Q&A over the bundled articles: answerable, partly covered and off-topic questions."""
     with _user_errors():
         from rag_guard.evaluation.questions import load_questions, representative
 
-        settings = _settings(config)
+        settings = _settings(config, collection)
         if settings.demo.sample and not all_questions:
             questions = settings.demo.sample
         else:
@@ -544,6 +582,7 @@ def serve(
     config: ConfigOption = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on (default: serve.host, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8000).")] = None,
+    collection: CollectionOption = None,
 ) -> None:
     """Serve guarded answers behind the OpenAI chat API (POST /v1/chat/completions) until Ctrl-C or SIGTERM."""
     import uvicorn
@@ -552,7 +591,7 @@ def serve(
     from rag_guard.serving.server import create_app
 
     with _user_errors():
-        settings = _settings(config)
+        settings = _settings(config, collection)
         serving = settings.serve.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
         rag = _pipeline(settings)
     app_ = create_app(rag, serving)

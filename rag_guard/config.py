@@ -239,6 +239,19 @@ class Settings(_Section):
         """The model that judges: `guard.model`, else `model`."""
         return self.guard.model or self.model
 
+    def with_collection(self, name: str | None) -> Settings:
+        """These settings on another Chroma collection (`--collection`); None keeps `chroma.collection`."""
+        if name is None:
+            return self
+        try:
+            chroma = ChromaSettings.model_validate({**self.chroma.model_dump(), "collection": name})
+        except ValidationError:
+            raise ConfigError(
+                f"Collection name {name!r} is not one Chroma accepts: use 3 to 63 letters, digits, dots, dashes or "
+                "underscores, starting and ending with a letter or digit."
+            ) from None
+        return self.model_copy(update={"chroma": chroma})
+
     @model_validator(mode="before")
     @classmethod
     def _probe_by_default(cls, data: Any) -> Any:

@@ -102,9 +102,9 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     answer_check_threshold: float = 0.5
 
     @classmethod
-    def from_config(cls, config: Settings | str | Path | None = None) -> GuardedRAG:
-        """Build the whole pipeline from config.yaml (or loaded `Settings`), embedded models loaded; the store
-        must be ingested.
+    def from_config(cls, config: Settings | str | Path | None = None, *, collection: str | None = None) -> GuardedRAG:
+        """Build the whole pipeline from config.yaml (or loaded `Settings`), embedded models loaded, answering
+        from `collection` (default: `chroma.collection`), which must be ingested.
 
         The embedder and the store open in a thread while the GGUF loads in the caller's: llama.cpp silences
         the process's stdout and stderr while it loads, so the load must not outlast the caller's own work,
@@ -112,7 +112,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         """
         from rag_guard import factory
 
-        settings = config if isinstance(config, Settings) else load_config(config)
+        settings = (config if isinstance(config, Settings) else load_config(config)).with_collection(collection)
         models = factory.build_models(settings)
         with ThreadPoolExecutor(1, thread_name_prefix="rag-guard-open-store") as pool:
             opening = pool.submit(factory.open_configured_store, settings)

@@ -83,10 +83,19 @@ class Served:
 
 
 @contextmanager
-def rag_guard_server(config: Path, log: Path, env: dict[str, str]) -> Iterator[Served]:
-    """`rag-guard serve --config CONFIG` on a free loopback port, ready (/readyz 200); `env` adds overrides."""
+def rag_guard_server(config: Path, log: Path, env: dict[str, str], *args: str) -> Iterator[Served]:
+    """`rag-guard serve --config CONFIG [ARGS]` on a free loopback port, ready (/readyz 200); `env` adds
+    overrides."""
     port = free_port()
-    command = [str(Path(sys.executable).with_name("rag-guard")), "serve", "--config", str(config), "--port", str(port)]
+    command = [
+        str(Path(sys.executable).with_name("rag-guard")),
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        *args,
+    ]
     environ = {**os.environ, "RAG_GUARD_API_KEY": "", **env}
     with process_server("rag-guard serve", command, f"http://127.0.0.1:{port}/readyz", log, env=environ) as process:
         yield Served(f"http://127.0.0.1:{port}/v1", process)

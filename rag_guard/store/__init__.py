@@ -4,8 +4,17 @@ Imports nothing of the package but its errors; its two config sections (`embeddi
 declared here and composed by `rag_guard.config`.
 """
 
-from rag_guard.store.chroma import ChromaRetriever, IngestReport, chroma_client, ensure_ingested, ingest, open_store
-from rag_guard.store.corpus import CorpusScan, scan_corpus
+from rag_guard.store.chroma import (
+    ChromaRetriever,
+    CollectionSummary,
+    IngestReport,
+    chroma_client,
+    collection_summaries,
+    ensure_ingested,
+    ingest,
+    open_store,
+)
+from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
 from rag_guard.store.embeddings import BUNDLED_EMBEDDING, embedding_label, local_embeddings, mean_pooled
 from rag_guard.store.settings import ChromaSettings, EmbeddingSettings
 
@@ -13,10 +22,13 @@ __all__ = [
     "BUNDLED_EMBEDDING",
     "ChromaRetriever",
     "ChromaSettings",
+    "CollectionSummary",
     "CorpusScan",
     "EmbeddingSettings",
     "IngestReport",
     "chroma_client",
+    "collection_summaries",
+    "corpus_key",
     "embedding_label",
     "ensure_ingested",
     "ingest",

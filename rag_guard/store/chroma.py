@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
 from rag_guard.errors import ConfigError, CorpusError, StoreBusyError, StoreUnavailableError
-from rag_guard.store.corpus import CorpusScan, scan_corpus
+from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
 from rag_guard.store.settings import ChromaSettings
 
 if TYPE_CHECKING:
@@ -123,7 +123,8 @@ def ingest(
     settings: ChromaSettings,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
-    """Make the collection hold exactly the chunks of `corpus_dir`: add new ones, delete stale ones.
+    """Make the collection hold exactly the current chunks of `corpus_dir`: add new ones, delete its stale
+    ones. Chunks other folders put in the same collection are left alone.
 
     Safe to interrupt at any point: each batch lands whole or not at all (Chroma commits it in one SQLite
     transaction), chunk ids are content hashes, and the next run adds whatever is missing. A file lock keeps
@@ -158,8 +159,13 @@ def _ingest(
             + ". Add UTF-8 text files and run ingest again."
         )
     wanted = {doc.id: doc for doc in scan.chunks}
-    existing = set(store.get(include=[])["ids"])
-    stale = sorted(existing - wanted.keys())
+    held = store.get(include=["metadatas"])
+    existing = set(held["ids"])
+    stale = sorted(
+        chunk
+        for chunk, metadata in zip(held["ids"], held["metadatas"], strict=True)
+        if chunk not in wanted and _from_folder(metadata or {}, corpus_dir)
+    )
     new = [doc for doc_id, doc in wanted.items() if doc_id not in existing]
     # New chunks go in before stale ones leave, so a crash midway never leaves a file with no chunks.
     for start in range(0, len(new), INGEST_BATCH):
@@ -179,6 +185,39 @@ def _ingest(
         unchanged=len(wanted) - len(new),
         skipped=scan.skipped,
     )
+
+
+def _from_folder(metadata: Mapping[str, Any], corpus_dir: Path) -> bool:
+    """The chunk came from `corpus_dir`. A chunk ingested before chunks recorded their folder belongs to the
+    folder that still holds its file."""
+    if "corpus" in metadata:
+        return metadata["corpus"] == corpus_key(corpus_dir)
+    return (corpus_dir / str(metadata.get("source", ""))).is_file()
+
+
+@dataclass
+class CollectionSummary:
+    """One collection as `rag-guard collections` lists it."""
+
+    name: str
+    chunks: int
+    sources: dict[str, dict[str, int]]
+    """Chunks by folder, then by file (the folder is "" for chunks ingested before chunks recorded it)."""
+
+
+def collection_summaries(settings: ChromaSettings) -> list[CollectionSummary]:
+    """Every collection in the store, with its chunks counted by folder and file; no embedder needed."""
+    client = chroma_client(settings)
+    summaries = []
+    for collection in sorted(client.list_collections(), key=lambda c: c.name):
+        sources: dict[str, dict[str, int]] = {}
+        metadatas = collection.get(include=["metadatas"])["metadatas"] or []
+        for metadata in metadatas:
+            files = sources.setdefault(str((metadata or {}).get("corpus", "")), {})
+            source = str((metadata or {}).get("source", "unknown"))
+            files[source] = files.get(source, 0) + 1
+        summaries.append(CollectionSummary(name=collection.name, chunks=len(metadatas), sources=sources))
+    return summaries
 
 
 def _first_reasons(skipped: dict[str, str]) -> str:

@@ -1,8 +1,9 @@
 """Reading a corpus directory into chunks with stable ids.
 
-A chunk's id is a hash of its source path, its position and its text, so ingesting the same files again
-yields the same ids (idempotent), an edited file yields new ids for the chunks that changed, and the ids of
-a deleted file simply stop appearing.
+A chunk's id is a hash of its folder, its source path, its position and its text, so ingesting the same
+files again yields the same ids (idempotent), an edited file yields new ids for the chunks that changed, the
+ids of a deleted file simply stop appearing, and two folders in one collection never share a chunk. Each
+chunk records its folder (`metadata["corpus"]`), so re-ingesting one folder touches only its own chunks.
 """
 
 from __future__ import annotations
@@ -34,9 +35,14 @@ class CorpusScan:
     files: int = 0
 
 
-def chunk_id(source: str, index: int, text: str) -> str:
-    digest = hashlib.sha256(f"{source}\0{index}\0{text}".encode()).hexdigest()
+def chunk_id(corpus: str, source: str, index: int, text: str) -> str:
+    digest = hashlib.sha256(f"{corpus}\0{source}\0{index}\0{text}".encode()).hexdigest()
     return digest[:32]
+
+
+def corpus_key(corpus_dir: Path) -> str:
+    """The folder as its chunks record it: its absolute path, however it was named on the command line."""
+    return corpus_dir.resolve().as_posix()
 
 
 def read_text_file(path: Path) -> str:
@@ -72,6 +78,7 @@ def scan_corpus(corpus_dir: Path, chunk_size: int, chunk_overlap: int) -> Corpus
     splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True)
     scan = CorpusScan()
     root = corpus_dir.resolve()
+    corpus = corpus_key(corpus_dir)
     for path in corpus_files(corpus_dir):
         source = path.resolve().relative_to(root).as_posix()
         try:
@@ -81,14 +88,19 @@ def scan_corpus(corpus_dir: Path, chunk_size: int, chunk_overlap: int) -> Corpus
             log.warning("skipped %s: %s", path, exc)
             continue
         scan.files += 1
-        scan.chunks.extend(_chunks(source, text, splitter))
+        scan.chunks.extend(_chunks(corpus, source, text, splitter))
     return scan
 
 
-def _chunks(source: str, text: str, splitter: RecursiveCharacterTextSplitter) -> Iterable[Document]:
+def _chunks(corpus: str, source: str, text: str, splitter: RecursiveCharacterTextSplitter) -> Iterable[Document]:
     for index, piece in enumerate(splitter.create_documents([text])):
         yield Document(
-            id=chunk_id(source, index, piece.page_content),
+            id=chunk_id(corpus, source, index, piece.page_content),
             page_content=piece.page_content,
-            metadata={"source": source, "chunk_index": index, "start_index": piece.metadata["start_index"]},
+            metadata={
+                "source": source,
+                "corpus": corpus,
+                "chunk_index": index,
+                "start_index": piece.metadata["start_index"],
+            },
         )

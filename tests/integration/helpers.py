@@ -30,8 +30,8 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env)
 
 
-def ask_json(config: Path, question: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = run("ask", question, "--json", "--config", str(config), env=env)
+def ask_json(config: Path, question: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = run("ask", question, "--json", "--config", str(config), *args, env=env)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout[result.stdout.index("{") :])
 

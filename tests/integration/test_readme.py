@@ -4,15 +4,22 @@ OpenAI client example, a running `rag-guard serve`)."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
+import httpx
 import pytest
+from typer.testing import Result
+
+from tests.integration.helpers import REPO, ask_json, run
+from tests.servers import rag_guard_server
 
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
 README_SERVER = "http://127.0.0.1:8000/v1"
+OWN_DOCUMENTS = re.search(r"## Your own documents\n.*?```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
 
 
 README_AGENT_MODEL = 'ChatOllama(model="qwen2.5:7b")'
@@ -55,3 +62,48 @@ def test_readme_agent_example_answers_the_stated_fact_and_refuses_the_off_topic_
 def test_readme_openai_client_example_runs(default_server, capsys):
     printed = run_example(EXAMPLES[3].replace(README_SERVER, default_server.base_url), capsys)
     assert "1977" in printed
+
+
+def said(result: Result) -> str:
+    """A command's output without the terminal's line wrapping."""
+    return " ".join(result.output.split())
+
+
+def test_readme_own_documents_section_runs_and_keeps_each_collection_to_its_folder(
+    default_config, tmp_path_factory, capsys
+):
+    """The four commands as written (~/my-notes is tests/data/own_articles), with the bundled corpus already in
+    the default collection: neither folder removes the other's chunks, and each collection answers from its own."""
+    commands = [shlex.split(line) for line in OWN_DOCUMENTS[1].strip().splitlines()]
+    assert [c[1] for c in commands] == ["ingest", "collections", "ask", "serve"]
+    folder = str(REPO / "tests/data/own_articles")
+    ingest, listing, ask, serve = ([folder if arg == "~/my-notes" else arg for arg in c[1:]] for c in commands)
+
+    result = run(*ingest, "--config", str(default_config))
+    assert result.exit_code == 0, result.output
+    assert "into 'my-notes'" in said(result)
+    bundled_again = run("ingest", "--config", str(default_config))
+    assert bundled_again.exit_code == 0 and "(0 added, 0 removed" in said(bundled_again), bundled_again.output
+    own_again = run(*ingest, "--config", str(default_config))
+    assert own_again.exit_code == 0 and "(0 added, 0 removed" in said(own_again), own_again.output
+
+    listed = run(*listing, "--config", str(default_config))
+    assert listed.exit_code == 0, listed.output
+    assert "my-notes" in listed.output and "axolotls.md" in listed.output and "tides.md" in listed.output
+
+    question = ask[1]
+    own = ask_json(default_config, question, "--collection", "my-notes")
+    assert {s["source"] for s in own["sources"]} <= {"axolotls.md", "speedcubing.md"}
+    assert own["decision"] != "refuse", own
+    bundled = ask_json(default_config, question)
+    assert all(s["source"].startswith("articles/") for s in bundled["sources"])
+    assert bundled["decision"] != "answer", bundled
+
+    with rag_guard_server(default_config, tmp_path_factory.mktemp("serve") / "serve.log", {}, *serve[1:]) as served:
+        reply = httpx.post(
+            f"{served.base_url}/chat/completions",
+            json={"model": "rag-guard", "messages": [{"role": "user", "content": question}]},
+            timeout=300,
+        ).json()
+    assert reply["rag_guard"]["decision"] == own["decision"]
+    assert {s["source"] for s in reply["rag_guard"]["sources"]} <= {"axolotls.md", "speedcubing.md"}

@@ -14,10 +14,25 @@ def make_corpus(root: Path) -> Path:
     return root
 
 
-def test_chunk_id_depends_on_source_position_and_text():
-    base = chunk_id("a.md", 0, "text")
-    assert base == chunk_id("a.md", 0, "text")
-    assert len({base, chunk_id("b.md", 0, "text"), chunk_id("a.md", 1, "text"), chunk_id("a.md", 0, "text!")}) == 4
+def test_chunk_id_depends_on_folder_source_position_and_text():
+    base = chunk_id("/docs", "a.md", 0, "text")
+    assert base == chunk_id("/docs", "a.md", 0, "text")
+    others = {
+        chunk_id("/notes", "a.md", 0, "text"),
+        chunk_id("/docs", "b.md", 0, "text"),
+        chunk_id("/docs", "a.md", 1, "text"),
+        chunk_id("/docs", "a.md", 0, "text!"),
+    }
+    assert len({base, *others}) == 5
+
+
+def test_chunks_record_their_folder_however_it_was_named(tmp_path, monkeypatch):
+    corpus = make_corpus(tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    relative = scan_corpus(Path("corpus"), 300, 50)
+    absolute = scan_corpus(corpus, 300, 50)
+    assert {c.metadata["corpus"] for c in relative.chunks} == {corpus.resolve().as_posix()}
+    assert [c.id for c in relative.chunks] == [c.id for c in absolute.chunks]
 
 
 def test_scanning_twice_gives_the_same_ids(tmp_path):

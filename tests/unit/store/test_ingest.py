@@ -7,7 +7,7 @@ from filelock import FileLock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag_guard.errors import CorpusError, StoreBusyError
-from rag_guard.store import ChromaRetriever, ChromaSettings, ingest, open_store
+from rag_guard.store import ChromaRetriever, ChromaSettings, collection_summaries, ingest, open_store
 from rag_guard.store.chroma import INGEST_LOCK
 
 
@@ -99,3 +99,44 @@ def test_a_second_ingest_into_the_same_directory_is_told_another_is_running(setu
         ingest(store, corpus, settings)
     assert ids(store) == []
     assert ingest(store, corpus, settings).added > 0
+
+
+def test_a_second_folder_in_the_same_collection_removes_none_of_the_first_folder_s_chunks(setup, tmp_path):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    first = ids(store)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "one.md").write_text("My own notes on axolotls and their lakes. " * 10, encoding="utf-8")
+    report = ingest(store, notes, settings)
+    assert report.removed == 0
+    assert set(first) < set(ids(store))
+    (notes / "one.md").write_text("Edited notes on axolotls. " * 10, encoding="utf-8")
+    assert ingest(store, notes, settings).removed > 0
+    assert set(first) < set(ids(store))
+    assert ingest(store, corpus, settings).removed == 0
+
+
+def test_a_chunk_from_before_folders_were_recorded_belongs_to_the_folder_holding_its_file(setup, tmp_path):
+    corpus, settings, store = setup
+    store.add_texts(["old chunk of one"], metadatas=[{"source": "one.md"}], ids=["legacy-one"])
+    store.add_texts(["old chunk of elsewhere"], metadatas=[{"source": "elsewhere.md"}], ids=["legacy-other"])
+    report = ingest(store, corpus, settings)
+    assert report.removed == 1
+    assert "legacy-other" in ids(store) and "legacy-one" not in ids(store)
+
+
+def test_collections_are_listed_with_chunks_by_folder_and_file(setup, tmp_path):
+    corpus, settings, store = setup
+    report = ingest(store, corpus, settings)
+    other = settings.model_copy(update={"collection": "notes"})
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "n.md").write_text("A short note. " * 5, encoding="utf-8")
+    ingest(open_store(other, DeterministicFakeEmbedding(size=16)), notes, other)
+    summaries = {s.name: s for s in collection_summaries(settings)}
+    assert set(summaries) == {settings.collection, "notes"}
+    assert summaries[settings.collection].chunks == report.chunks
+    folder = corpus.resolve().as_posix()
+    assert set(summaries[settings.collection].sources[folder]) == {"one.md", "two.md"}
+    assert summaries["notes"].sources == {notes.resolve().as_posix(): {"n.md": 1}}
