@@ -21,7 +21,7 @@ from rag_guard.errors import (
     StoreBusyError,
     StoreUnavailableError,
 )
-from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict
+from rag_guard.judging import AnswerCheck, Decision, GuardError, SufficiencyGuard, Verdict
 from rag_guard.pipeline import GuardedRAG
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "CorpusError",
     "Decision",
     "GenerationError",
+    "GuardError",
     "GuardFailure",
     "GuardMiddleware",
     "GuardedAnswer",

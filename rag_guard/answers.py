@@ -8,9 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from rag_guard.judging import AnswerCheck, Decision, Verdict
+from rag_guard.judging import AnswerCheck, Decision, GuardError, Verdict
 
 
 class Timings(BaseModel):
@@ -54,6 +54,13 @@ class GuardedAnswer(BaseModel):
     """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
     the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
     timings: Timings = Field(default_factory=Timings)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def error(self) -> GuardError | None:
+        """What failed when nothing could be judged (an outage, not a finding about the documents): the
+        decision is then `refuse` and `message` says what failed and how to fix it."""
+        return self.verdict.error
 
 
 class GuardedAnswerChunk(BaseModel):

@@ -41,6 +41,8 @@ CollectionOption = Annotated[
         help="Chroma collection to use (default: chroma.collection); `rag-guard collections` lists them.",
     ),
 ]
+OUTAGE_EXIT_CODE = 3
+"""`ask` could not judge the question (model server down, no logprobs, store failing): not a refusal."""
 DECISION_STYLE = {Decision.ANSWER: "green", Decision.CLARIFY: "yellow", Decision.REFUSE: "red"}
 
 
@@ -157,6 +159,8 @@ def ask(
             out.print_json(json.dumps(answer_json(result)))
         elif not stream:
             _print_answer(result)
+    if result.error is not None:
+        raise typer.Exit(OUTAGE_EXIT_CODE)
 
 
 def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
@@ -191,7 +195,7 @@ def _verdict_line(decision: Decision, p: float | None) -> str:
 def _print_answer(result: GuardedAnswer) -> None:
     out.print(_verdict_line(result.decision, result.p_sufficient), highlight=False)
     out.print(result.answer or result.message or "", highlight=False, markup=False)
-    if result.decision is not Decision.ANSWER:
+    if result.decision is not Decision.ANSWER and result.error is None:
         out.print(f"[dim]{result.verdict.reason}[/]", highlight=False)
     _print_sources(result)
 

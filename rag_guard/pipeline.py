@@ -26,13 +26,20 @@ from pydantic import ConfigDict
 from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, Source, Timings, merge_chunks
 from rag_guard.config import Settings, load_config
 from rag_guard.errors import GenerationError, GuardFailure
-from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict, clean_question
+from rag_guard.judging import AnswerCheck, Decision, GuardError, SufficiencyGuard, Verdict, clean_question
 from rag_guard.judging.answer_check import check_failed, check_prompt, grounding_check, quoted, read_check
 from rag_guard.judging.answer_text import tidy_answer
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
 from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import verdict_word
-from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, REFUSAL, SINGLE_PASS_INSTRUCTION, VerdictLead, reply_prompt
+from rag_guard.judging.prompts import (
+    EXTRACT_INSTRUCTION,
+    REFUSAL,
+    SINGLE_PASS_INSTRUCTION,
+    VerdictLead,
+    outage_message,
+    reply_prompt,
+)
 from rag_guard.judging.quote import QUOTE_TOKENS, Quote, find_quote
 from rag_guard.models.failures import explain_failure
 from rag_guard.steps import CloseStream, Invoke, NextPiece, OpenStream, Steps, aiterate, iterate
@@ -373,7 +380,9 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             p_sufficient=verdict.p_sufficient,
             sources=sources_of(verdict.documents),
             verdict=verdict,
-            message=self.refusal if decision is Decision.REFUSE else None,
+            message=(outage_message(verdict.error) if verdict.error else self.refusal)
+            if decision is Decision.REFUSE
+            else None,
             reason=verdict.reason
             if check is None or check.passed
             else (f"{verdict.reason}; the answer was withheld: the answer check gave {check.reason}"),
@@ -404,10 +413,12 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         log.error("retrieval failed, refusing: %s", exc)
         if self.guard.fail_mode == "error":
             raise GuardFailure(f"retrieval failed ({type(exc).__name__}: {exc})") from exc
+        why = f"retrieval failed ({type(exc).__name__}: {exc}): check the store (`rag-guard doctor`)"
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
-            reason=f"refused: retrieval failed ({type(exc).__name__}: {exc})",
+            reason=f"refused: {why}",
+            error=GuardError(kind="retrieval_failed", message=why),
         )
 
     def _generation_failed(self, verdict: Verdict, exc: Exception) -> GenerationError:

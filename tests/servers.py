@@ -145,11 +145,14 @@ class JsonServer:
     It records each request (path, JSON body) and waits `delay_s` before replying, for timeout tests.
     """
 
-    def __init__(self, reply: Callable[[str, dict[str, Any]], Reply] | None = None, delay_s: float = 0.0) -> None:
+    def __init__(
+        self, reply: Callable[[str, dict[str, Any]], Reply] | None = None, delay_s: float = 0.0, port: int = 0
+    ) -> None:
+        """`port` 0 takes a free one; a given port brings a stopped server back where it was."""
         self._reply = reply
         self.delay_s = delay_s
         self.requests: list[tuple[str, dict[str, Any]]] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -180,8 +183,8 @@ class OllamaReplay(JsonServer):
     pulled), and records every request body so tests can check the fields the client sent.
     """
 
-    def __init__(self, script: OllamaScript | None = None) -> None:
-        super().__init__()
+    def __init__(self, script: OllamaScript | None = None, port: int = 0) -> None:
+        super().__init__(port=port)
         self.script = script or OllamaScript()
 
     def chats(self) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from rag_guard.judging.logprobs import LogprobError, TokenLogprob, p_true, parse
 from rag_guard.judging.probe import Probe, ProbeError, load_probe
 from rag_guard.judging.question import MAX_QUESTION_CHARS, clean_question
 from rag_guard.judging.signals import GateSignal, Signals
-from rag_guard.judging.verdict import Verdict
+from rag_guard.judging.verdict import GuardError, Verdict
 
 __all__ = [
     "MAX_QUESTION_CHARS",
@@ -21,6 +21,7 @@ __all__ = [
     "Calibration",
     "Decision",
     "GateSignal",
+    "GuardError",
     "GuardInput",
     "LogprobError",
     "Probe",

@@ -37,8 +37,8 @@ from rag_guard.judging.prompts import (
 )
 from rag_guard.judging.question import clean_question
 from rag_guard.judging.signals import GateSignal, Signals
-from rag_guard.judging.verdict import Verdict
-from rag_guard.models.failures import explain_failure, explain_missing_logprobs
+from rag_guard.judging.verdict import GuardError, Verdict
+from rag_guard.models.failures import explain_failure, explain_missing_logprobs, failure_kind
 from rag_guard.steps import Invoke, Steps, arun, run
 
 log = logging.getLogger(__name__)
@@ -84,17 +84,22 @@ def verdict_from_reply(
             p_sufficient=None,
             token=message.text[:20] or None,
             reason=f"refused: no trustworthy probability ({exc})",
+            error=GuardError(kind="no_probability", message=f"no trustworthy probability: {exc}"),
             guard_s=guard_s,
         )
     signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
     if calibration and (absent := calibration.signals - signals.features().keys()):
+        why = (
+            f"the calibration weighs {sorted(absent)}, which could not be measured (the retrieval signal needs "
+            "the retriever's similarity in each document's metadata['score'])"
+        )
         return Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
             raw_p=raw_p,
             signals=signals,
-            reason=f"refused: the calibration weighs {sorted(absent)}, which could not be measured (the retrieval "
-            "signal needs the retriever's similarity in each document's metadata['score'])",
+            reason=f"refused: {why}",
+            error=GuardError(kind="signal_unmeasured", message=why),
             guard_s=guard_s,
         )
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
@@ -355,10 +360,12 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     def failed(self, exc: Exception, prompt: JudgePrompt, seconds: float) -> Verdict:
         """The verdict when the model call raised: refuse with the explained cause, or raise."""
+        why = explain_failure(exc, self.judge)
         verdict = Verdict(
             decision=Decision.REFUSE,
             p_sufficient=None,
-            reason=f"refused: {explain_failure(exc, self.judge)}",
+            reason=f"refused: {why}",
+            error=GuardError(kind=failure_kind(exc), message=why),
             documents_used=len(prompt.documents),
             guard_s=seconds,
             prompt=prompt.messages,

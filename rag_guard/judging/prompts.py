@@ -19,6 +19,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.injection import neutralise, sanitise
+from rag_guard.judging.verdict import GuardError
 
 SYSTEM = (
     "You are a careful assistant for questions about a document collection. You rely only on the "
@@ -111,6 +112,14 @@ Question: Who funds the Nordic Seed Bank? -> False (the passage never says)"""
 
 
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
+
+
+def outage_message(error: GuardError) -> str:
+    """The reply when nothing could be judged: says what failed, never that the documents lack the answer."""
+    return (
+        "I could not check this question against the documents, so I have not answered it. "
+        f"What failed: {error.message}."
+    )
 
 
 class VerdictLead:

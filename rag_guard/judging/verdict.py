@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.signals import Signals
+from rag_guard.models.failures import FailureKind
+
+ErrorKind = FailureKind | Literal["no_probability", "signal_unmeasured", "retrieval_failed"]
+
+
+class GuardError(BaseModel):
+    """Why the guard could not judge: an outage or a fault, not what the documents say. The decision is still
+    `refuse` (it fails closed); this tells a caller, a script or a monitor that nothing was judged."""
+
+    kind: ErrorKind
+    """`timeout`, `unreachable`, `not_found`, `denied`, `server_error`, `call_failed`: the model call;
+    `no_probability`: a reply without usable logprobs (or hidden state); `signal_unmeasured`: a calibrated
+    signal could not be measured; `retrieval_failed`: the store."""
+    message: str
+    """What failed and how to fix it."""
 
 
 class Verdict(BaseModel):
@@ -28,6 +45,8 @@ class Verdict(BaseModel):
     """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
     reason: str
     """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
+    error: GuardError | None = None
+    """Set when no trustworthy probability could be had (the decision is then `refuse`)."""
     context_truncated: bool = False
     """True when lower-ranked chunks were left out to fit the model's context window."""
     documents_used: int | None = None

@@ -3,7 +3,7 @@ client's failure reads to a user. Imports nothing of the package but its errors;
 decides which model a config builds.
 """
 
-from rag_guard.models.failures import explain_failure, explain_missing_logprobs
+from rag_guard.models.failures import explain_failure, explain_missing_logprobs, failure_kind
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.models.presets import PRESETS, ModelPreset, ensure_preset, resolve_model_file
 from rag_guard.models.servers import SERVER_DEFAULT_URLS
@@ -16,5 +16,6 @@ __all__ = [
     "ensure_preset",
     "explain_failure",
     "explain_missing_logprobs",
+    "failure_kind",
     "resolve_model_file",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.exceptions import (
     ModelAuthenticationError,
@@ -80,34 +80,49 @@ def target_of(chat: BaseChatModel) -> Target:
     return Target(chat._llm_type, str(name))
 
 
+FailureKind = Literal["timeout", "unreachable", "not_found", "denied", "server_error", "call_failed"]
+
+
+def failure_kind(exc: BaseException) -> FailureKind:
+    """Which kind of failure a model call raised, for callers that act on it (an exit code, readiness)."""
+    kinds = _kinds()
+    for kind in ("timeout", "unreachable", "not_found", "denied"):
+        if isinstance(exc, kinds[kind]):
+            return kind  # type: ignore[return-value]
+    status = getattr(exc, "status_code", None)
+    if status == 404:
+        return "not_found"
+    if status in (401, 403):
+        return "denied"
+    ollama_error = _imported("ollama", "ResponseError")
+    return "server_error" if ollama_error is not None and isinstance(exc, ollama_error) else "call_failed"
+
+
 def explain_failure(exc: BaseException, chat: BaseChatModel) -> str:
     """One sentence: what failed and how to fix it."""
     target = target_of(chat)
-    status = getattr(exc, "status_code", None)
-    kinds = _kinds()
-    ollama_error = _imported("ollama", "ResponseError")
-    server_error = ollama_error is not None and isinstance(exc, ollama_error)
-    if isinstance(exc, kinds["timeout"]):
+    kind = failure_kind(exc)
+    if kind == "timeout":
         within = f"within {target.timeout_s:g} s" if target.timeout_s else "in time"
         retried = f" (tried {1 + target.retries} times)" if target.retries else ""
         return (
             f"{target.server} did not reply {within}{retried}: raise model.timeout_s, "
             "or check that the server is not overloaded"
         )
-    if isinstance(exc, kinds["unreachable"]):
+    if kind == "unreachable":
         if target.provider == "ollama":
             how = "start it with `ollama serve`"
         else:
             how = "start it (llama.cpp: `python -m llama_cpp.server --model FILE.gguf --port PORT`)"
         return f"cannot reach {target.server}: {how}, or fix model.base_url"
-    if isinstance(exc, kinds["not_found"]) or (server_error and status == 404):
+    if kind == "not_found":
         if target.provider == "ollama":
             return f"model {target.name!r} is not on {target.server}: run `ollama pull {target.name}`"
         return f"{target.server} has no model {target.name!r}: set model.name to one it serves ({target.url}/models)"
-    if isinstance(exc, kinds["denied"]) or status in (401, 403):
+    if kind == "denied":
         return f"{target.server} rejected the API key: check the variable that model.api_key_env names"
-    if server_error:
-        return f"{target.server} replied with an error: {exc.error} (HTTP {status})"
+    if kind == "server_error":
+        return f"{target.server} replied with an error: {exc.error} (HTTP {getattr(exc, 'status_code', None)})"  # type: ignore[attr-defined]
     return f"the {target.provider} model call failed ({type(exc).__name__}: {exc})"
 
 

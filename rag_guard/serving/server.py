@@ -1,7 +1,8 @@
 """`rag-guard serve`: guarded answers behind the OpenAI chat API, so any OpenAI client or chat front end works.
 
 Routes: POST /v1/chat/completions (plain and server-sent events), GET /v1/models, POST /v1/guard (a verdict
-for documents the caller retrieved), GET /healthz (the process is up), GET /readyz (the store answers).
+for documents the caller retrieved), GET /healthz (the process is up), GET /readyz (the store answers and
+the judge's server is reachable).
 Every reply carries the guard's outcome in an extra top-level `rag_guard` object (in the last event when
 streaming); `choices[0].message.content` is the answer, the clarifying question or the refusal.
 
@@ -22,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -31,8 +33,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk
 from rag_guard.config import ServeSettings
-from rag_guard.errors import InvalidQuestionError, RagGuardError
+from rag_guard.errors import InvalidQuestionError, ModelUnavailableError, RagGuardError
 from rag_guard.judging import clean_question
+from rag_guard.models.failures import explain_failure, target_of
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.serving.conversation import Turn, question_from_turns
 
@@ -170,6 +173,7 @@ def guard_report(result: GuardedAnswer) -> dict[str, Any]:
         "cited": result.cited,
         "reason": result.reason,
         "answer_check": result.answer_check.model_dump(mode="json") if result.answer_check else None,
+        "error": result.error.model_dump(mode="json") if result.error else None,
         "timings": result.timings.model_dump(mode="json"),
         "verdict": result.verdict.model_dump(mode="json"),
     }
@@ -229,7 +233,7 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
     admission = Admission(running=rag.max_concurrency or 1, waiting=settings.queue_size)
     token = os.environ.get(settings.api_key_env, "").strip() or None
     busy_headers = {"Retry-After": str(settings.retry_after_s)}
-    ready = ready or store_ready(rag)
+    ready = ready or all_ready(store_ready(rag), judge_ready(rag))
 
     async def authorised(request: Request) -> None:
         if token is None:
@@ -343,5 +347,34 @@ def store_ready(rag: GuardedRAG) -> ReadyCheck:
         if not chunks:
             raise RuntimeError("the collection is empty: run `rag-guard ingest`")
         return f"{chunks} chunks"
+
+    return check
+
+
+def judge_ready(rag: GuardedRAG) -> ReadyCheck:
+    """Readiness: the judge's server answers HTTP at all (any status will do: a 401 or 404 still means it is
+    up); an in-process judge is always ready. Unready while it is down, so a balancer stops sending questions
+    that could only be refused for the outage."""
+    judge = rag.guard.judge
+    target = target_of(judge)
+
+    async def check() -> str:
+        if target.url is None:
+            return f"{target.server} runs in this process"
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                await client.get(target.url)
+        except httpx.HTTPError as exc:
+            raise ModelUnavailableError(explain_failure(exc, judge)) from None
+        return f"{target.server} is reachable"
+
+    return check
+
+
+def all_ready(*checks: ReadyCheck) -> ReadyCheck:
+    """Ready when every check is; the first failure is the reason."""
+
+    async def check() -> str:
+        return "; ".join([await one() for one in checks])
 
     return check

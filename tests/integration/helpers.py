@@ -22,6 +22,7 @@ ANSWER_KEYS = {
     "cited",
     "reason",
     "answer_check",
+    "error",
     "timings",
 }
 
@@ -30,9 +31,12 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env)
 
 
-def ask_json(config: Path, question: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+def ask_json(
+    config: Path, question: str, *args: str, env: dict[str, str] | None = None, exit_code: int = 0
+) -> dict[str, Any]:
+    """`ask --json`, checked to exit with `exit_code` (3: the question could not be judged, an outage)."""
     result = run("ask", question, "--json", "--config", str(config), *args, env=env)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == exit_code, result.output
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 

@@ -7,13 +7,15 @@ good or faulty, is read; they do not prove anything about a real model's judgeme
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from rag_guard.config import load_config
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
+from rag_guard.judging.quote import QUOTE_TOKENS
 from rag_guard.pipeline import GuardedRAG
 from tests.integration.helpers import ANSWER_KEYS, ask_json, ollama_env, run
-from tests.servers import REPLAYED_P, OllamaReplay, free_port
+from tests.servers import REPLAYED_P, OllamaReplay, free_port, rag_guard_server
 
 pytestmark = pytest.mark.integration
 
@@ -29,13 +31,15 @@ def replay():
 def test_guard_asks_ollama_for_one_token_with_logprobs_and_answers_from_it(default_config, replay):
     result = ask_json(default_config, QUESTION, env=ollama_env(replay.url))
 
-    extract_call, judge_call, answer_call = replay.chats()
+    extract_call, judge_call, quote_call, answer_call = replay.chats()
     for one_token in (extract_call, judge_call):
         assert one_token["logprobs"] is True
         assert one_token["top_logprobs"] == 20
         assert one_token["options"]["num_predict"] == 1
         assert one_token["options"]["temperature"] == 0.0
     assert extract_call["messages"][-1]["content"].endswith(EXTRACT_INSTRUCTION)
+    assert quote_call["messages"] == extract_call["messages"]  # the quote runs on for a few words
+    assert quote_call["options"]["num_predict"] == QUOTE_TOKENS
     assert not answer_call.get("logprobs")
     assert answer_call["options"]["num_predict"] == 256
     assert set(result) == ANSWER_KEYS
@@ -76,7 +80,7 @@ def test_ollama_embeddings_ingest_into_chroma(tmp_path, replay, default_config):
 
 def test_model_not_pulled_refuses_and_says_ollama_pull(default_config, replay):
     replay.script.models = []
-    result = ask_json(default_config, QUESTION, env=ollama_env(replay.url))
+    result = ask_json(default_config, QUESTION, env=ollama_env(replay.url), exit_code=3)
     assert result["decision"] == "refuse"
     assert result["answer"] is None
     assert "run `ollama pull qwen2.5:7b`" in result["verdict"]["reason"]
@@ -84,7 +88,7 @@ def test_model_not_pulled_refuses_and_says_ollama_pull(default_config, replay):
 
 def test_ollama_without_logprobs_refuses_and_names_the_version(default_config, replay):
     replay.script.logprobs = False
-    result = ask_json(default_config, QUESTION, env=ollama_env(replay.url))
+    result = ask_json(default_config, QUESTION, env=ollama_env(replay.url), exit_code=3)
     assert result["decision"] == "refuse"
     assert result["answer"] is None
     assert result["p_sufficient"] is None
@@ -95,16 +99,52 @@ def test_ollama_without_logprobs_refuses_and_names_the_version(default_config, r
 
 def test_unreachable_ollama_refuses_and_names_the_url(default_config):
     url = f"http://127.0.0.1:{free_port()}"
-    result = ask_json(default_config, QUESTION, env=ollama_env(url, RAG_GUARD_MODEL__MAX_RETRIES="1"))
+    result = ask_json(default_config, QUESTION, env=ollama_env(url, RAG_GUARD_MODEL__MAX_RETRIES="1"), exit_code=3)
     assert result["decision"] == "refuse"
     assert result["answer"] is None
     assert f"cannot reach the Ollama server at {url}" in result["verdict"]["reason"]
     assert "ollama serve" in result["verdict"]["reason"]
+    assert result["error"]["kind"] == "unreachable"
+    assert result["error"]["message"] in result["message"] and "do not appear to contain" not in result["message"]
+
+
+def test_with_ollama_stopped_ask_prints_the_outage_and_exits_3(default_config):
+    url = f"http://127.0.0.1:{free_port()}"
+    result = run(
+        "ask", QUESTION, "--config", str(default_config), env=ollama_env(url, RAG_GUARD_MODEL__MAX_RETRIES="0")
+    )
+    assert result.exit_code == 3, result.output
+    shown = " ".join(result.stdout.split())
+    assert f"cannot reach the Ollama server at {url}" in shown
+    assert "do not appear to contain" not in shown
+
+
+def test_serve_is_unready_while_ollama_is_down_and_ready_again_when_it_is_back(default_config, tmp_path):
+    with OllamaReplay() as replay:
+        port = int(replay.url.rsplit(":", 1)[1])
+        env = ollama_env(replay.url, RAG_GUARD_MODEL__MAX_RETRIES="0")
+        with rag_guard_server(default_config, tmp_path / "serve.log", env) as served:
+            readyz = served.base_url.removesuffix("/v1") + "/readyz"
+            assert httpx.get(readyz, timeout=10).status_code == 200
+            replay.__exit__()
+            down = httpx.get(readyz, timeout=30)
+            chat = httpx.post(
+                f"{served.base_url}/chat/completions",
+                json={"model": "rag-guard", "messages": [{"role": "user", "content": QUESTION}]},
+                timeout=60,
+            ).json()
+            with OllamaReplay(port=port):
+                back = httpx.get(readyz, timeout=10)
+    assert down.status_code == 503 and "cannot reach the Ollama server" in down.json()["reason"]
+    assert chat["rag_guard"]["error"]["kind"] == "unreachable"
+    assert back.status_code == 200
 
 
 def test_slow_ollama_times_out_and_refuses(default_config, replay):
     replay.delay_s = 1.5
-    result = ask_json(default_config, QUESTION, env=ollama_env(replay.url, RAG_GUARD_MODEL__TIMEOUT_S="0.3"))
+    result = ask_json(
+        default_config, QUESTION, env=ollama_env(replay.url, RAG_GUARD_MODEL__TIMEOUT_S="0.3"), exit_code=3
+    )
     assert result["decision"] == "refuse"
     assert result["answer"] is None
     assert "did not reply within 0.3 s" in result["verdict"]["reason"]
@@ -128,7 +168,7 @@ def test_doctor_says_to_pull_a_missing_model_and_fails(default_config, replay):
 async def test_async_pipeline_over_ollama_uses_the_async_client_with_the_same_fields(default_config, replay):
     rag = GuardedRAG.from_config(load_config(default_config, env=ollama_env(replay.url)))
     result = await rag.ainvoke(QUESTION)
-    extract_call, judge_call, _ = replay.chats()
+    extract_call, judge_call, *_ = replay.chats()
     for one_token in (extract_call, judge_call):
         assert one_token["options"]["num_predict"] == 1
         assert one_token["top_logprobs"] == 20

@@ -116,7 +116,8 @@ def completion_without_logprobs(path, body):
 
 
 def refusal_reason(config, url: str, **extra: str) -> str:
-    result = ask_json(config, QUESTION, env=openai_env(url, **extra))
+    result = ask_json(config, QUESTION, env=openai_env(url, **extra), exit_code=3)
+    assert result["error"]["message"] in result["message"]
     assert result["decision"] == "refuse"
     assert result["answer"] is None
     assert result["p_sufficient"] is None

@@ -1,11 +1,16 @@
-"""Bad input at the command line: one clear message, a non-zero exit, no traceback, and no model loaded."""
+"""Bad input at the command line: one clear message, a non-zero exit, no traceback, and no model loaded; an outage
+is told apart from a refusal by its message and exit code."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from typer.testing import CliRunner
 
 from rag_guard.cli import app
+from rag_guard.judging import SufficiencyGuard
+from rag_guard.pipeline import GuardedRAG
 
 
 def run(*args: str):
@@ -116,3 +121,34 @@ def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch
     cli._print_wide(cli._table([result]))
     assert "20 August 1977 from Cape Canaveral" in log.getvalue()  # not cut into 15-character lines
     assert max(len(line) for line in log.getvalue().splitlines()) <= cli.LOG_WIDTH
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ask_exits_3_and_prints_what_failed_when_the_judge_is_down(monkeypatch, as_json):
+    from rag_guard import cli
+    from tests.fakes import DOCS, FakeChatModel, FixedRetriever
+
+    def down(messages, kwargs):
+        raise ConnectionError("connection refused")
+
+    model = FakeChatModel(reply=down)
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model)
+    monkeypatch.setattr(cli, "_pipeline", lambda settings: rag)
+    result = run("ask", "When did Voyager 2 launch?", *(["--json"] if as_json else []))
+    assert result.exit_code == cli.OUTAGE_EXIT_CODE == 3
+    assert "do not appear to contain" not in result.stdout
+    if as_json:
+        assert json.loads(result.stdout)["error"]["kind"] == "unreachable"
+    else:
+        assert "What failed:" in result.stdout
+
+
+def test_ask_exits_0_when_the_documents_do_not_answer(monkeypatch):
+    from rag_guard import cli
+    from tests.fakes import pipeline
+
+    monkeypatch.setattr(cli, "_pipeline", lambda settings: pipeline(0.05))
+    result = run("ask", "When did Voyager 2 launch?")
+    assert result.exit_code == 0
+    assert "do not appear to contain" in result.stdout

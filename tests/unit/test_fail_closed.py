@@ -14,6 +14,7 @@ import pytest
 from rag_guard.errors import GuardFailure
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.prompts import REFUSAL
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, openai_logprobs
@@ -94,9 +95,35 @@ def test_fail_mode_error_raises_instead_of_refusing(fault):
     assert [call for call in rag.answerer.calls if call.get("max_tokens") != 1] == []
 
 
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        ("connection refused", "unreachable"),
+        ("timeout", "timeout"),
+        ("model crashed", "call_failed"),
+        ("no logprobs", "no_probability"),
+        ("no True/False token", "no_probability"),
+    ],
+)
+def test_an_outage_says_what_failed_instead_of_the_refusal_and_carries_its_kind(fault, kind):
+    result = pipeline(FAULTS[fault]).invoke("When did Voyager 2 launch?")
+    assert result.decision is Decision.REFUSE
+    assert result.error is not None and result.error.kind == kind
+    assert result.message != REFUSAL and "What failed:" in result.message
+    assert result.error.message in result.message
+    assert result.model_dump(mode="json")["error"] == {"kind": kind, "message": result.error.message}
+
+
+def test_a_refusal_on_the_documents_carries_no_error():
+    result = pipeline(replies("False", openai_logprobs({"True": 0.01, "False": 0.99}))).invoke("q?")
+    assert result.decision is Decision.REFUSE
+    assert (result.error, result.message) == (None, REFUSAL)
+
+
 def test_retrieval_failure_refuses_or_raises_by_fail_mode():
     good = replies("True", openai_logprobs({"True": 0.99, "False": 0.01}))
-    assert pipeline(good, fail_retrieval=True).invoke("q?").answer is None
+    refused = pipeline(good, fail_retrieval=True).invoke("q?")
+    assert refused.answer is None and refused.error.kind == "retrieval_failed"
     with pytest.raises(GuardFailure, match="retrieval failed"):
         pipeline(good, fail_retrieval=True, fail_mode="error").invoke("q?")
 

@@ -14,6 +14,7 @@ PUBLIC = {
         "CorpusError",
         "Decision",
         "GenerationError",
+        "GuardError",
         "GuardFailure",
         "GuardMiddleware",
         "GuardedAnswer",
@@ -37,6 +38,7 @@ PUBLIC = {
         "Calibration",
         "Decision",
         "GateSignal",
+        "GuardError",
         "GuardInput",
         "LogprobError",
         "Probe",
@@ -61,6 +63,7 @@ PUBLIC = {
         "ensure_preset",
         "explain_failure",
         "explain_missing_logprobs",
+        "failure_kind",
         "resolve_model_file",
     ],
     "rag_guard.store": [

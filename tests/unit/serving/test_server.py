@@ -12,6 +12,7 @@ from rag_guard.judging.prompts import REFUSAL
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.serving.server import create_app
 from tests.fakes import DOCS, FixedRetriever, judge_then_answer, pipeline
+from tests.servers import JsonServer, free_port
 
 QUESTION = {"model": "rag-guard", "messages": [{"role": "user", "content": "When did Voyager 2 launch?"}]}
 
@@ -174,3 +175,33 @@ async def test_readiness_reports_a_store_that_does_not_answer():
         response = await http.get("/readyz")
     assert response.status_code == 503
     assert "chroma server unreachable" in response.json()["reason"]
+
+
+def judged_by_openai_at(url: str) -> GuardedRAG:
+    from langchain_openai import ChatOpenAI
+
+    judge = ChatOpenAI(model="m", base_url=url, api_key="k", max_retries=0, timeout=5)
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.6, clarify_threshold=0.3)
+    return GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=judge)
+
+
+async def test_while_the_judge_s_server_is_down_readiness_fails_and_replies_carry_the_outage():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    app = create_app(judged_by_openai_at(url), ServeSettings())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
+        ready = await http.get("/readyz")
+        reply = (await http.post("/v1/chat/completions", json=QUESTION)).json()
+    assert ready.status_code == 503
+    assert f"cannot reach the OpenAI-compatible server at {url}" in ready.json()["reason"]
+    assert reply["rag_guard"]["decision"] == "refuse"
+    assert reply["rag_guard"]["error"]["kind"] == "unreachable"
+    assert reply["choices"][0]["message"]["content"] != REFUSAL
+
+
+async def test_a_judge_s_server_that_answers_http_at_all_is_ready():
+    with JsonServer(reply=lambda path, body: (401, "application/json", [{"error": "no key"}])) as server:
+        app = create_app(judged_by_openai_at(f"{server.url}/v1"), ServeSettings())
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as http:
+            ready = await http.get("/readyz")
+    assert ready.status_code == 200, ready.json()
+    assert "is reachable" in ready.json()["detail"]
