@@ -1,16 +1,28 @@
 """Typed configuration: config.yaml, then `RAG_GUARD_<SECTION>__<KEY>` environment overrides.
 
 Relative paths in the file are resolved against the file's own directory, so commands behave the same from
-any working directory.
+any working directory. Without a file the built-in defaults apply (the repository's config.yaml states
+them), resolved against the working directory. A bad value is reported with where it came from: the file and
+line, or the environment variable.
 """
 
 from __future__ import annotations
 
 import os
+from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -138,6 +150,11 @@ class GuardSettings(_Section):
     """The hidden-state probe the `probe` signal reads: `auto` is the probe shipped for the embedded judge's
     preset (none for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF."""
 
+    @field_validator("answer_check", "probe", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        return _switched(info.field_name or "", value)
+
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
         if self.clarify_threshold > self.answer_threshold:
@@ -261,7 +278,7 @@ class Settings(_Section):
             return data
         guard = _as_dict(data.get("guard"))
         judge = _as_dict(guard.get("model") or data.get("model"))
-        source = guard.get("probe", "auto")
+        source = _switched("probe", guard.get("probe", "auto"))
         unset = guard.get("signals") is None and guard.get("mode", "two_call") == "two_call"
         if not unset or guard.get("calibration") is not None or judge.get("provider", "llamacpp") != "llamacpp":
             return data
@@ -292,6 +309,17 @@ class Settings(_Section):
         return self
 
 
+_SWITCHES = {"answer_check": ("buffer", "off"), "probe": ("auto", "off")}
+"""Settings whose values include `off`: what true and false stand for."""
+
+
+def _switched(name: str, value: Any) -> Any:
+    """`off`/`on` as a YAML 1.1 writer (PyYAML) leaves them, false and true, as the setting's own words."""
+    if isinstance(value, bool) and name in _SWITCHES:
+        return _SWITCHES[name][not value]
+    return value
+
+
 def _own_prompts(guard: dict[str, Any]) -> bool:
     """Whether raw guard settings (YAML or environment text) change the judge's prompts."""
     return bool(guard.get("prompt")) or any(_switched_on(guard.get(key)) for key in ("few_shot", "instruction_first"))
@@ -312,35 +340,47 @@ def _as_dict(section: Any) -> dict[str, Any]:
     return dict(section) if isinstance(section, dict) else {}
 
 
-def find_config(path: str | os.PathLike[str] | None = None) -> Path:
-    """`path`, else $RAG_GUARD_CONFIG, else ./config.yaml."""
-    chosen = path or os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_NAME
-    return Path(chosen).expanduser()
+def find_config(path: str | os.PathLike[str] | None = None) -> Path | None:
+    """`path`, else $RAG_GUARD_CONFIG, else ./config.yaml if there is one; None: the built-in defaults."""
+    chosen = path or os.environ.get(CONFIG_ENV_VAR)
+    if chosen:
+        return Path(chosen).expanduser()
+    return Path(DEFAULT_CONFIG_NAME) if Path(DEFAULT_CONFIG_NAME).is_file() else None
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Settings:
-    """Read, override from the environment, validate and resolve paths; raise `ConfigError` on any problem."""
+    """Read, override from the environment, validate and resolve paths; raise `ConfigError` on any problem.
+
+    Without a file (none given, no $RAG_GUARD_CONFIG, no ./config.yaml) the built-in defaults apply, which are
+    the repository's config.yaml; relative paths then resolve against the working directory (the store in
+    ./.rag_guard/chroma), the model cache is ~/.cache/rag_guard either way.
+    """
     file = find_config(path)
-    raw = _read_yaml(file)
+    text = _read_text(file) if file is not None else None
+    raw = _parsed(file, text) if file is not None and text is not None else {}
     environ = os.environ if env is None else env
-    _apply_env_overrides(raw, environ)
+    from_env = _apply_env_overrides(raw, environ)
     try:
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_explain(file, exc)) from None
+        raise ConfigError(_explain(exc, file, text, from_env)) from None
     return _resolve_paths(settings, file)
 
 
-def _read_yaml(file: Path) -> dict[str, Any]:
+def _read_text(file: Path) -> str:
     if not file.is_file():
         raise ConfigError(
-            f"Config file {file} not found. Pass --config PATH, set {CONFIG_ENV_VAR}, "
-            f"or run from the directory that holds {DEFAULT_CONFIG_NAME}."
+            f"Config file {file} not found. Give the path of an existing file (`--config PATH`, "
+            f"${CONFIG_ENV_VAR}, `load_config(path)`, `GuardedRAG.from_config(path)`), or none at all: "
+            f"without one the built-in defaults apply (they are the repository's {DEFAULT_CONFIG_NAME})."
         )
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Config file {file} cannot be read as UTF-8 text: {exc}") from None
+
+
+def _parsed(file: Path, text: str) -> dict[str, Any]:
     try:
         data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
@@ -358,9 +398,10 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     return data
 
 
-def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> None:
+def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> dict[tuple[str, ...], str]:
     """`RAG_GUARD_MODEL__PRESET=small` sets model.preset; values are parsed as YAML scalars or flow lists
-    (`RAG_GUARD_GUARD__SIGNALS='[verdict, missing]'`)."""
+    (`RAG_GUARD_GUARD__SIGNALS='[verdict, missing]'`). Returns the variable that set each key."""
+    applied: dict[tuple[str, ...], str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -379,30 +420,73 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Any) -> None:
         except YAMLError:
             parsed = value
         node[keys[-1]] = value if parsed is None or isinstance(parsed, dict) else parsed
+        applied[tuple(keys)] = name
+    return applied
 
 
-def _explain(file: Path, exc: ValidationError) -> str:
-    lines = [f"Config file {file} has {exc.error_count()} invalid setting(s):"]
+def _explain(exc: ValidationError, file: Path | None, text: str | None, from_env: dict[tuple[str, ...], str]) -> str:
+    """One line per invalid setting: the key, where its value came from, what is wrong, and for a misspelt
+    key the closest one."""
+    lines = [f"{exc.error_count()} invalid setting(s):"]
     for error in exc.errors(include_url=False):
-        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        lines.append(f"  {key}: {_describe(error)}")
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(top level)"
+        lines.append(f"  {key} ({_origin(loc, file, text, from_env)}): {_describe(error, loc)}")
     lines.append("Fix the value(s) above; config.yaml in the repository documents every key.")
     return "\n".join(lines)
 
 
-def _describe(error: Any) -> str:
+def _origin(loc: tuple[str, ...], file: Path | None, text: str | None, from_env: dict[tuple[str, ...], str]) -> str:
+    """Where the value at `loc` was set: the environment variable, or the file and line."""
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in from_env:
+            return f"from ${from_env[loc[:end]]}"
+    if file is None or text is None:
+        return "built-in default"
+    line = _line_of(text, loc)
+    return f"{file}, line {line}" if line else str(file)
+
+
+def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
+    """The 1-based line where the deepest key of `loc` present in the YAML text is written."""
+    node: Any = YAML().load(text)
+    line = None
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            break
+        line = node.lc.key(part)[0] + 1
+        node = node[part]
+    return line
+
+
+def _describe(error: Any, loc: tuple[str, ...]) -> str:
     kind = error["type"]
     value = error.get("input")
     if kind == "extra_forbidden":
-        return f"unknown key (value {value!r}); check its spelling and the section it is under"
+        close = get_close_matches(loc[-1], _keys_beside(loc), n=1)
+        hint = f"did you mean `{close[0]}`?" if close else "check its spelling and the section it is under"
+        return f"unknown key: {hint}"
     if kind == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")
         return f"{value!r} is not allowed; expected {allowed}"
+    if isinstance(value, dict):  # a rule across several keys: its message names them, the section is noise
+        return str(error["msg"]).removeprefix("Value error, ")
     return f"{error['msg']} (got {value!r})"
 
 
-def _resolve_paths(settings: Settings, file: Path) -> Settings:
-    base = file.resolve().parent
+def _keys_beside(loc: tuple[str, ...]) -> list[str]:
+    """The keys the section holding `loc`'s last key accepts."""
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        model = next((a for a in (field.annotation, *get_args(field.annotation)) if isinstance(a, type)), None)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _resolve_paths(settings: Settings, file: Path | None) -> Settings:
+    base = file.resolve().parent if file is not None else Path.cwd()
 
     def resolve(path: Path) -> Path:
         path = path.expanduser()
@@ -417,7 +501,7 @@ def _resolve_paths(settings: Settings, file: Path) -> Settings:
     if isinstance(settings.guard.probe, Path):
         settings.guard.probe = resolve(settings.guard.probe)
     settings.cache_dir = resolve(settings.cache_dir)
-    settings.source = file.resolve()
+    settings.source = file.resolve() if file is not None else None
     return settings
 
 

@@ -35,7 +35,7 @@ def run_checks(config: str | Path | None = None) -> list[Check]:
         settings = load_config(config)
     except RagGuardError as exc:
         return [Check(name="config", ok=False, detail=str(exc))]
-    checks = [Check(name="config", ok=True, detail=str(settings.source))]
+    checks = [Check(name="config", ok=True, detail=str(settings.source or "built-in defaults (no config.yaml)"))]
     checks += _model_checks(settings)
     checks += _store_checks(settings)
     return checks

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,54 @@ def test_single_pass_with_signals_it_cannot_measure_says_which_to_set(tmp_path):
 def test_bad_environment_override_is_reported_like_a_file_value(tmp_path):
     with pytest.raises(ConfigError, match=r"chroma\.k"):
         load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_CHROMA__K": "many"})
+
+
+def test_a_bad_environment_override_names_the_variable_not_the_file(tmp_path):
+    path = write(tmp_path, "guard:\n  answer_threshold: 0.7\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"RAG_GUARD_GUARD__ANSWER_THRESHOLD": "1.5"})
+    message = str(info.value)
+    assert "guard.answer_threshold (from $RAG_GUARD_GUARD__ANSWER_THRESHOLD)" in message
+    assert "1.5" in message and str(path) not in message
+
+
+def test_a_bad_file_value_names_its_file_and_line(tmp_path):
+    path = write(tmp_path, "model:\n  preset: default\nguard:\n  clarify_threshold: high\n")
+    with pytest.raises(ConfigError, match=rf"guard\.clarify_threshold \({re.escape(str(path))}, line 4\)"):
+        load_config(path, env={})
+
+
+def test_a_misspelt_key_gets_the_closest_one(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean `answer_threshold`"):
+        load_config(write(tmp_path, "guard:\n  answer_treshold: 0.7\n"), env={})
+    with pytest.raises(ConfigError, match="did you mean `persist_directory`"):
+        load_config(write(tmp_path, "chroma:\n  persist_dir: /tmp/x\n"), env={})
+
+
+def test_a_rule_across_keys_names_only_those_keys(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "guard:\n  answer_threshold: 0.3\n  clarify_threshold: 0.6\n"), env={})
+    message = str(info.value)
+    assert "clarify_threshold (0.6) must not exceed answer_threshold (0.3)" in message
+    assert "{" not in message and "signals" not in message
+
+
+def test_on_off_settings_accept_the_booleans_a_yaml_1_1_writer_leaves(tmp_path):
+    guard = load_config(write(tmp_path, "guard:\n  answer_check: false\n  probe: false\n"), env={}).guard
+    assert (guard.answer_check, guard.probe) == ("off", "off")
+    assert "probe" not in guard.signals
+    assert load_config(write(tmp_path, "guard:\n  answer_check: true\n"), env={}).guard.answer_check == "buffer"
+
+
+def test_without_a_file_the_built_in_defaults_apply_with_the_store_under_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAG_GUARD_CONFIG", raising=False)
+    settings = load_config(env={})
+    shipped = load_config(REPO / "config.yaml", env={})
+    assert settings.source is None
+    assert settings.chroma.persist_directory == tmp_path / ".rag_guard/chroma"
+    assert settings.cache_dir == Path("~/.cache/rag_guard").expanduser()
+    assert settings.guard == shipped.guard and settings.model == shipped.model
 
 
 def test_cli_exits_2_and_names_the_key_for_a_broken_config(tmp_path):

@@ -92,11 +92,12 @@ def _yaml(document: dict) -> str:
 
 
 def loads_or_explains(path: Path, env: dict[str, str]) -> None:
-    """Either valid settings (thresholds ordered, paths absolute) or a ConfigError naming the file."""
+    """Either valid settings (thresholds ordered, paths absolute) or a ConfigError naming where the bad value
+    came from: the file, or the environment variable."""
     try:
         loaded = load_config(path, env=env)
     except ConfigError as exc:
-        assert str(path) in str(exc)
+        assert str(path) in str(exc) or any(f"${name}" in str(exc) for name in env)
         return
     assert 0 <= loaded.guard.clarify_threshold <= loaded.guard.answer_threshold <= 1
     assert loaded.chroma.chunk_overlap < loaded.chroma.chunk_size
