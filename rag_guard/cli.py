@@ -495,6 +495,7 @@ def _table(results: list[GuardedAnswer]) -> Table:
     table.add_column("question", ratio=3)
     table.add_column("decision")
     table.add_column("p_sufficient", justify="right")
+    table.add_column("why", ratio=2)
     table.add_column("answer or message", ratio=5)
     table.add_column("guard s", justify="right")
     table.add_column("total s", justify="right")
@@ -504,11 +505,26 @@ def _table(results: list[GuardedAnswer]) -> Table:
             r.question,
             f"[{DECISION_STYLE[r.decision]}]{r.decision.value}[/]",
             "n/a" if r.p_sufficient is None else f"{r.p_sufficient:.3f}",
+            short_reason(r),
             (r.answer or r.message or "").strip(),
             f"{timings.guard_s or 0:.2f}",
             f"{timings.total_s or 0:.2f}",
         )
     return table
+
+
+def short_reason(result: GuardedAnswer) -> str:
+    """The demo's reason column: which rule decided, in plain words."""
+    from rag_guard.judging.guard import MEANINGS
+
+    if result.error is not None:
+        return f"could not judge ({result.error.kind.replace('_', ' ')})"
+    check = result.answer_check
+    if check is not None and not check.passed:
+        if check.unsupported:
+            return f"the answer said {', '.join(check.unsupported)}, which the passages do not"
+        return "the answer failed the answer check"
+    return MEANINGS[result.verdict.rule] if result.verdict.rule else result.reason
 
 
 def _updater(progress: Progress, task: TaskID) -> Callable[[int, int], None]:

@@ -37,7 +37,7 @@ from rag_guard.judging.prompts import (
 )
 from rag_guard.judging.question import clean_question
 from rag_guard.judging.signals import GateSignal, Signals
-from rag_guard.judging.verdict import GuardError, Verdict
+from rag_guard.judging.verdict import DecisionRule, GuardError, Verdict
 from rag_guard.models.failures import explain_failure, explain_missing_logprobs, failure_kind
 from rag_guard.steps import Invoke, Steps, arun, run
 
@@ -108,17 +108,10 @@ def verdict_from_reply(
         decision = decide(p, answer_threshold, clarify_threshold)
     else:
         decision = decide_with_probe(p, signals.combined(), answer_threshold, clarify_threshold)
-    capped = f" (capped from {uncapped:.3f} by the prompt-level signals)" if p < uncapped else ""
-    bound = {
-        Decision.ANSWER: f">= answer_threshold {answer_threshold}",
-        Decision.CLARIFY: f"in [clarify_threshold {clarify_threshold}, answer_threshold {answer_threshold})",
-        Decision.REFUSE: f"< clarify_threshold {clarify_threshold}",
-    }[decision]
-    if decision is Decision.CLARIFY and p < clarify_threshold:
-        bound = (
-            f"< clarify_threshold {clarify_threshold}, but the prompt-level score {signals.combined():.3f} is not: "
-            "the probe doubts a detail, so the guard asks rather than refuses"
-        )
+    rule = decision_rule(decision, p, clarify_threshold)
+    reason = plain_reason(rule, p, signals.combined(), answer_threshold, clarify_threshold)
+    if p < uncapped:
+        reason += f" (held at the score without the probe; with it {uncapped:.3f}: the probe may lower, never raise)"
     return Verdict(
         decision=decision,
         p_sufficient=p,
@@ -127,7 +120,8 @@ def verdict_from_reply(
         token=position.token,
         logprob=position.logprob,
         alternatives=alternatives(position),
-        reason=f"p_sufficient {p:.3f} {bound}{capped}",
+        reason=reason,
+        rule=rule,
         guard_s=guard_s,
     )
 
@@ -379,6 +373,35 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         if self.fail_mode == "error":
             raise GuardFailure(verdict.reason.removeprefix("refused: ")) from exc
         return verdict
+
+
+MEANINGS: dict[DecisionRule, str] = {
+    "stated": "the passages appear to state the answer",
+    "partial": "the passages may answer only part of the question, so it asks",
+    "detail_doubted": "the passages are on the question's topic while a detail may not match, so it asks",
+    "not_stated": "the passages do not appear to answer it",
+}
+"""Each decision rule in plain words: the end of a verdict's reason, and the demo's reason column."""
+
+
+def decision_rule(decision: Decision, p: float, clarify_at: float) -> DecisionRule:
+    """Which of the four rules made the decision (a clarification under clarify_threshold is the probe's doubt)."""
+    if decision is Decision.ANSWER:
+        return "stated"
+    if decision is Decision.REFUSE:
+        return "not_stated"
+    return "partial" if p >= clarify_at else "detail_doubted"
+
+
+def plain_reason(rule: DecisionRule, p: float, prompt_level: float, answer_at: float, clarify_at: float) -> str:
+    """Why this decision: the score against the thresholds, then what the rule means."""
+    bound = {
+        "stated": f">= answer_threshold {answer_at}",
+        "partial": f"is between clarify_threshold {clarify_at} and answer_threshold {answer_at}",
+        "detail_doubted": f"< clarify_threshold {clarify_at}, but {prompt_level:.3f} without the hidden-state probe",
+        "not_stated": f"< clarify_threshold {clarify_at}",
+    }[rule]
+    return f"p_sufficient {p:.3f} {bound}: {MEANINGS[rule]}"
 
 
 def _states(verdict: BaseMessage, extract: BaseMessage | None) -> dict[str, dict[int, list[float]]]:

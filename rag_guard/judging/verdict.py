@@ -12,6 +12,8 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.signals import Signals
 from rag_guard.models.failures import FailureKind
 
+DecisionRule = Literal["stated", "partial", "detail_doubted", "not_stated"]
+"""The four ways a measured score becomes a decision (`guard.MEANINGS` says each in words)."""
 ErrorKind = FailureKind | Literal["no_probability", "signal_unmeasured", "retrieval_failed"]
 
 
@@ -45,6 +47,9 @@ class Verdict(BaseModel):
     """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
     reason: str
     """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
+    rule: DecisionRule | None = None
+    """Which rule made the decision: `stated` (answer), `partial` (clarify, in the band), `detail_doubted`
+    (clarify: below the band, but not without the probe), `not_stated` (refuse); None without a probability."""
     error: GuardError | None = None
     """Set when no trustworthy probability could be had (the decision is then `refuse`)."""
     context_truncated: bool = False

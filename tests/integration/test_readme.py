@@ -3,6 +3,7 @@ OpenAI client example, a running `rag-guard serve`)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 README = Path(__file__).resolve().parents[2] / "README.md"
 EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
 README_SERVER = "http://127.0.0.1:8000/v1"
+QUICK_START = re.search(r"After `make demo`.*?```\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
 OWN_DOCUMENTS = re.search(r"## Your own documents\n.*?```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
 
 
@@ -107,3 +109,15 @@ def test_readme_own_documents_section_runs_and_keeps_each_collection_to_its_fold
         ).json()
     assert reply["rag_guard"]["decision"] == own["decision"]
     assert {s["source"] for s in reply["rag_guard"]["sources"]} <= {"axolotls.md", "speedcubing.md"}
+
+
+def test_readme_quick_start_questions_do_what_the_readme_says(default_config):
+    """The quick start's `ask` lines as written: an answer, a refusal as JSON, and a streamed answer."""
+    asks = [shlex.split(line)[1:] for line in QUICK_START[1].strip().splitlines() if " ask " in line]
+    assert len(asks) == 3
+    plain, as_json, streamed = (run(*args, "--config", str(default_config)) for args in asks)
+    assert plain.exit_code == as_json.exit_code == streamed.exit_code == 0
+    assert plain.stdout.startswith("answer") and "1977" in plain.stdout
+    assert json.loads(as_json.stdout)["decision"] == "refuse"
+    lines = streamed.stdout.splitlines()
+    assert lines[0].startswith("answer (p_sufficient") and "carbon dioxide" in streamed.stdout.lower()

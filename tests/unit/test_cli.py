@@ -152,3 +152,24 @@ def test_ask_exits_0_when_the_documents_do_not_answer(monkeypatch):
     result = run("ask", "When did Voyager 2 launch?")
     assert result.exit_code == 0
     assert "do not appear to contain" in result.stdout
+
+
+def test_the_demo_table_gives_each_reply_its_rule_in_plain_words():
+    from rag_guard.cli import short_reason
+    from tests.fakes import DOCS, FakeChatModel, FixedRetriever, pipeline
+
+    def down(messages, kwargs):
+        raise ConnectionError("connection refused")
+
+    model = FakeChatModel(reply=down)
+    outage = GuardedRAG(
+        retriever=FixedRetriever(documents=DOCS),
+        guard=SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3),
+        answerer=model,
+    )
+    assert short_reason(pipeline(0.9).invoke("When did Voyager 2 launch?")) == "the passages appear to state the answer"
+    assert (
+        short_reason(pipeline(0.05).invoke("When did Voyager 2 launch?")) == "the passages do not appear to answer it"
+    )
+    assert short_reason(pipeline(0.45).invoke("When did Voyager 2 launch?")).startswith("the passages may answer only")
+    assert short_reason(outage.invoke("When did Voyager 2 launch?")) == "could not judge (unreachable)"

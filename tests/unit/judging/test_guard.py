@@ -6,7 +6,7 @@ from langchain_core.runnables import RunnablePassthrough
 
 from rag_guard.errors import InvalidQuestionError
 from rag_guard.judging.decision import Decision
-from rag_guard.judging.guard import SufficiencyGuard
+from rag_guard.judging.guard import SufficiencyGuard, decision_rule, plain_reason
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
@@ -179,7 +179,7 @@ def test_the_probe_can_lower_p_but_never_raise_it_above_the_prompt_level_score()
     assert verdict.signals is not None and verdict.signals.probe is not None and verdict.signals.probe > 0.99
     assert verdict.p_sufficient == pytest.approx(verdict.signals.combined())
     assert verdict.decision is Decision.CLARIFY  # 0.5: not lifted over the 0.6 answer threshold
-    assert "capped from" in verdict.reason
+    assert "held at the score without the probe" in verdict.reason
 
 
 def test_without_the_hidden_state_the_probe_cannot_score_and_the_guard_refuses():
@@ -202,7 +202,7 @@ def test_the_probes_doubt_clarifies_a_question_the_prompt_level_score_would_answ
     assert verdict.p_sufficient is not None and verdict.p_sufficient < guard.clarify_threshold
     assert verdict.signals is not None and verdict.signals.combined() >= guard.answer_threshold
     assert verdict.decision is Decision.CLARIFY
-    assert "asks rather than refuses" in verdict.reason
+    assert verdict.rule == "detail_doubted" and "a detail may not match" in verdict.reason
 
 
 def test_states_read_for_fitting_come_from_the_verdict_and_the_answer_start_not_the_reversed_question():
@@ -212,3 +212,18 @@ def test_states_read_for_fitting_come_from_the_verdict_and_the_answer_start_not_
     verdict = guard.invoke({"question": "When did Voyager 2 launch?", "documents": DOCS})
     assert [call.get("hidden_layers") for call in judge.calls] == [[3], None, [3]]  # extract, missing, verdict
     assert verdict.hidden_states == {"verdict": {3: [1.0, 2.0]}, "extract": {3: [1.0, 2.0]}}
+
+
+@pytest.mark.parametrize(
+    ("p", "prompt_level", "decision", "said"),
+    [
+        (0.8, 0.8, Decision.ANSWER, "the passages appear to state the answer"),
+        (0.5, 0.5, Decision.CLARIFY, "may answer only part of the question"),
+        (0.1, 0.5, Decision.CLARIFY, "a detail may not match, so it asks"),
+        (0.1, 0.1, Decision.REFUSE, "the passages do not appear to answer it"),
+    ],
+)
+def test_every_decision_s_reason_says_in_plain_words_which_rule_made_it(p, prompt_level, decision, said):
+    reason = plain_reason(decision_rule(decision, p, 0.45), p, prompt_level, 0.7, 0.45)
+    assert said in reason and f"p_sufficient {p:.3f}" in reason
+    assert "prompt-level" not in reason and "capped" not in reason
