@@ -6,7 +6,7 @@ PIP     := $(VENV)/bin/pip
 CLI     := $(VENV)/bin/rag-guard
 STAMP   := $(VENV)/.installed
 
-.PHONY: install models ingest demo test unit lint bench clean
+.PHONY: install models browser ingest demo test unit lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,7 +41,12 @@ demo: ingest
 unit: install
 	$(PY) -m pytest tests/unit -q
 
-test: models
+# Headless Chromium, from Debian's package, for the test that looks at `eval --report`'s page.
+browser:
+	@command -v chromium >/dev/null || apt-get install -y --no-install-recommends chromium \
+		|| { echo "make test needs headless Chromium: run 'sudo apt-get install chromium'"; exit 1; }
+
+test: models browser
 	$(PY) -m pytest -q
 
 # Not part of `make test`: about 40 minutes on 2 cores. Writes bench/results/<UTC time>.json.

@@ -59,6 +59,8 @@ class EvalRow(BaseModel):
     reason: str
     guard_s: float | None
     sources: list[str]
+    chunks: list[int | None] = Field(default_factory=list)
+    """Each source's chunk number within its file (`metadata["chunk_index"]`), None for given context."""
     answer: str | None = None
     """With `answers`: the answer generated for an answered question, and its own confidence below."""
     message: str | None = None
@@ -256,6 +258,10 @@ def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Se
     )
 
 
+def _chunk_number(index: object) -> int | None:
+    return int(index) if isinstance(index, int | float) else None
+
+
 def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     verdict = judged.verdict
     row = EvalRow(
@@ -268,6 +274,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         reason=verdict.reason,
         guard_s=verdict.guard_s,
         sources=judged.sources,
+        chunks=[_chunk_number(doc.metadata.get("chunk_index")) for doc in verdict.documents],
         group=question.group or (judged.sources[0] if judged.sources else None),
         hidden_states=verdict.hidden_states,
     )

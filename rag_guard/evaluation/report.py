@@ -3,9 +3,11 @@
 - reliability.png: per probability bin, the share of answerable questions against the mean P(sufficient);
   a calibrated guard follows the diagonal.
 - risk_coverage.png: answering the top-scored questions first, the share of unanswerable ones among those
-  answered (risk) against the share of all questions answered (coverage); lower is better.
+  answered (risk) against the share of all questions answered; lower is better. (The page's "coverage" is
+  another figure: the share of answerable questions answered; the plot avoids the word.)
 - score_histogram.png: P(sufficient) of answerable and of unanswerable questions; the less they overlap,
   the better the guard separates them.
+Every plot marks the configured thresholds.
 - index.html: every question with its verdict; for answered ones, the answer with each token coloured by
   its probability, the answer's joint probability and perplexity, and how it scored against the gold
   answer; for clarified ones, the message and whether it names the labelled missing part.
@@ -33,8 +35,8 @@ def write_report(result: EvalReport, directory: Path, title: str) -> list[Path]:
     scores = np.array([row.p_sufficient or 0.0 for row in result.rows])
     labels = np.array([row.answerable for row in result.rows])
     written = [
-        _reliability(scores, labels, directory / PLOTS[0]),
-        _risk_coverage(scores, labels, directory / PLOTS[1]),
+        _reliability(scores, labels, directory / PLOTS[0], result),
+        _risk_coverage(scores, labels, directory / PLOTS[1], result),
         _histogram(scores, labels, directory / PLOTS[2], result),
     ]
     page = directory / "index.html"
@@ -57,7 +59,14 @@ def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _reliability(scores: np.ndarray, labels: np.ndarray, path: Path, bins: int = 10) -> Path:
+def _thresholds(ax, result: EvalReport, axis: str = "x") -> None:  # type: ignore[no-untyped-def]
+    """The answer and clarify thresholds as dotted lines (at P(sufficient) on `axis`)."""
+    line = ax.axvline if axis == "x" else ax.axhline
+    line(result.answer_threshold, color="green", linestyle=":", label=f"answer threshold {result.answer_threshold}")
+    line(result.clarify_threshold, color="orange", linestyle=":", label=f"clarify threshold {result.clarify_threshold}")
+
+
+def _reliability(scores: np.ndarray, labels: np.ndarray, path: Path, result: EvalReport, bins: int = 10) -> Path:
     fig, ax = _figure()
     which = np.minimum((scores * bins).astype(int), bins - 1)
     centres, observed, counts = [], [], []
@@ -71,33 +80,39 @@ def _reliability(scores: np.ndarray, labels: np.ndarray, path: Path, bins: int =
     ax.plot(centres, observed, marker="o", label="guard")
     for x, y, n in zip(centres, observed, counts, strict=True):
         ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    _thresholds(ax, result)
     ax.set(xlabel="mean P(sufficient) in bin", ylabel="share answerable", xlim=(0, 1), ylim=(0, 1))
     ax.set_title("Reliability (numbers: questions per bin)")
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
 
-def _risk_coverage(scores: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+def _risk_coverage(scores: np.ndarray, labels: np.ndarray, path: Path, result: EvalReport) -> Path:
     order = np.argsort(-scores, kind="stable")
     answered = np.arange(1, len(order) + 1)
     wrong = np.cumsum(~labels[order])
     fig, ax = _figure()
     ax.plot(answered / len(order), wrong / answered, drawstyle="steps-post")
     ax.axhline((~labels).mean(), linestyle="--", color="grey", label="answering everything")
-    ax.set(xlabel="coverage (share of questions answered)", ylabel="risk (share answered wrongly)", xlim=(0, 1))
+    for threshold, colour in ((result.answer_threshold, "green"), (result.clarify_threshold, "orange")):
+        share = float((scores >= threshold).mean())
+        ax.axvline(share, color=colour, linestyle=":", label=f"P(sufficient) >= {threshold}: {share:.0%} answered")
+    ax.set(xlabel="share of all questions answered", ylabel="risk (share answered wrongly)", xlim=(0, 1))
     ax.set_ylim(bottom=0)
-    ax.set_title("Risk-coverage, best-scored answered first")
-    ax.legend(loc="upper left")
+    ax.set_title("Risk by share answered, best-scored first")
+    ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
 
 def _histogram(scores: np.ndarray, labels: np.ndarray, path: Path, result: EvalReport) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = _figure()
     edges = np.linspace(0, 1, 21)
     ax.hist(scores[labels], bins=edges, alpha=0.6, label="answerable")
     ax.hist(scores[~labels], bins=edges, alpha=0.6, label="unanswerable")
-    ax.axvline(result.answer_threshold, color="green", linestyle=":", label="answer threshold")
-    ax.axvline(result.clarify_threshold, color="orange", linestyle=":", label="clarify threshold")
+    _thresholds(ax, result)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # questions come whole
     ax.set(xlabel="P(sufficient)", ylabel="questions")
     ax.set_title("Scores by label")
     ax.legend(loc="upper left", fontsize=8)
@@ -135,12 +150,43 @@ def _scored_html(row: EvalRow) -> str:
         return ""
     marks = []
     if scored.right is not None:
-        marks.append(f"{'right' if scored.right else 'wrong'} (F1 {scored.f1:.2f})")
+        marks.append(f"{'right' if scored.right else 'wrong'}* (F1 {scored.f1:.2f})")
     if scored.cited is False:
         marks.append("cites no passage")
     if scored.names_missing is not None:
         marks.append("names the missing part" if scored.names_missing else "does not name the missing part")
     return f"<div class=conf>{html.escape('; '.join(marks))}</div>" if marks else ""
+
+
+def _label(row: EvalRow) -> str:
+    label = "answerable" if row.answerable else "unanswerable"
+    return html.escape(f"{label} ({row.kind})" if row.kind else label)
+
+
+def _sources(row: EvalRow) -> str:
+    """Each passage as its file and chunk number, in the order the judge saw them ([1], [2], ...)."""
+    chunks = row.chunks or [None] * len(row.sources)
+    return ", ".join(
+        f"[{i}] {source}" + (f" #{chunk}" if chunk is not None else "")
+        for i, (source, chunk) in enumerate(zip(row.sources, chunks, strict=False), start=1)
+    )
+
+
+GLOSSARY = {
+    "AUROC": "the chance that a random answerable question scores above a random unanswerable one "
+    "(1 separates them perfectly, 0.5 is a coin toss)",
+    "ECE": "expected calibration error: how far P(sufficient) is from the share of answerable questions "
+    "at that score, averaged over ten bins (0 is perfectly calibrated)",
+    "answered precision": "of the questions answered, the share that are answerable",
+    "coverage": "of the answerable questions, the share answered (the only meaning of coverage on this page)",
+    "right*": "an answer is right when every word of one acceptable gold answer appears in it, in any order "
+    "(SQuAD's normalisation); an answer to an unanswerable question is wrong whatever it says",
+    "F1": "SQuAD's token F1 between the answer and the closest gold answer: word overlap, 1 for identical",
+    "joint probability": "the product of the answer's token probabilities: how likely the model found the whole answer",
+    "perplexity": "exp of the mean negative log-probability per answer token: 1 when every token was certain, "
+    "higher when the model hesitated",
+    "#n": "a source's chunk number within its file",
+}
 
 
 def render_html(result: EvalReport, title: str) -> str:
@@ -149,11 +195,11 @@ def render_html(result: EvalReport, title: str) -> str:
         ("AUROC", result.auroc),
         ("ECE", result.ece),
         ("answered precision", result.answered_precision),
-        ("coverage", result.coverage),
+        ("coverage (answerable questions answered)", result.coverage),
         ("unanswerable refused", result.unanswerable_refusal_rate),
         ("unanswerable answered", result.unanswerable_answered_rate),
         ("guard latency, mean s", result.guard_latency_s_mean),
-        ("answers right", result.answers_right),
+        ("answers right*", result.answers_right),
         ("answer F1, mean", result.answer_f1_mean),
         ("clarifying messages naming the missing part", result.missing_named),
     ]
@@ -162,13 +208,14 @@ def render_html(result: EvalReport, title: str) -> str:
     )
     rows = "".join(
         f"<tr class={row.decision.value}><td>{html.escape(row.question)}{_answer_html(row)}</td>"
-        f"<td>{'answerable' if row.answerable else 'unanswerable'}{f' ({row.kind})' if row.kind else ''}</td>"
+        f"<td>{_label(row)}</td>"
         f"<td>{row.decision.value}</td>"
         f"<td>{'n/a' if row.p_sufficient is None else f'{row.p_sufficient:.3f}'}</td>"
-        f"<td class=small>{html.escape(row.reason)}<br>{html.escape(', '.join(row.sources))}</td></tr>"
+        f"<td class=small>{html.escape(row.reason)}<br>{html.escape(_sources(row))}</td></tr>"
         for row in result.rows
     )
     plots = "".join(f'<img src="{name}" alt="{name}">' for name in PLOTS)
+    glossary = "".join(f"<dt>{html.escape(term)}</dt><dd>{html.escape(say)}</dd>" for term, say in GLOSSARY.items())
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>
 <style>
@@ -178,12 +225,16 @@ tr.answer td:nth-child(3) {{ color: #17803d; }} tr.clarify td:nth-child(3) {{ co
 tr.refuse td:nth-child(3) {{ color: #b42318; }}
 .answer {{ margin-top: 6px; font-family: ui-monospace, monospace; white-space: pre-wrap; }}
 .conf, .small {{ font-size: 0.85em; color: #555; }} img {{ max-width: 32%; margin-right: 1%; }}
+dt {{ font-weight: bold; margin-top: 4px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>Thresholds: answer at P(sufficient) &ge; {result.answer_threshold}, clarify at &ge; {result.clarify_threshold}.
+<p>Thresholds: answer at P(sufficient) &ge; {result.answer_threshold}, clarify at &ge; {result.clarify_threshold}
+(the dotted lines on the plots).
 Answer tokens are coloured by their probability (red: unlikely, green: certain); hover for the value.</p>
 <table>{summary}</table>
 <p>{plots}</p>
+<h2>Glossary</h2>
+<dl>{glossary}</dl>
 <table><tr><th>question (and answer)</th><th>label</th><th>decision</th><th>P(sufficient)</th><th>why</th></tr>
 {rows}</table>
 </body></html>
