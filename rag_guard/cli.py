@@ -67,12 +67,8 @@ def _spinner(text: str) -> Iterator[None]:
 
 
 def _pipeline(settings: Settings) -> GuardedRAG:
-    from rag_guard.store import ensure_ingested
-
     with _spinner("Loading the embedding model, the store and the language model..."):
-        rag = GuardedRAG.from_config(settings)
-        ensure_ingested(rag.retriever, settings.chroma)
-    return rag
+        return GuardedRAG.from_config(settings)
 
 
 @app.callback()

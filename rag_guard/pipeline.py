@@ -43,6 +43,7 @@ from rag_guard.judging.prompts import (
 from rag_guard.judging.quote import QUOTE_TOKENS, Quote, find_quote
 from rag_guard.models.failures import explain_failure
 from rag_guard.steps import CloseStream, Invoke, NextPiece, OpenStream, Steps, aiterate, iterate
+from rag_guard.store import ensure_ingested
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None, *, collection: str | None = None) -> GuardedRAG:
         """Build the whole pipeline from config.yaml (or loaded `Settings`), embedded models loaded, answering
-        from `collection` (default: `chroma.collection`), which must be ingested.
+        from `collection` (default: `chroma.collection`); an empty collection is a `CorpusError`.
 
         The embedder and the store open in a thread while the GGUF loads in the caller's: llama.cpp silences
         the process's stdout and stderr while it loads, so the load must not outlast the caller's own work,
@@ -125,8 +126,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             opening = pool.submit(factory.open_configured_store, settings)
             factory.load_models(models.judge, models.answerer)
             store = opening.result()
+        retriever = factory.build_retriever(settings, store)
+        ensure_ingested(retriever, settings.chroma)
         return cls(
-            retriever=factory.build_retriever(settings, store),
+            retriever=retriever,
             guard=factory.build_guard(settings, models.judge),
             answerer=models.answerer,
             single_pass=settings.guard.mode == "single_pass",

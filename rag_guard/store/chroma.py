@@ -251,6 +251,7 @@ def ensure_ingested(retriever: BaseRetriever, settings: ChromaSettings) -> None:
     store = getattr(retriever, "store", None)
     if isinstance(store, Chroma) and not store.get(limit=1, include=[])["ids"]:
         raise CorpusError(
-            f"The collection '{settings.collection}' in {settings.location} is empty. "
-            "Run `rag-guard ingest` first (make demo does it for you)."
+            f"The collection '{settings.collection}' in {settings.location} is empty: ingest documents into it "
+            f"first (`rag-guard ingest --corpus DIR --collection {settings.collection}`, or `rag_guard.store.ingest` "
+            "from Python; `make demo` ingests the bundled articles), or pick another collection."
         )
