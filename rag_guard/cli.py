@@ -324,6 +324,51 @@ def evaluate(
     out.print(table)
 
 
+@app.command("eval-suite")
+def eval_suite(
+    suite: Annotated[Path, typer.Argument(help="Suite file listing the sets (bench/suites/gate.yaml).")],
+    folder: Annotated[
+        Path, typer.Option("--out", help="Folder for each set's report; sets already there are not run again.")
+    ],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    """The gate over many labelled sets: AUROC per set, each style's mean and worst, for the verdict alone,
+    verdict + answer start, and the configured score."""
+    with _user_errors():
+        from rag_guard.evaluation.suite import load_suite, run_suite
+        from rag_guard.evaluation.suite_scores import READINGS
+
+        settings = _settings(config)
+        loaded = load_suite(suite)
+        result = run_suite(
+            settings, loaded, folder, lambda name, n: err.print(f"Judging {name} ({n} questions)...", highlight=False)
+        )
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"AUROC per set ({suite.name})")
+    for column in ("set", "style", "n", "answerable", *READINGS):
+        table.add_column(column, justify="left" if column in ("set", "style") else "right")
+    for score in result.sets:
+        table.add_row(
+            score.name, score.style, str(score.n), str(score.answerable), *(_figure(score.auroc[r]) for r in READINGS)
+        )
+    _print_wide(table)
+    styles = Table(title="Per style: mean (worst)")
+    for column in ("style", "sets", *READINGS, "configured - verdict + answer start, 95 % interval"):
+        styles.add_column(column, justify="left" if column == "style" else "right")
+    for style in result.styles:
+        gain = "n/a" if style.gain is None else f"{style.gain[0]:+.3f} [{style.gain[1]:+.3f}, {style.gain[2]:+.3f}]"
+        styles.add_row(
+            style.style,
+            str(style.sets),
+            *(f"{_figure(style.mean[r])} ({_figure(style.worst[r])})" for r in READINGS),
+            gain,
+        )
+    _print_wide(styles)
+
+
 @app.command()
 def calibrate(
     corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],

@@ -1,0 +1,141 @@
+"""`rag-guard eval-suite`: the guard over many labelled sets, each in a temporary store, scored per set, per
+style (mean and worst) and as a paired comparison of readings (`suite_scores.py`).
+
+A suite file lists the sets. A set may be split into one set per article (`split_by: article`) and may drop
+its questions' given passages so the guard judges retrieved chunks, as it does in use (`retrieve: true`).
+Each set's eval report is saved under the output folder as it finishes, and a set already there is not run
+again: a long reading spans as many sessions as it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from rag_guard.config import Settings
+from rag_guard.errors import ConfigError
+from rag_guard.evaluation.evaluate import EvalReport, evaluate
+from rag_guard.evaluation.metrics import stratified_sample
+from rag_guard.evaluation.questions import LabelledQuestion, load_questions
+from rag_guard.evaluation.suite_scores import ScoredRow, SetScore, StyleScore, set_score, style_scores
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SuiteSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    style: str
+    """Sets of one style are averaged together (`hand-written`, `squad`)."""
+    corpus: Path
+    questions: Path
+    split_by: Literal["article"] | None = None
+    """`article`: one set per value of the questions' `article` field, named NAME/ARTICLE."""
+    retrieve: bool = False
+    """Drop each question's `context`, so the guard judges what it retrieves from `corpus`."""
+    limit: int | None = Field(None, ge=2)
+    """A stratified sample of this many questions per set (per article when split)."""
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sets: list[SuiteSet] = Field(min_length=1)
+
+
+class SuiteReport(BaseModel):
+    sets: list[SetScore]
+    styles: list[StyleScore]
+
+
+def load_suite(path: Path) -> Suite:
+    """The suite file, `${VAR}` and `${VAR:-default}` expanded, relative paths against the file's folder."""
+    try:
+        data = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise ConfigError(f"Suite file {path} cannot be read: {exc}") from None
+    try:
+        suite = Suite.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ConfigError(f"Suite file {path}: {where}: {error['msg']}") from None
+    base = path.resolve().parent
+    for entry in suite.sets:
+        entry.corpus = base / _expanded(str(entry.corpus), path)
+        entry.questions = base / _expanded(str(entry.questions), path)
+    return suite
+
+
+def _expanded(text: str, path: Path) -> str:
+    def value(match: re.Match[str]) -> str:
+        found = os.environ.get(match[1], match[2])
+        if found is None:
+            raise ConfigError(f"Suite file {path} reads ${{{match[1]}}}, which is not set: export it first.")
+        return found
+
+    return os.path.expanduser(_VARIABLE.sub(value, text))
+
+
+def expand(entry: SuiteSet) -> list[tuple[str, list[LabelledQuestion]]]:
+    """The set's questions, as one set or one per article, sampled and stripped of context as it says."""
+    questions = load_questions(entry.questions)
+    if entry.retrieve:
+        questions = [q.model_copy(update={"context": None}) for q in questions]
+    if entry.split_by is None:
+        groups = {entry.name: questions}
+    else:
+        groups = {}
+        for q in questions:
+            article = str((q.model_extra or {}).get("article") or "unknown")
+            groups.setdefault(f"{entry.name}/{article}", []).append(q)
+    if entry.limit is not None:
+        groups = {name: stratified_sample(qs, [q.answerable for q in qs], entry.limit) for name, qs in groups.items()}
+    return list(groups.items())
+
+
+def run_suite(
+    settings: Settings, suite: Suite, out: Path, announce: Callable[[str, int], None] | None = None
+) -> SuiteReport:
+    """Every set not yet in `out` judged and saved there (`announce(name, questions)` before each), then
+    all of them scored."""
+    out.mkdir(parents=True, exist_ok=True)
+    _same_configuration(settings, out)
+    found: dict[str, tuple[str, list[ScoredRow]]] = {}
+    for entry in suite.sets:
+        for name, questions in expand(entry):
+            file = out / f"{name.replace('/', '__')}.json"
+            if not file.exists():
+                if announce:
+                    announce(name, len(questions))
+                report = evaluate(settings, entry.corpus, questions)
+                file.write_text(report.model_dump_json(), encoding="utf-8")
+            report = EvalReport.model_validate_json(file.read_text(encoding="utf-8"))
+            found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])
+    return SuiteReport(
+        sets=[set_score(name, style, rows) for name, (style, rows) in found.items()],
+        styles=style_scores(found),
+    )
+
+
+def _same_configuration(settings: Settings, out: Path) -> None:
+    """Refuse to add sets read under another configuration to `out`: their figures would not compare."""
+    judging = settings.model_dump(mode="json", include={"model", "guard", "chroma", "embeddings"})
+    judging["chroma"] = {key: judging["chroma"][key] for key in ("k", "chunk_size", "chunk_overlap")}
+    file = out / "configuration.json"
+    if not file.exists():
+        file.write_text(json.dumps(judging, indent=1, sort_keys=True), encoding="utf-8")
+    elif json.loads(file.read_text(encoding="utf-8")) != judging:
+        raise ConfigError(
+            f"The sets in {out} were judged under another configuration ({file}): give a new --out folder, "
+            "or delete that one to start again."
+        )
