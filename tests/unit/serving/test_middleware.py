@@ -52,12 +52,14 @@ def test_the_middle_band_replaces_the_answer_with_the_clarifying_message():
     assert final.response_metadata["rag_guard"]["decision"] == "clarify"
 
 
-def test_a_judge_without_logprobs_fails_closed():
+def test_a_judge_without_logprobs_fails_closed_and_says_what_failed():
     silent = FakeChatModel(reply=lambda messages, kwargs: ("True", None))
     final = final_message(agent_with(silent))
-    assert final.content == REFUSAL
+    assert final.content != REFUSAL and "What failed: no trustworthy probability" in final.content
+    assert "1977" not in final.content
     verdict = final.response_metadata["rag_guard"]
     assert verdict["decision"] == "refuse" and verdict["p_sufficient"] is None
+    assert verdict["error"]["kind"] == "no_probability"
 
 
 def test_an_answer_without_retrieval_passes_unjudged_unless_retrieval_is_required():
