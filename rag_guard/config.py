@@ -428,28 +428,29 @@ def _explain(exc: ValidationError, file: Path | None, text: str | None, from_env
     """One line per invalid setting: the key, where its value came from, what is wrong, and for a misspelt
     key the closest one."""
     lines = [f"{exc.error_count()} invalid setting(s):"]
+    tree = YAML().load(text) if text is not None else None  # round-trip: it knows each key's line
     for error in exc.errors(include_url=False):
         loc = tuple(str(part) for part in error["loc"])
         key = ".".join(loc) or "(top level)"
-        lines.append(f"  {key} ({_origin(loc, file, text, from_env)}): {_describe(error, loc)}")
+        lines.append(f"  {key} ({_origin(loc, file, tree, from_env)}): {_describe(error, loc)}")
     lines.append("Fix the value(s) above; config.yaml in the repository documents every key.")
     return "\n".join(lines)
 
 
-def _origin(loc: tuple[str, ...], file: Path | None, text: str | None, from_env: dict[tuple[str, ...], str]) -> str:
+def _origin(loc: tuple[str, ...], file: Path | None, tree: Any, from_env: dict[tuple[str, ...], str]) -> str:
     """Where the value at `loc` was set: the environment variable, or the file and line."""
     for end in range(len(loc), 0, -1):
         if loc[:end] in from_env:
             return f"from ${from_env[loc[:end]]}"
-    if file is None or text is None:
+    if file is None or tree is None:
         return "built-in default"
-    line = _line_of(text, loc)
+    line = _line_of(tree, loc)
     return f"{file}, line {line}" if line else str(file)
 
 
-def _line_of(text: str, loc: tuple[str, ...]) -> int | None:
-    """The 1-based line where the deepest key of `loc` present in the YAML text is written."""
-    node: Any = YAML().load(text)
+def _line_of(tree: Any, loc: tuple[str, ...]) -> int | None:
+    """The 1-based line where the deepest key of `loc` present in the round-trip YAML tree is written."""
+    node = tree
     line = None
     for part in loc:
         if not isinstance(node, dict) or part not in node:

@@ -37,7 +37,7 @@ from rag_guard.judging.prompts import (
     REFUSAL,
     SINGLE_PASS_INSTRUCTION,
     VerdictLead,
-    outage_message,
+    refusal_message,
     reply_prompt,
 )
 from rag_guard.judging.quote import QUOTE_TOKENS, Quote, find_quote
@@ -383,9 +383,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             p_sufficient=verdict.p_sufficient,
             sources=sources_of(verdict.documents),
             verdict=verdict,
-            message=(outage_message(verdict.error) if verdict.error else self.refusal)
-            if decision is Decision.REFUSE
-            else None,
+            message=refusal_message(verdict.error, self.refusal) if decision is Decision.REFUSE else None,
             reason=verdict.reason
             if check is None or check.passed
             else (f"{verdict.reason}; the answer was withheld: the answer check gave {check.reason}"),

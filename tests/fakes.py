@@ -15,6 +15,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.retrievers import BaseRetriever
 from pydantic import Field
 
+from rag_guard.evaluation.evaluate import EvalReport, EvalRow
+from rag_guard.evaluation.metrics import gate_quality
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, MISSING_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
@@ -148,3 +150,21 @@ def pipeline(p_true: float, *, fail_retrieval: bool = False) -> GuardedRAG:
     model = judge_then_answer(p_true, answer="It launched on 20 August 1977 [1].")
     guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
     return GuardedRAG(retriever=FixedRetriever(documents=DOCS, fail=fail_retrieval), guard=guard, answerer=model)
+
+
+def report_of(rows: list[EvalRow], answer_threshold: float = 0.7, clarify_threshold: float = 0.45) -> EvalReport:
+    """The eval report `rows` add up to, as `rag-guard eval` would print it (the gate's figures, latency)."""
+    quality = gate_quality(
+        [r.p_sufficient for r in rows],
+        [r.answerable for r in rows],
+        [r.decision for r in rows],
+        answer_threshold,
+        clarify_threshold,
+    )
+    latencies = [r.guard_s for r in rows if r.guard_s is not None]
+    return EvalReport(
+        **quality.model_dump(),
+        guard_latency_s_mean=sum(latencies) / len(latencies) if latencies else None,
+        guard_latency_s_p95=max(latencies) if latencies else None,
+        rows=rows,
+    )

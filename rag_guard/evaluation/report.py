@@ -59,11 +59,14 @@ def _save(fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def _thresholds(ax, result: EvalReport, axis: str = "x") -> None:  # type: ignore[no-untyped-def]
-    """The answer and clarify thresholds as dotted lines (at P(sufficient) on `axis`)."""
-    line = ax.axvline if axis == "x" else ax.axhline
-    line(result.answer_threshold, color="green", linestyle=":", label=f"answer threshold {result.answer_threshold}")
-    line(result.clarify_threshold, color="orange", linestyle=":", label=f"clarify threshold {result.clarify_threshold}")
+def _thresholds(ax, result: EvalReport) -> None:  # type: ignore[no-untyped-def]
+    """The answer and clarify thresholds as dotted lines at their P(sufficient) on the x axis."""
+    ax.axvline(
+        result.answer_threshold, color="green", linestyle=":", label=f"answer threshold {result.answer_threshold}"
+    )
+    ax.axvline(
+        result.clarify_threshold, color="orange", linestyle=":", label=f"clarify threshold {result.clarify_threshold}"
+    )
 
 
 def _reliability(scores: np.ndarray, labels: np.ndarray, path: Path, result: EvalReport, bins: int = 10) -> Path:

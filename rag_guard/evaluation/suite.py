@@ -114,17 +114,16 @@ def run_suite(
     for entry in suite.sets:
         for name, questions in expand(entry):
             file = out / f"{name.replace('/', '__')}.json"
-            if not file.exists():
+            if file.exists():
+                report = EvalReport.model_validate_json(file.read_text(encoding="utf-8"))
+            else:
                 if announce:
                     announce(name, len(questions))
                 report = evaluate(settings, entry.corpus, questions)
                 file.write_text(report.model_dump_json(), encoding="utf-8")
-            report = EvalReport.model_validate_json(file.read_text(encoding="utf-8"))
             found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])
-    return SuiteReport(
-        sets=[set_score(name, style, rows) for name, (style, rows) in found.items()],
-        styles=style_scores(found),
-    )
+    scored = [set_score(name, style, rows) for name, (style, rows) in found.items()]
+    return SuiteReport(sets=scored, styles=style_scores(scored, {name: rows for name, (_, rows) in found.items()}))
 
 
 def _same_configuration(settings: Settings, out: Path) -> None:

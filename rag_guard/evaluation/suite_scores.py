@@ -8,7 +8,7 @@ keeps the signals its `p_sufficient` was made of.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -87,24 +87,22 @@ def set_score(name: str, style: str, rows: Sequence[ScoredRow]) -> SetScore:
     )
 
 
-def style_scores(sets: dict[str, tuple[str, Sequence[ScoredRow]]]) -> list[StyleScore]:
-    """Per style: the mean and the worst AUROC of each reading over its sets, and the configured reading's
-    gain over verdict + answer start on the mean, with its paired bootstrap interval."""
-    styles: dict[str, list[Sequence[ScoredRow]]] = {}
-    for style, rows in sets.values():
-        styles.setdefault(style, []).append(rows)
-    scores = []
-    for style, groups in sorted(styles.items()):
-        per_set = [set_score("", style, rows).auroc for rows in groups]
+def style_scores(scored: Sequence[SetScore], rows: Mapping[str, Sequence[ScoredRow]]) -> list[StyleScore]:
+    """Per style: the mean and the worst AUROC of each reading over its sets (`scored`), and the configured
+    reading's gain over verdict + answer start on the mean, with its paired bootstrap over the sets' `rows`."""
+    styles: dict[str, list[SetScore]] = {}
+    for score in scored:
+        styles.setdefault(score.style, []).append(score)
+    summaries = []
+    for style, sets in sorted(styles.items()):
         mean, worst = {}, {}
         for reading in READINGS:
-            values = [s[reading] for s in per_set if s[reading] is not None]
+            values = [s.auroc[reading] for s in sets if s.auroc[reading] is not None]
             mean[reading] = float(np.mean(values)) if values else None
             worst[reading] = min(values) if values else None
-        scores.append(
-            StyleScore(style=style, sets=len(groups), mean=mean, worst=worst, gain=mean_gain_interval(groups))
-        )
-    return scores
+        gain = mean_gain_interval([rows[s.name] for s in sets])
+        summaries.append(StyleScore(style=style, sets=len(sets), mean=mean, worst=worst, gain=gain))
+    return summaries
 
 
 def mean_gain_interval(

@@ -114,8 +114,11 @@ Question: Who funds the Nordic Seed Bank? -> False (the passage never says)"""
 REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
 
 
-def outage_message(error: GuardError) -> str:
-    """The reply when nothing could be judged: says what failed, never that the documents lack the answer."""
+def refusal_message(error: GuardError | None, refusal: str = REFUSAL) -> str:
+    """The reply to a refused question: `refusal`, or, when nothing could be judged (an outage), what failed,
+    never that the documents lack the answer."""
+    if error is None:
+        return refusal
     return (
         "I could not check this question against the documents, so I have not answered it. "
         f"What failed: {error.message}."

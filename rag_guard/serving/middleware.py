@@ -21,7 +21,7 @@ from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict
 from rag_guard.judging.answer_check import grounding_check
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
 from rag_guard.judging.grounding import grounded_in
-from rag_guard.judging.prompts import REFUSAL, outage_message, reply_prompt
+from rag_guard.judging.prompts import REFUSAL, refusal_message, reply_prompt
 from rag_guard.steps import Apply, Invoke, Steps, arun, run
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,9 @@ class GuardMiddleware(AgentMiddleware):
     def _refused(self, verdict: Verdict) -> AIMessage:
         """The refusal; when nothing could be judged (an outage), what failed instead of the refusal."""
         log.info("guard refused the agent's answer: %s", verdict.reason)
-        text = outage_message(verdict.error) if verdict.error else self.refusal
-        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
+        return AIMessage(
+            content=refusal_message(verdict.error, self.refusal), response_metadata={"rag_guard": _dump(verdict)}
+        )
 
 
 def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:

@@ -161,10 +161,11 @@ def _ingest(
     wanted = {doc.id: doc for doc in scan.chunks}
     held = store.get(include=["metadatas"])
     existing = set(held["ids"])
+    folder = corpus_key(corpus_dir)
     stale = sorted(
         chunk
         for chunk, metadata in zip(held["ids"], held["metadatas"], strict=True)
-        if chunk not in wanted and _from_folder(metadata or {}, corpus_dir)
+        if chunk not in wanted and _from_folder(metadata or {}, folder, corpus_dir)
     )
     new = [doc for doc_id, doc in wanted.items() if doc_id not in existing]
     # New chunks go in before stale ones leave, so a crash midway never leaves a file with no chunks.
@@ -187,11 +188,11 @@ def _ingest(
     )
 
 
-def _from_folder(metadata: Mapping[str, Any], corpus_dir: Path) -> bool:
-    """The chunk came from `corpus_dir`. A chunk ingested before chunks recorded their folder belongs to the
-    folder that still holds its file."""
+def _from_folder(metadata: Mapping[str, Any], folder: str, corpus_dir: Path) -> bool:
+    """The chunk came from `corpus_dir` (recorded as `folder`, its `corpus_key`). A chunk ingested before
+    chunks recorded their folder belongs to the folder that still holds its file."""
     if "corpus" in metadata:
-        return metadata["corpus"] == corpus_key(corpus_dir)
+        return metadata["corpus"] == folder
     return (corpus_dir / str(metadata.get("source", ""))).is_file()
 
 

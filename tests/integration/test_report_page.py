@@ -10,9 +10,9 @@ import pytest
 
 from rag_guard.evaluation.answer_scoring import ScoredText
 from rag_guard.evaluation.evaluate import AnswerToken, EvalReport, EvalRow
-from rag_guard.evaluation.metrics import gate_quality
 from rag_guard.evaluation.report import GLOSSARY, write_report
 from rag_guard.judging.decision import Decision
+from tests.fakes import report_of
 
 pytestmark = pytest.mark.integration
 
@@ -60,9 +60,7 @@ def hostile_report() -> EvalReport:
             message=f"Which cup? {HOSTILE}",
         ),
     ]
-    scores, labels = [0.88, 0.5], [True, False]
-    quality = gate_quality(scores, labels, [r.decision for r in rows], 0.7, 0.45)
-    return EvalReport(**quality.model_dump(), guard_latency_s_mean=8.0, guard_latency_s_p95=8.0, rows=rows)
+    return report_of(rows)
 
 
 def chromium() -> str:

@@ -1,7 +1,7 @@
 from rag_guard.evaluation.evaluate import AnswerToken, EvalReport, EvalRow
-from rag_guard.evaluation.metrics import gate_quality
 from rag_guard.evaluation.report import write_report
 from rag_guard.judging.decision import Decision
+from tests.fakes import report_of
 
 
 def sample_report() -> EvalReport:
@@ -41,8 +41,7 @@ def sample_report() -> EvalReport:
             sources=[],
         ),
     ]
-    quality = gate_quality([0.88, 0.2, None], [True, False, False], [r.decision for r in rows], 0.7, 0.45)
-    return EvalReport(**quality.model_dump(), guard_latency_s_mean=8.0, guard_latency_s_p95=8.0, rows=rows)
+    return report_of(rows)
 
 
 def test_the_report_writes_three_plots_and_a_page(tmp_path):

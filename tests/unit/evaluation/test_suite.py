@@ -11,11 +11,11 @@ from rag_guard.config import load_config
 from rag_guard.errors import ConfigError
 from rag_guard.evaluation import suite as suite_module
 from rag_guard.evaluation.evaluate import EvalReport, EvalRow
-from rag_guard.evaluation.metrics import gate_quality
 from rag_guard.evaluation.suite import expand, load_suite, run_suite
 from rag_guard.evaluation.suite_scores import ScoredRow, mean_gain_interval, set_score, style_scores
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.signals import Signals
+from tests.fakes import report_of
 
 
 def row(answerable: bool, verdict: float, extract: float, p: float | None) -> ScoredRow:
@@ -41,7 +41,9 @@ def test_a_question_without_a_probability_scores_as_refused():
 
 def test_styles_report_the_mean_and_the_worst_set():
     worse = [row(True, 0.9, 0.9, 0.4), row(False, 0.1, 0.1, 0.6), row(True, 0.8, 0.8, 0.9), row(False, 0.2, 0.2, 0.1)]
-    styles = style_scores({"a": ("squad", ROWS), "b": ("squad", worse), "c": ("hand-written", ROWS)})
+    sets = {"a": ("squad", ROWS), "b": ("squad", worse), "c": ("hand-written", ROWS)}
+    scored = [set_score(name, style, rows) for name, (style, rows) in sets.items()]
+    styles = style_scores(scored, {name: rows for name, (_, rows) in sets.items()})
     squad = next(s for s in styles if s.style == "squad")
     assert squad.sets == 2
     assert squad.mean["configured"] == pytest.approx((1.0 + 0.75) / 2)
@@ -116,10 +118,7 @@ def fake_report(questions) -> EvalReport:
         )
         for q in questions
     ]
-    quality = gate_quality(
-        [r.p_sufficient for r in rows], [r.answerable for r in rows], [r.decision for r in rows], 0.7, 0.45
-    )
-    return EvalReport(**quality.model_dump(), guard_latency_s_mean=0.1, guard_latency_s_p95=0.1, rows=rows)
+    return report_of(rows)
 
 
 def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tmp_path, monkeypatch):
