@@ -40,7 +40,7 @@ from rag_guard.judging.prompts import (
     refusal_message,
     reply_prompt,
 )
-from rag_guard.judging.quote import QUOTE_TOKENS, Quote, find_quote
+from rag_guard.judging.quote import QUOTE_TOKENS, Quote, read_quote
 from rag_guard.models.failures import explain_failure
 from rag_guard.steps import CloseStream, Invoke, NextPiece, OpenStream, Steps, aiterate, iterate
 from rag_guard.store import ensure_ingested
@@ -343,7 +343,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         except Exception as exc:
             log.warning("the quote could not be asked, writing a free answer: %s", exc)
             return None
-        return find_quote(reply.text, verdict.documents, question)
+        return read_quote(reply, verdict.documents, question)
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig

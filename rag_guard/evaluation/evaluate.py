@@ -35,7 +35,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, reply_prompt
-from rag_guard.judging.quote import Quote, find_quote
+from rag_guard.judging.quote import Quote, read_quote
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
 
@@ -194,7 +194,7 @@ async def _quote(
     """The pipeline's quote-first answer (`GuardedRAG._quote`), asked the same way."""
     asked = guard.messages(question.question, documents, EXTRACT_INSTRUCTION)
     reply = await guard.judge.ainvoke(asked, **guard.fork_options(EXTRACT_INSTRUCTION, options))
-    return find_quote(reply.text, documents, question.question)
+    return read_quote(reply, documents, question.question)
 
 
 def evaluate(
@@ -292,6 +292,9 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     row.scored = score_answer(draft, question.answerable, question.answer).model_copy(
         update={"unsupported": bool(row.unsupported), "withheld": withheld}
     )
+    if judged.check is not None and judged.check.min_token_p is not None:  # a quoted span: its own tokens
+        row.min_token_p, row.joint_logprob = judged.check.min_token_p, judged.check.joint_logprob
+        return row
     try:
         tokens = parse_logprobs(judged.draft.response_metadata.get("logprobs"))
     except LogprobError:

@@ -35,13 +35,23 @@ class AnswerCheck(BaseModel):
     """The model's check: P(True) of "does the answer answer the question, with every fact in it from the
     passages?"; None when it was not asked or no trustworthy probability came back."""
     threshold: float | None = None
+    min_token_p: float | None = None
+    """A quoted span: the lowest probability among its content tokens (the model's least sure word)."""
+    joint_logprob: float | None = None
+    """A quoted span: the log of its whole probability."""
     untrusted: bool = False
     """The model's check was asked and gave no trustworthy probability: the answer is refused."""
 
 
 def quoted(quote: Quote) -> AnswerCheck:
     """A quote-first answer's record: its span stands word for word in a passage, and so does its sentence."""
-    return AnswerCheck(passed=True, reason=f"quoted word for word from passage [{quote.label}]", checked=[quote.span])
+    return AnswerCheck(
+        passed=True,
+        reason=f"quoted word for word from passage [{quote.label}]",
+        checked=[quote.span],
+        min_token_p=quote.min_token_p,
+        joint_logprob=quote.joint_logprob,
+    )
 
 
 def grounding_check(grounding: Grounding) -> AnswerCheck:

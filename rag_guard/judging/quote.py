@@ -12,10 +12,18 @@ import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
 
 from rag_guard.judging.clarify import MAX_QUOTE_WORDS
 from rag_guard.judging.injection import sanitise
+from rag_guard.judging.logprobs import (
+    LogprobError,
+    TokenLogprob,
+    joint_logprob,
+    min_content_probability,
+    parse_logprobs,
+)
 from rag_guard.judging.prompts import ABSTAIN_WORD
 from rag_guard.judging.words import sentences, stems
 
@@ -33,6 +41,10 @@ class Quote(BaseModel):
     label: int
     source: str
     sentence: str
+    min_token_p: float | None = None
+    """The lowest probability among the span's tokens that hold a letter or digit; None without logprobs."""
+    joint_logprob: float | None = None
+    """The log of the span's whole probability; None without logprobs."""
 
     def answer(self) -> str:
         """The span, its citation, and the sentence quoted (shortened to `MAX_QUOTE_WORDS` words)."""
@@ -64,6 +76,37 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
                 span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=found[best]
             )
     return None
+
+
+def read_quote(reply: BaseMessage, documents: Sequence[Document], question: str = "") -> Quote | None:
+    """`find_quote` on the answer-start call's reply, with the model's confidence in the span's tokens."""
+    found = find_quote(reply.text, documents, question)
+    if found is None:
+        return None
+    try:
+        tokens = span_tokens(parse_logprobs(reply.response_metadata.get("logprobs")))
+    except LogprobError:
+        return found
+    if not tokens:
+        return found
+    return found.model_copy(
+        update={"min_token_p": min_content_probability(tokens), "joint_logprob": joint_logprob(tokens)}
+    )
+
+
+def span_tokens(tokens: Sequence[TokenLogprob]) -> list[TokenLogprob]:
+    """The tokens of the reply's first line (the span), blank lines before it skipped: whatever the model
+    wrote after the span is not quoted, so its confidence there says nothing about the span."""
+    span: list[TokenLogprob] = []
+    for token in tokens:
+        head, newline, _ = token.token.partition("\n")
+        if newline and (span or head.strip()):
+            if head.strip():
+                span.append(token)
+            break
+        if span or token.token.strip():
+            span.append(token)
+    return span
 
 
 def _compared(text: str) -> str:

@@ -1,8 +1,12 @@
+import math
+
 from langchain_core.documents import Document
+from langchain_core.messages import AIMessage
 
 from rag_guard.judging import Decision, SufficiencyGuard
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
-from rag_guard.judging.quote import find_quote
+from rag_guard.judging.logprobs import TokenLogprob
+from rag_guard.judging.quote import find_quote, read_quote, span_tokens
 from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer
 
@@ -71,3 +75,27 @@ def test_a_quote_no_passage_holds_falls_back_to_the_free_answer():
     result = quoting_pipeline("in the summer of 1977").invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER
     assert result.answer == "It launched on 20 August 1977 [1]."
+
+
+def tokens(*pairs: tuple[str, float]) -> list[TokenLogprob]:
+    return [TokenLogprob(token=token, logprob=math.log(p)) for token, p in pairs]
+
+
+def test_the_span_s_tokens_stop_at_its_line_s_end():
+    written = tokens(("\n", 0.9), ("Bay", 0.5), (" of", 0.99), (" Fundy", 0.8), (".\n", 0.7), ("More", 0.01))
+    assert [t.token for t in span_tokens(written)] == ["Bay", " of", " Fundy", ".\n"]
+    assert [t.token for t in span_tokens(tokens(("Fundy", 0.8), ("\nMore", 0.01)))] == ["Fundy"]
+
+
+def test_a_quote_records_the_model_s_least_sure_word_of_the_span_and_its_joint_probability():
+    written = tokens(("the", 0.9), (" Bay", 0.4), (" of", 0.95), (" Fundy", 0.8), ("\n", 0.9), ("More", 0.01))
+    logprobs = {"content": [{"token": t.token, "logprob": t.logprob, "top_logprobs": []} for t in written]}
+    quote = read_quote(AIMessage(content="the Bay of Fundy\nMore", response_metadata={"logprobs": logprobs}), TIDES)
+    assert quote.label == 2
+    assert quote.min_token_p == 0.4
+    assert math.isclose(quote.joint_logprob, math.log(0.9 * 0.4 * 0.95 * 0.8))
+
+
+def test_a_quote_without_logprobs_records_no_confidence():
+    quote = read_quote(AIMessage(content="the Bay of Fundy"), TIDES)
+    assert quote.label == 2 and quote.min_token_p is None and quote.joint_logprob is None
