@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
@@ -126,15 +126,28 @@ def run_suite(
     return SuiteReport(sets=scored, styles=style_scores(scored, {name: rows for name, (_, rows) in found.items()}))
 
 
+_REPLY_KEYS = frozenset({"grounding", "answer_style", "answer_check", "answer_check_threshold", "quote_min_token_p"})
+"""guard keys that shape only the reply written after the verdict: a suite writes none, so they may change."""
+
+
 def _same_configuration(settings: Settings, out: Path) -> None:
     """Refuse to add sets read under another configuration to `out`: their figures would not compare."""
-    judging = settings.model_dump(mode="json", include={"model", "guard", "chroma", "embeddings"})
-    judging["chroma"] = {key: judging["chroma"][key] for key in ("k", "chunk_size", "chunk_overlap")}
+    judging = _judging(settings.model_dump(mode="json", include={"model", "guard", "chroma", "embeddings"}))
     file = out / "configuration.json"
     if not file.exists():
         file.write_text(json.dumps(judging, indent=1, sort_keys=True), encoding="utf-8")
-    elif json.loads(file.read_text(encoding="utf-8")) != judging:
+    elif _judging(json.loads(file.read_text(encoding="utf-8"))) != judging:
         raise ConfigError(
             f"The sets in {out} were judged under another configuration ({file}): give a new --out folder, "
             "or delete that one to start again."
         )
+
+
+def _judging(configuration: dict[str, Any]) -> dict[str, Any]:
+    """What of a configuration shapes the verdicts."""
+    chroma = configuration.get("chroma", {})
+    return {
+        **configuration,
+        "chroma": {key: chroma.get(key) for key in ("k", "chunk_size", "chunk_overlap")},
+        "guard": {key: value for key, value in configuration.get("guard", {}).items() if key not in _REPLY_KEYS},
+    }

@@ -139,6 +139,16 @@ def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tm
         run_suite(other, suite, tmp_path / "out")
 
 
+def test_a_reading_goes_on_when_only_how_replies_are_written_changed(tmp_path, monkeypatch):
+    (tmp_path / "q.jsonl").write_text('{"question": "a?", "answerable": true}\n', encoding="utf-8")
+    suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
+    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs: fake_report(qs))
+    settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
+    run_suite(settings, suite, tmp_path / "out")
+    replies = settings.guard.model_copy(update={"answer_style": "free", "grounding": False})
+    run_suite(settings.model_copy(update={"guard": replies}), suite, tmp_path / "out")
+
+
 def test_the_command_prints_each_set_and_each_style_s_mean_and_worst(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
