@@ -25,7 +25,7 @@ from rag_guard.judging.logprobs import (
     parse_logprobs,
 )
 from rag_guard.judging.prompts import ABSTAIN_WORD
-from rag_guard.judging.words import sentences, stems
+from rag_guard.judging.words import key_words, sentences, stems
 
 QUOTE_TOKENS = 16
 """Tokens the answer-start call runs on for: "a few words"."""
@@ -57,13 +57,16 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
     """The reply's first line as a span of the highest-ranked passage that holds it word for word (case,
     punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds.
 
+    A span made of the question's own words ("classes" for "Complexity classes are classified into what?")
+    names what was asked about, not the answer: no quote either.
+
     Where the passage holds the span in several sentences, the one quoted is the one whose neighbourhood
     (itself and the sentences either side) shares most words with the question: "the Sun" in a passage on
     tides is quoted from the sentence next to "spring tides" when that is what was asked.
     """
     span = reply.strip().splitlines()[0].strip(_EDGES) if reply.strip() else ""
     wanted = _compared(span)
-    if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} "):
+    if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} ") or echoes(span, question):
         return None
     asked = stems(question)
     for label, doc in enumerate(documents, start=1):
@@ -76,6 +79,21 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
                 span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=found[best]
             )
     return None
+
+
+def echoes(span: str, question: str) -> bool:
+    """Every content word of the span is a word of the question (plurals aside)."""
+    said = key_words(span)
+    asked = set().union(*(_forms(word) for word in key_words(question)))
+    return bool(said) and all(_forms(word) & asked for word in said)
+
+
+def _forms(word: str) -> set[str]:
+    """The word, and what it would be without a plural ending ("classes": "classe", "class")."""
+    forms = {word}
+    if len(word) > 3 and word.endswith("s"):
+        forms |= {word[:-1], word[:-2] if word.endswith("es") else word[:-1]}
+    return forms
 
 
 def read_quote(reply: BaseMessage, documents: Sequence[Document], question: str = "") -> Quote | None:

@@ -4,8 +4,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage
 
 from rag_guard.judging import Decision, SufficiencyGuard
-from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from rag_guard.judging.logprobs import TokenLogprob
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from rag_guard.judging.quote import find_quote, read_quote, span_tokens
 from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer
@@ -42,6 +42,14 @@ def test_a_span_in_several_sentences_is_quoted_from_the_one_beside_the_question_
 
 def test_case_punctuation_and_hyphens_do_not_hide_a_span():
     assert find_quote('"Sun and Moon line-up"', TIDES).label == 1
+
+
+def test_a_span_of_the_question_s_own_words_is_no_answer():
+    passage = [Document(page_content="Some complexity classes have complicated definitions, like NP and P.")]
+    assert find_quote("complexity classes", passage, "Complexity classes are generally classified into what?") is None
+    assert find_quote("class", passage, "What are complexity classes classified into?") is None
+    assert find_quote("NP and P", passage, "Complexity classes are generally classified into what?").span == "NP and P"
+    assert find_quote("complexity classes", passage).span == "complexity classes"  # no question: nothing to echo
 
 
 def test_no_quote_for_an_abstention_a_paraphrase_or_nothing():
