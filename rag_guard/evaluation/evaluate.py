@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.retrievers import BaseRetriever
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from rag_guard.config import Settings
 from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
@@ -197,6 +197,10 @@ async def _quote(
     return read_quote(reply, documents, question.question)
 
 
+SAVE_EVERY = 10
+"""With a checkpoint, questions judged between two saves: what an interrupted reading can lose."""
+
+
 def evaluate(
     settings: Settings,
     corpus_dir: Path,
@@ -205,47 +209,98 @@ def evaluate(
     progress: Progress | None = None,
     answers: bool = False,
     read_layers: tuple[int, ...] = (),
+    checkpoint: Path | None = None,
 ) -> EvalReport:
     """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
+    `checkpoint`: a JSON Lines file that keeps each row as it is judged (states aside), so a reading stopped
+    part way goes on from where it stopped; rows already in it are not judged again.
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
     from rag_guard.factory import build_guard, build_models, load_models, max_concurrency, quote_options
 
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
-    models = build_models(settings)
-    load_models(models.judge)
-    guard = build_guard(settings, models.judge, read_layers=read_layers)
-    concurrency = max_concurrency(models, settings)
-    with temporary_retriever(settings, corpus_dir) as retriever:
-        answerer = models.answerer if answers else None
-        documents_for = given_or_retrieved(retriever)
-        judged = asyncio.run(
-            judge_all(
-                guard,
-                documents_for,
-                questions,
-                concurrency,
-                progress,
-                answerer,
-                settings.guard.grounding,
-                quote_options(settings) if settings.guard.answer_style == "quote" else None,
-            )
-        )
-    return report(questions, judged, settings)
+    rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
+    todo = [i for i in range(len(questions)) if i not in rows]
+    if todo:
+        models = build_models(settings)
+        load_models(models.judge)
+        guard = build_guard(settings, models.judge, read_layers=read_layers)
+        concurrency = max_concurrency(models, settings)
+        step = SAVE_EVERY if checkpoint is not None else len(todo)
+        with temporary_retriever(settings, corpus_dir) as retriever:
+            answerer = models.answerer if answers else None
+            documents_for = given_or_retrieved(retriever)
+            for start in range(0, len(todo), step):
+                part = todo[start : start + step]
+                done = len(questions) - len(todo) + start
+                counted = (lambda n, _, done=done: progress(done + n, len(questions))) if progress else None
+                judged = asyncio.run(
+                    judge_all(
+                        guard,
+                        documents_for,
+                        [questions[i] for i in part],
+                        concurrency,
+                        counted,
+                        answerer,
+                        settings.guard.grounding,
+                        quote_options(settings) if settings.guard.answer_style == "quote" else None,
+                    )
+                )
+                fresh = {i: _row(questions[i], j) for i, j in zip(part, judged, strict=True)}
+                rows.update(fresh)
+                if checkpoint is not None:
+                    _save(checkpoint, fresh)
+    return summarise(questions, [rows[i] for i in range(len(questions))], settings)
+
+
+def read_checkpoint(path: Path, questions: list[LabelledQuestion]) -> dict[int, EvalRow]:
+    """The rows a checkpoint holds for these questions, by position; a row whose question is not the one at
+    its position (the list changed) is not used, and a line cut short by an interruption is skipped."""
+    if not path.is_file():
+        return {}
+    rows: dict[int, EvalRow] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            saved = _Saved.model_validate_json(line)
+        except ValidationError:
+            continue
+        if saved.index < len(questions) and saved.row.question == questions[saved.index].question:
+            rows[saved.index] = saved.row
+    return rows
+
+
+class _Saved(BaseModel):
+    index: int
+    row: EvalRow
+
+
+def _save(path: Path, rows: dict[int, EvalRow]) -> None:
+    """Append the rows, on a line of their own even after a line an interruption cut short."""
+    cut_short = False
+    if path.is_file() and path.stat().st_size > 0:
+        with path.open("rb") as saved:
+            saved.seek(-1, 2)
+            cut_short = saved.read(1) != b"\n"
+    with path.open("a", encoding="utf-8") as file:
+        file.write("\n" if cut_short else "")
+        file.writelines(_Saved(index=i, row=row).model_dump_json() + "\n" for i, row in rows.items())
 
 
 def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Settings) -> EvalReport:
-    verdicts = [j.verdict for j in judged]
+    return summarise(questions, [_row(q, j) for q, j in zip(questions, judged, strict=True)], settings)
+
+
+def summarise(questions: list[LabelledQuestion], rows: list[EvalRow], settings: Settings) -> EvalReport:
+    """The gate's and the replies' figures over one row per question."""
     quality = gate_quality(
-        [v.p_sufficient for v in verdicts],
+        [row.p_sufficient for row in rows],
         [q.answerable for q in questions],
-        [v.decision for v in verdicts],
+        [row.decision for row in rows],
         settings.guard.answer_threshold,
         settings.guard.clarify_threshold,
     )
-    latencies = [v.guard_s for v in verdicts if v.guard_s is not None]
-    rows = [_row(q, j) for q, j in zip(questions, judged, strict=True)]
+    latencies = [row.guard_s for row in rows if row.guard_s is not None]
     replies = answer_quality(
         [row.scored for row in rows if row.scored is not None], sum(q.answerable for q in questions)
     )

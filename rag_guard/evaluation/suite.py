@@ -4,7 +4,8 @@ style (mean and worst) and as a paired comparison of readings (`suite_scores.py`
 A suite file lists the sets. A set may be split into one set per article (`split_by: article`) and may drop
 its questions' given passages so the guard judges retrieved chunks, as it does in use (`retrieve: true`).
 Each set's eval report is saved under the output folder as it finishes, and a set already there is not run
-again: a long reading spans as many sessions as it needs.
+again; a set's rows are kept as they are judged (`NAME.partial.jsonl`), so a reading stopped part way
+through a set goes on from its last saved question: a long reading spans as many sessions as it needs.
 """
 
 from __future__ import annotations
@@ -119,8 +120,10 @@ def run_suite(
             else:
                 if announce:
                     announce(name, len(questions))
-                report = evaluate(settings, entry.corpus, questions)
+                partial = file.with_suffix(".partial.jsonl")
+                report = evaluate(settings, entry.corpus, questions, checkpoint=partial)
                 file.write_text(report.model_dump_json(), encoding="utf-8")
+                partial.unlink(missing_ok=True)
             found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])
     scored = [set_score(name, style, rows) for name, (style, rows) in found.items()]
     return SuiteReport(sets=scored, styles=style_scores(scored, {name: rows for name, (_, rows) in found.items()}))

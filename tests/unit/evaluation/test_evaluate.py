@@ -135,3 +135,45 @@ async def test_without_an_answerer_nothing_is_generated_or_scored():
     result = report(QUESTIONS, judged, Settings())
     assert all(row.answer is None and row.scored is None for row in result.rows)
     assert result.answers_scored == 0 and result.answers_right is None
+
+
+def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    import rag_guard.evaluation.evaluate as evaluate_module
+    from rag_guard import factory
+
+    asked: list[str] = []
+
+    class RecordingRetriever(FixedRetriever):
+        async def _aget_relevant_documents(self, query, *, run_manager):
+            asked.append(query)
+            return list(self.documents)
+
+    judge = judge_then_answer(0.9)
+    monkeypatch.setattr(factory, "build_models", lambda settings: SimpleNamespace(judge=judge, answerer=judge))
+    monkeypatch.setattr(factory, "load_models", lambda *models: None)
+    monkeypatch.setattr(factory, "max_concurrency", lambda models, settings: 1)
+    monkeypatch.setattr(
+        factory,
+        "build_guard",
+        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
+    )
+    monkeypatch.setattr(
+        evaluate_module, "temporary_retriever", contextmanager(lambda s, c: (yield RecordingRetriever(documents=DOCS)))
+    )
+    monkeypatch.setattr(evaluate_module, "SAVE_EVERY", 1)
+    checkpoint = tmp_path / "set.partial.jsonl"
+
+    first = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS[:1], checkpoint=checkpoint)
+    checkpoint.write_text(checkpoint.read_text() + '{"index": 1, "row": {"quest', encoding="utf-8")  # cut short
+    whole = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS, checkpoint=checkpoint)
+    assert asked == [q.question for q in QUESTIONS]  # the first question was not judged again
+    assert whole.rows[0] == first.rows[0] and [r.question for r in whole.rows] == [q.question for q in QUESTIONS]
+
+    monkeypatch.setattr(factory, "build_models", lambda settings: pytest.fail("nothing is left to judge"))
+    again = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS, checkpoint=checkpoint)
+    assert again == whole
+    reordered = evaluate_module.read_checkpoint(checkpoint, list(reversed(QUESTIONS)))
+    assert list(reordered) == [1]  # only the row still at its position is used

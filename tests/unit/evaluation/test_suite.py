@@ -127,7 +127,9 @@ def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tm
     )
     suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
     judged: list[str] = []
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs: judged.append("x") or fake_report(qs))
+    monkeypatch.setattr(
+        suite_module, "evaluate", lambda settings, corpus, qs, **_: judged.append("x") or fake_report(qs)
+    )
     settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
 
     first = run_suite(settings, suite, tmp_path / "out")
@@ -142,7 +144,7 @@ def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tm
 def test_a_reading_goes_on_when_only_how_replies_are_written_changed(tmp_path, monkeypatch):
     (tmp_path / "q.jsonl").write_text('{"question": "a?", "answerable": true}\n', encoding="utf-8")
     suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs: fake_report(qs))
+    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
     settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
     run_suite(settings, suite, tmp_path / "out")
     replies = settings.guard.model_copy(update={"answer_style": "free", "grounding": False})
@@ -158,7 +160,7 @@ def test_the_command_prints_each_set_and_each_style_s_mean_and_worst(tmp_path, m
         '{"question": "a?", "answerable": true}\n{"question": "b?", "answerable": false}\n', encoding="utf-8"
     )
     path = write_suite(tmp_path, "sets:\n  - {name: one, style: squad, corpus: c, questions: q.jsonl}\n")
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs: fake_report(qs))
+    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
     config = Path(__file__).resolve().parents[3] / "config.yaml"
     result = CliRunner().invoke(app, ["eval-suite", str(path), "--out", str(tmp_path / "out"), "-c", str(config)])
     assert result.exit_code == 0, result.output
