@@ -44,10 +44,13 @@ class AnswerCheck(BaseModel):
 
 
 def quoted(quote: Quote) -> AnswerCheck:
-    """A quote-first answer's record: its span stands word for word in a passage, and so does its sentence."""
+    """A quote-first answer's record: its span stands word for word in a passage, and so does its sentence;
+    a span that only repeats the question's words fails (the model found nothing to quote as the answer)."""
     return AnswerCheck(
-        passed=True,
-        reason=f"quoted word for word from passage [{quote.label}]",
+        passed=not quote.echoes,
+        reason=f'the span "{quote.span}" only repeats words of the question'
+        if quote.echoes
+        else f"quoted word for word from passage [{quote.label}]",
         checked=[quote.span],
         min_token_p=quote.min_token_p,
         joint_logprob=quote.joint_logprob,

@@ -41,6 +41,8 @@ class Quote(BaseModel):
     label: int
     source: str
     sentence: str
+    echoes: bool = False
+    """The span is made of the question's own words: it is no answer (`echoes`)."""
     min_token_p: float | None = None
     """The lowest probability among the span's tokens that hold a letter or digit; None without logprobs."""
     joint_logprob: float | None = None
@@ -58,7 +60,7 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
     punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds.
 
     A span made of the question's own words ("classes" for "Complexity classes are classified into what?")
-    names what was asked about, not the answer: no quote either.
+    names what was asked about, not the answer: the quote says so (`echoes`).
 
     Where the passage holds the span in several sentences, the one quoted is the one whose neighbourhood
     (itself and the sentences either side) shares most words with the question: "the Sun" in a passage on
@@ -66,7 +68,7 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
     """
     span = reply.strip().splitlines()[0].strip(_EDGES) if reply.strip() else ""
     wanted = _compared(span)
-    if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} ") or echoes(span, question):
+    if not wanted or wanted == ABSTAIN_WORD or wanted.startswith(f"{ABSTAIN_WORD} "):
         return None
     asked = stems(question)
     for label, doc in enumerate(documents, start=1):
@@ -76,7 +78,11 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
         if holding:
             best = max(holding, key=lambda i: (len(asked & stems(" ".join(found[max(i - 1, 0) : i + 2]))), -i))
             return Quote(
-                span=span, label=label, source=str(doc.metadata.get("source", "unknown")), sentence=found[best]
+                span=span,
+                label=label,
+                source=str(doc.metadata.get("source", "unknown")),
+                sentence=found[best],
+                echoes=echoes(span, question),
             )
     return None
 
