@@ -252,7 +252,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             if verdict.decision is Decision.ANSWER and self.answer_style == "quote" and answer_stream is None:
                 quote = yield from self._quote(question, verdict, child)
             if quote is not None:
-                yield from self._quoted(question, verdict, quote)
+                yield self._header(question, verdict, Decision.ANSWER, quoted(quote))
+                yield GuardedAnswerChunk(answer=quote.answer())
             elif verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check):
                 yield from self._checked(question, verdict, answer_stream, child)
             else:
@@ -343,16 +344,6 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             log.warning("the quote could not be asked, writing a free answer: %s", exc)
             return None
         return read_quote(reply, verdict.documents, question)
-
-    def _quoted(self, question: str, verdict: Verdict, quote: Quote) -> Steps[None]:
-        """The quote-first answer; or, when its span only repeats the question, what the passages say closest
-        to the question, asking whether that is what the user means."""
-        check = quoted(quote)
-        yield self._header(question, verdict, _after_check(check), check)
-        if check.passed:
-            yield GuardedAnswerChunk(answer=quote.answer())
-        else:
-            yield GuardedAnswerChunk(message=clarifying_message(question, verdict.documents, ""))
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig

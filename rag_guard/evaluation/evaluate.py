@@ -166,10 +166,9 @@ async def judge_all(
                 found = None
                 if verdict.decision is Decision.ANSWER and quote_options is not None:
                     found = await _quote(guard, question, used, quote_options)
-                if found is not None:  # as `GuardedRAG._quoted`
-                    draft, check = AIMessage(content=found.answer()), quoted(found)
-                    asked = AIMessage(content=clarifying_message(question.question, used, ""))
-                    reply = draft if check.passed else asked
+                if found is not None:
+                    reply = draft = AIMessage(content=found.answer())
+                    check = quoted(found)
                 elif verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
                     reply = await answerer.ainvoke(prompt)
                     reply = AIMessage(content=clarifying_message(question.question, used, reply.text))

@@ -42,17 +42,19 @@ class Quote(BaseModel):
     source: str
     sentence: str
     echoes: bool = False
-    """The span is made of the question's own words: it is no answer (`echoes`)."""
+    """The span is made of the question's own words ("oven spring" for "What is oven spring?"): it names what
+    was asked about, so the answer is the sentence alone."""
     min_token_p: float | None = None
     """The lowest probability among the span's tokens that hold a letter or digit; None without logprobs."""
     joint_logprob: float | None = None
     """The log of the span's whole probability; None without logprobs."""
 
     def answer(self) -> str:
-        """The span, its citation, and the sentence quoted (shortened to `MAX_QUOTE_WORDS` words)."""
+        """The span, its citation, and the sentence quoted (shortened to `MAX_QUOTE_WORDS` words); a span
+        that only repeats the question is left out, and the sentence stands alone as the answer."""
         words = self.sentence.split()
         quoted = " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
-        return f'{self.span} [{self.label}]: "{quoted}"'
+        return f'"{quoted}" [{self.label}]' if self.echoes else f'{self.span} [{self.label}]: "{quoted}"'
 
 
 def find_quote(reply: str, documents: Sequence[Document], question: str = "") -> Quote | None:
@@ -60,7 +62,7 @@ def find_quote(reply: str, documents: Sequence[Document], question: str = "") ->
     punctuation and hyphenation aside); None for an abstention, an empty reply or a span no passage holds.
 
     A span made of the question's own words ("classes" for "Complexity classes are classified into what?")
-    names what was asked about, not the answer: the quote says so (`echoes`).
+    names what was asked about, not the answer: the quote says so (`echoes`), and only its sentence is shown.
 
     Where the passage holds the span in several sentences, the one quoted is the one whose neighbourhood
     (itself and the sentences either side) shares most words with the question: "the Sun" in a passage on
