@@ -64,3 +64,11 @@ def test_an_answer_neither_echoes_the_question_nor_pastes_a_source_note(default_
     answer = result["answer"]
     assert not answer.lower().startswith(question.lower().rstrip("?"))
     assert "source:" not in answer.lower() and "question:" not in answer.lower()
+
+
+def test_a_definition_is_answered_with_its_sentence_not_with_the_term_asked_about(default_config):
+    """The model's few words for "What is oven spring?" are "oven spring": the question's own words."""
+    result = ask_json(default_config, "What is oven spring?")
+    assert result["decision"] == "answer", result["message"]
+    assert not result["answer"].lower().startswith(("oven spring", '"oven spring'))
+    assert "trapped gas expands" in result["answer"] and result["answer"].endswith("[1]")
