@@ -97,7 +97,8 @@ def echoes(span: str, question: str) -> bool:
 
 
 def _forms(word: str) -> set[str]:
-    """The word, and what it would be without a plural ending ("classes": "classe", "class")."""
+    """The word, and what it would be without a plural ending ("classes": "classe", "class"). Not
+    `words.stem`: its five-letter cut would take "internet" for an echo of "international"."""
     forms = {word}
     if len(word) > 3 and word.endswith("s"):
         forms |= {word[:-1], word[:-2] if word.endswith("es") else word[:-1]}
