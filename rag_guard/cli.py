@@ -332,6 +332,13 @@ def eval_suite(
     ],
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the states of the sets judged now in this .npz, for `fit-probe --features`."),
+    ] = None,
+    layers: Annotated[
+        list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
+    ] = None,
 ) -> None:
     """The gate over many labelled sets: AUROC per set, each style's mean and worst, for the verdict alone,
     verdict + answer start, and the configured score."""
@@ -342,7 +349,12 @@ def eval_suite(
         settings = _settings(config)
         loaded = load_suite(suite)
         result = run_suite(
-            settings, loaded, folder, lambda name, n: err.print(f"Judging {name} ({n} questions)...", highlight=False)
+            settings,
+            loaded,
+            folder,
+            lambda name, n: err.print(f"Judging {name} ({n} questions)...", highlight=False),
+            features,
+            layers or (),
         )
     if as_json:
         out.print_json(result.model_dump_json())

@@ -40,6 +40,7 @@ from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
 
 Progress = Callable[[int, int], None]
+OnJudged = Callable[[list[LabelledQuestion], list["EvalRow"]], None]
 DocumentsFor = Callable[[LabelledQuestion], Awaitable[list[Document]]]
 
 
@@ -210,10 +211,12 @@ def evaluate(
     answers: bool = False,
     read_layers: tuple[int, ...] = (),
     checkpoint: Path | None = None,
+    on_judged: OnJudged | None = None,
 ) -> EvalReport:
     """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
     `checkpoint`: a JSON Lines file that keeps each row as it is judged (states aside), so a reading stopped
-    part way goes on from where it stopped; rows already in it are not judged again.
+    part way goes on from where it stopped; rows already in it are not judged again. `on_judged(questions,
+    rows)` gets each batch as it is judged (every `SAVE_EVERY` with a checkpoint), states included.
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
     from rag_guard.factory import build_guard, build_models, load_models, max_concurrency, quote_options
@@ -249,6 +252,8 @@ def evaluate(
                 )
                 fresh = {i: _row(questions[i], j) for i, j in zip(part, judged, strict=True)}
                 rows.update(fresh)
+                if on_judged is not None:
+                    on_judged([questions[i] for i in part], list(fresh.values()))
                 if checkpoint is not None:
                     _save(checkpoint, fresh)
     return summarise(questions, [rows[i] for i in range(len(questions))], settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import EvalReport, Progress, evaluate
-from rag_guard.evaluation.probe_states import eval_features, require_embedded, save_features
+from rag_guard.evaluation.probe_states import keep_features, require_embedded
 from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import build_chat_model
 from rag_guard.judging.probe import load_probe
@@ -33,10 +33,8 @@ def judge_labelled(
     if features is not None:
         require_embedded(settings)
     read = tuple(layers or default_layers(settings)) if features is not None else ()
-    result = evaluate(settings, corpus, labelled, limit, progress, answers=answers, read_layers=read)
-    if features is not None:
-        save_features(features, eval_features(result, labelled, settings, corpus, file_label(questions)))
-    return result
+    keep = keep_features(features, settings, corpus, file_label(questions)) if features is not None else None
+    return evaluate(settings, corpus, labelled, limit, progress, answers=answers, read_layers=read, on_judged=keep)
 
 
 def default_layers(settings: Settings) -> list[int]:

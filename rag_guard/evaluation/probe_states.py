@@ -21,7 +21,14 @@ import numpy as np
 
 from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ConfigError, CorpusError
-from rag_guard.evaluation.evaluate import EvalReport, Judged, given_or_retrieved, judge_all, temporary_retriever
+from rag_guard.evaluation.evaluate import (
+    EvalRow,
+    Judged,
+    OnJudged,
+    given_or_retrieved,
+    judge_all,
+    temporary_retriever,
+)
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.probe import CALLS
 from rag_guard.judging.signals import Signals
@@ -227,18 +234,18 @@ def _arrays(hidden_states: dict[str, dict[int, list[float]]]) -> dict[StateKey, 
     }
 
 
-def eval_features(
-    report: EvalReport, questions: Sequence[LabelledQuestion], settings: Settings, corpus: Path, source: str
+def row_features(
+    rows: Sequence[EvalRow], questions: Sequence[LabelledQuestion], settings: Settings, corpus: Path, source: str
 ) -> list[FeatureRow]:
-    """The rows of a `rag-guard eval` run that read hidden states, as fit-probe's features."""
+    """The rows of a `rag-guard eval` run (one per question, in order) that read hidden states, as
+    fit-probe's features."""
     from rag_guard.factory import model_identity
 
     sha, _ = model_identity(settings.judge.path, settings.judge.preset)
     prompts = settings.guard.prompt_fingerprint
-    by_text = {q.question: q for q in questions}
     return [
         FeatureRow(
-            key=question_key(sha, prompts, by_text[row.question], corpus),
+            key=question_key(sha, prompts, question, corpus),
             answerable=row.answerable,
             group=row.group or "none",
             source=source,
@@ -246,6 +253,17 @@ def eval_features(
             extract=row.signals.extract,
             states=_arrays(row.hidden_states),
         )
-        for row in report.rows
+        for question, row in zip(questions, rows, strict=True)
         if row.signals is not None and row.hidden_states
     ]
+
+
+def keep_features(path: Path, settings: Settings, corpus: Path, source: str) -> OnJudged:
+    """An `evaluate(on_judged=...)` that adds each batch's states to the features file `path` as it comes,
+    so a reading stopped part way keeps what it read."""
+
+    def keep(questions: list[LabelledQuestion], rows: list[EvalRow]) -> None:
+        if read := row_features(rows, questions, settings, corpus, source):
+            save_features(path, read)
+
+    return keep

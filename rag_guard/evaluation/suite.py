@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,9 @@ from ruamel.yaml.error import YAMLError
 from rag_guard.config import Settings
 from rag_guard.errors import ConfigError
 from rag_guard.evaluation.evaluate import EvalReport, evaluate
+from rag_guard.evaluation.labelled import default_layers
 from rag_guard.evaluation.metrics import stratified_sample
+from rag_guard.evaluation.probe_states import keep_features, require_embedded
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
 from rag_guard.evaluation.suite_scores import ScoredRow, SetScore, StyleScore, set_score, style_scores
 
@@ -105,12 +107,22 @@ def expand(entry: SuiteSet) -> list[tuple[str, list[LabelledQuestion]]]:
 
 
 def run_suite(
-    settings: Settings, suite: Suite, out: Path, announce: Callable[[str, int], None] | None = None
+    settings: Settings,
+    suite: Suite,
+    out: Path,
+    announce: Callable[[str, int], None] | None = None,
+    features: Path | None = None,
+    layers: Sequence[int] = (),
 ) -> SuiteReport:
     """Every set not yet in `out` judged and saved there (`announce(name, questions)` before each), then
-    all of them scored."""
+    all of them scored. With `features`, the sets judged now also keep the judge's states at `layers` (the
+    probe's when none) there, each under its set's name, for `fit-probe --features`: one reading serves both."""
     out.mkdir(parents=True, exist_ok=True)
     _same_configuration(settings, out)
+    read: tuple[int, ...] = ()
+    if features is not None:
+        require_embedded(settings)
+        read = tuple(layers or default_layers(settings))
     found: dict[str, tuple[str, list[ScoredRow]]] = {}
     for entry in suite.sets:
         for name, questions in expand(entry):
@@ -121,7 +133,10 @@ def run_suite(
                 if announce:
                     announce(name, len(questions))
                 partial = file.with_suffix(".partial.jsonl")
-                report = evaluate(settings, entry.corpus, questions, checkpoint=partial)
+                keep = keep_features(features, settings, entry.corpus, name) if features is not None else None
+                report = evaluate(
+                    settings, entry.corpus, questions, read_layers=read, checkpoint=partial, on_judged=keep
+                )
                 file.write_text(report.model_dump_json(), encoding="utf-8")
                 partial.unlink(missing_ok=True)
             found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])

@@ -168,8 +168,11 @@ def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkey
 
     first = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS[:1], checkpoint=checkpoint)
     checkpoint.write_text(checkpoint.read_text() + '{"index": 1, "row": {"quest', encoding="utf-8")  # cut short
-    whole = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS, checkpoint=checkpoint)
+    batches: list[list[str]] = []
+    on_judged = lambda qs, rows: batches.append([q.question for q in qs] + [r.question for r in rows])  # noqa: E731
+    whole = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS, checkpoint=checkpoint, on_judged=on_judged)
     assert asked == [q.question for q in QUESTIONS]  # the first question was not judged again
+    assert batches == [[q.question] * 2 for q in QUESTIONS[1:]]  # each batch handed over as it was judged
     assert whole.rows[0] == first.rows[0] and [r.question for r in whole.rows] == [q.question for q in QUESTIONS]
 
     monkeypatch.setattr(factory, "build_models", lambda settings: pytest.fail("nothing is left to judge"))

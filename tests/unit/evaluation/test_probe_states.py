@@ -1,7 +1,19 @@
 import numpy as np
 
-from rag_guard.evaluation.probe_states import FeatureRow, StateKey, complete, load_features, question_key, save_features
+from rag_guard.config import Settings
+from rag_guard.evaluation.evaluate import EvalRow
+from rag_guard.evaluation.probe_states import (
+    FeatureRow,
+    StateKey,
+    complete,
+    keep_features,
+    load_features,
+    question_key,
+    save_features,
+)
 from rag_guard.evaluation.questions import LabelledQuestion
+from rag_guard.judging.decision import Decision
+from rag_guard.judging.signals import Signals
 
 
 def row(key: str, states: dict[StateKey, list[float]], extract: float | None = 0.5) -> FeatureRow:
@@ -68,3 +80,38 @@ def test_a_question_file_may_name_its_group_in_three_ways():
     assert squad.group == "Spectre#3"
     assert LabelledQuestion(question="q", answerable=True, paragraph="normans-07.md").group == "normans-07.md"
     assert LabelledQuestion(question="q", answerable=True).group is None
+
+
+def test_an_evaluation_keeps_each_batch_s_states_as_it_is_judged_and_skips_rows_without_them(tmp_path):
+    path = tmp_path / "suite.npz"
+    settings = Settings()
+    keep = keep_features(path, settings, tmp_path / "corpus", "squad2-fit/Oxygen")
+
+    read = Signals(verdict=0.8, extract=0.6)
+
+    def judged(question: str, states: dict | None, signals: Signals | None = read):
+        evaluated = EvalRow(
+            question=question,
+            answerable=question.startswith("a"),
+            kind=None,
+            decision=Decision.ANSWER,
+            p_sufficient=0.8,
+            signals=signals,
+            reason="",
+            guard_s=0.1,
+            sources=["oxygen.md"],
+            group="Oxygen",
+        )
+        evaluated.hidden_states = states
+        return LabelledQuestion(question=question, answerable=evaluated.answerable), evaluated
+
+    first = [judged("a1?", {"verdict": {17: [1.0, 2.0]}}), judged("u1?", None), judged("u2?", {}, None)]
+    keep([q for q, _ in first], [r for _, r in first])
+    second = [judged("u3?", {"verdict": {17: [3.0, 4.0]}, "extract": {17: [5.0, 6.0]}})]
+    keep([q for q, _ in second], [r for _, r in second])
+
+    loaded = {row.source + row.group + str(row.answerable): row for row in load_features(path)}
+    assert len(loaded) == 2  # the rows that read no states are not features
+    unanswerable = loaded["squad2-fit/OxygenOxygenFalse"]
+    assert unanswerable.states[("extract", 17)].tolist() == [5.0, 6.0] and unanswerable.verdict == 0.8
+    assert loaded["squad2-fit/OxygenOxygenTrue"].extract == 0.6
