@@ -435,14 +435,14 @@ def calibrate(
 
 @app.command("fit-probe")
 def fit_probe(
+    output: Annotated[Path, typer.Option("--out", help="The probe file to write (JSON); point guard.probe at it.")],
     questions: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             help="Labelled questions (JSON Lines); repeat for several files. A line's `context` is judged "
-            "as given, the others retrieve from --corpus."
+            "as given, the others retrieve from --corpus. Without it, the probe is fitted on --features alone."
         ),
-    ],
-    output: Annotated[Path, typer.Option("--out", help="The probe file to write (JSON); point guard.probe at it.")],
+    ] = None,
     corpus: Annotated[
         Path | None, typer.Option(help="Directory of .md/.txt files for questions without a context.")
     ] = None,
@@ -465,49 +465,87 @@ def fit_probe(
     features: Annotated[
         Path | None,
         typer.Option(
-            help="An .npz keeping the states read (also written by `eval --features`): "
+            help="An .npz keeping the states read (also written by `eval --features` and `eval-suite --features`): "
             "questions already in it are not evaluated again."
         ),
     ] = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Without --questions: fit on the --features rows of this set (squad2-fit takes each "
+            "squad2-fit/ARTICLE); repeat for several. Default: every set not held out.",
+        ),
+    ] = None,
+    held_out: Annotated[
+        list[str] | None,
+        typer.Option("--held-out", help="Without --questions: a set in --features to score the probe on, never fit."),
+    ] = None,
+    split_by: Annotated[
+        str,
+        typer.Option(
+            help="Without --questions: folds keep together each `source` (leave one set out) or each `group` "
+            "(article/paragraph)."
+        ),
+    ] = "source",
     limit: Annotated[
         int | None, typer.Option(min=10, help="A stratified sample of this many questions per file.")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Fit a hidden-state probe for the embedded judge on labelled questions; folds grouped by article/paragraph."""
+    """Fit a hidden-state probe for the embedded judge on labelled questions, or on states a reading kept."""
+    if not questions and features is None:
+        raise typer.BadParameter(
+            "give --questions to read states, or --features to fit on states kept", param_hint="--questions"
+        )
+    if split_by not in ("source", "group"):
+        raise typer.BadParameter(f"{split_by!r} is not source or group", param_hint="--split-by")
     with _user_errors():
-        from rag_guard.evaluation.fit_probe import fit_probe_on
+        from rag_guard.evaluation.fit_probe import fit_probe_on, fit_probe_on_features
 
         settings = _settings(config)
-        with _progress() as progress:
-            task = progress.add_task("Reading hidden states", total=None)
-            run = fit_probe_on(
-                settings,
-                questions,
-                [_call_set(text) for text in calls] if calls else None,
-                [_layer_set(text) for text in layers] if layers else None,
-                corpus,
-                features,
-                limit,
-                _updater(progress, task),
+        call_sets = [_call_set(text) for text in calls] if calls else None
+        layer_sets = [_layer_set(text) for text in layers] if layers else None
+        if features is not None and not questions:
+            kept_together = "group" if split_by == "group" else "source"
+            run = fit_probe_on_features(
+                settings, features, sources or (), held_out or (), call_sets, layer_sets, kept_together
             )
-            run.probe.save(output)
-    table = Table(title=f"rag-guard fit-probe: {run.n} questions, {run.folds} folds grouped by article/paragraph")
+        else:
+            with _progress() as progress:
+                task = progress.add_task("Reading hidden states", total=None)
+                run = fit_probe_on(
+                    settings, questions or [], call_sets, layer_sets, corpus, features, limit, _updater(progress, task)
+                )
+        run.probe.save(output)
+    kept = "article/paragraph" if run.split_by == "group" else "set"
+    table = Table(title=f"rag-guard fit-probe: {run.n} questions, {run.folds} folds, each {kept} on one side")
     table.add_column("reads (calls @ layers)")
     table.add_column("C", justify="right")
     table.add_column("AUROC held out", justify="right")
     for candidate in run.scored:
         table.add_row(str(candidate.reading), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
     out.print(table)
-    per_file = Table(title=f"held out, per file (probe: {run.scored[0].reading})")
-    for column in ("questions", "n", "today's default", "probe", "probe + signals"):
-        per_file.add_column(column, justify="right" if column != "questions" else "left")
+    bounds = Table(title="How far the probe may lower the prompt-level score (log-odds): guard AUROC held out")
+    for column in ("bound", "mean over sets", "worst set"):
+        bounds.add_column(column, justify="right")
+    for bound in run.bounds:
+        label = "none" if bound.bound is None else f"{bound.bound:g}"
+        bounds.add_row(label, f"{bound.mean:.3f}", f"{bound.worst:.3f}")
+    out.print(bounds)
+    per_file = Table(title=f"AUROC per set (probe: {run.scored[0].reading}); fitted sets out of fold")
+    for column in ("set", "n", "fitted", "today's default", "probe", "probe + signals", "guard"):
+        per_file.add_column(column, justify="left" if column == "set" else "right")
     for score in run.per_file:
-        cells = (score.default, score.probe, score.combined)
-        per_file.add_row(score.label, str(score.n), *(_figure(value) for value in cells))
-    out.print(per_file)
+        cells = (score.default, score.probe, score.combined, score.guard)
+        per_file.add_row(score.label, str(score.n), "yes" if score.fitted else "no", *(_figure(v) for v in cells))
+    _print_wide(per_file)
     weights = ", ".join(f"{k} {v:.3f}" for k, v in run.combination.weights.items())
-    out.print(f"Combination: {weights}; bias {run.combination.bias:.3f}. Wrote {output}.", highlight=False)
+    bound = "none" if run.probe.max_lowering is None else f"{run.probe.max_lowering:g}"
+    out.print(
+        f"Combination: {weights}; bias {run.combination.bias:.3f}; lowers at most {bound}. Wrote {output}.",
+        highlight=False,
+    )
 
 
 def _figure(value: float | None) -> str:

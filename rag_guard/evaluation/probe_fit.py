@@ -19,9 +19,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from rag_guard.evaluation.calibration_fit import fit
+from rag_guard.evaluation.metrics import auroc
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.probe import CALLS, Probe
-from rag_guard.judging.signals import logit, sigmoid
+from rag_guard.judging.signals import Signals, logit, sigmoid
 
 C_GRID = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 """Strong regularisation: a few hundred questions against 1,536 or more dimensions per layer."""
@@ -31,6 +32,10 @@ READ_SIGNALS: tuple[str, ...] = CALLS
 combination can weigh besides the probe."""
 COMBINED = (*READ_SIGNALS, "probe")
 """What the shipped combination weighs: the default prompt-level signals and the probe."""
+
+BOUNDS: tuple[float | None, ...] = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, None)
+"""How far (log-odds) the probe may lower the prompt-level score: the candidates a fit chooses among, None for
+no limit. 1.5 takes a verdict of 0.80 to 0.47 at most."""
 
 Splits = list[tuple[np.ndarray, np.ndarray]]
 
@@ -140,6 +145,45 @@ def combine(
     return fit(features, y.tolist(), names), held_out
 
 
+@dataclass(frozen=True)
+class BoundScore:
+    """A bound on the probe's lowering, and the guard's held-out AUROC with it: the mean and the worst over
+    the groups scored (articles or question files), since one group is too noisy a score."""
+
+    bound: float | None
+    mean: float
+    worst: float
+
+
+def guarded(signals: Sequence[Signals], combined: Sequence[float], bound: float | None) -> np.ndarray:
+    """P(sufficient) as the guard makes it from each question's signals (the probe's among them) and its
+    combination's output: capped at the prompt-level score, and lowered at most `bound` log-odds below it."""
+    return np.array([s.capped(p, bound) for s, p in zip(signals, combined, strict=True)])
+
+
+def choose_bound(
+    signals: Sequence[Signals],
+    combined: Sequence[float],
+    labels: Sequence[bool],
+    groups: Sequence[str],
+    bounds: Sequence[float | None] = BOUNDS,
+) -> list[BoundScore]:
+    """Every bound scored by the mean over `groups` of the guard's AUROC on out-of-fold `combined`, best first;
+    a tie goes to the tighter bound (it can do less harm where the probe was not fitted)."""
+    by_group: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        by_group.setdefault(group, []).append(i)
+    scored = []
+    for bound in bounds:
+        p = guarded(signals, combined, bound)
+        found = [auroc(p[rows].tolist(), [labels[i] for i in rows]) for rows in by_group.values()]
+        values = [a for a in found if a is not None]
+        if values:
+            scored.append(BoundScore(bound, float(np.mean(values)), min(values)))
+    order = {bound: i for i, bound in enumerate(bounds)}
+    return sorted(scored, key=lambda s: (-round(s.mean, 4), order[s.bound]))
+
+
 def fit_probe(
     states: Mapping[tuple[str, int], np.ndarray],
     labels: Sequence[bool],
@@ -151,6 +195,7 @@ def fit_probe(
     prompt_sha256: str,
     fitted_on: list[str],
     combination_auroc: float | None,
+    max_lowering: float | None = None,
 ) -> Probe:
     """The final probe: `chosen`'s reading and strength, fitted on every question."""
     y = np.asarray(labels, dtype=bool)
@@ -173,4 +218,5 @@ def fit_probe(
         heldout_auroc=chosen.auroc,
         combination=combination,
         combination_heldout_auroc=combination_auroc,
+        max_lowering=max_lowering,
     )

@@ -103,7 +103,7 @@ def verdict_from_reply(
             guard_s=guard_s,
         )
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
-    p = signals.capped(uncapped)
+    p = signals.capped(uncapped, probe.max_lowering if probe is not None else None)
     if signals.probe is None:
         decision = decide(p, answer_threshold, clarify_threshold)
     else:
@@ -112,6 +112,8 @@ def verdict_from_reply(
     reason = plain_reason(rule, p, signals.combined(), answer_threshold, clarify_threshold)
     if p < uncapped:
         reason += f" (held at the score without the probe; with it {uncapped:.3f}: the probe may lower, never raise)"
+    elif p > uncapped:
+        reason += f" (the probe's doubt bounded: with it alone {uncapped:.3f})"
     return Verdict(
         decision=decision,
         p_sufficient=p,

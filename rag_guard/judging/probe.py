@@ -93,6 +93,9 @@ class Probe(BaseModel):
     combination: Calibration
     """P(sufficient) from the signals with the probe among them, fitted on out-of-fold probe scores."""
     combination_heldout_auroc: float | None = None
+    max_lowering: float | None = Field(None, gt=0)
+    """How many log-odds below the prompt-level score (verdict and answer start) the probe may take
+    P(sufficient), chosen by the fit's held-out score; None: as far as the combination says."""
 
     @model_validator(mode="after")
     def _shapes(self) -> Probe:

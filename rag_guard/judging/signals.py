@@ -67,11 +67,17 @@ class Signals(BaseModel):
         }
         return {name: value for name, value in values.items() if value is not None}
 
-    def capped(self, p: float) -> float:
+    def capped(self, p: float, max_lowering: float | None = None) -> float:
         """`p` never above the prompt-level score (`combined`) when the probe was measured: the probe reads the
         state that injected passage text leaves behind, which can raise it on a question the passages do not
-        answer (docs/probe.md), so it may lower confidence, never raise it."""
-        return min(p, self.combined()) if self.probe is not None else p
+        answer (docs/probe.md), so it may lower confidence, never raise it. With `max_lowering`, never more
+        than that many log-odds below it either: a probe fitted on one style of question can be sure of itself
+        on another, and the bound keeps its doubt from overruling a confident verdict (`Probe.max_lowering`)."""
+        if self.probe is None:
+            return p
+        prompt = self.combined()
+        floor = sigmoid(logit(prompt) - max_lowering) if max_lowering is not None else 0.0
+        return min(max(p, floor), prompt)
 
     def combined(self) -> float:
         """P(sufficient) without a fitted calibration, in log-odds: the verdict, averaged with the reversed

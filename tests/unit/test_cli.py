@@ -89,6 +89,18 @@ def test_fit_probe_rejects_a_layer_that_is_not_a_number(tmp_path):
     assert "not a layer" in result.output
 
 
+def test_fit_probe_needs_questions_to_read_or_states_kept(tmp_path):
+    result = CliRunner().invoke(app, ["fit-probe", "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 2
+    assert "--features" in result.output
+
+
+def test_fit_probe_on_kept_states_names_the_missing_features_file(tmp_path):
+    result = run("fit-probe", "--features", str(tmp_path / "none.npz"), "--out", str(tmp_path / "p.json"))
+    assert result.exit_code != 0
+    assert "none.npz" in result.output and "eval-suite" in result.output
+
+
 @pytest.mark.parametrize("calls", ["answer", "verdict+verdict", "verdict+"])
 def test_fit_probe_rejects_calls_it_cannot_read(tmp_path, calls):
     args = ["fit-probe", "--questions", "q.jsonl", "--out", str(tmp_path / "p.json"), "--layers", "3"]

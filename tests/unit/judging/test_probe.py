@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from rag_guard.errors import ConfigError
+from rag_guard.errors import ConfigError, CorpusError
 from rag_guard.evaluation.metrics import auroc
 from rag_guard.evaluation.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
 from rag_guard.judging.calibration import Calibration
@@ -215,3 +215,55 @@ def test_a_probe_reading_the_answer_start_needs_the_extract_call_among_the_signa
         probe_for(load_config(config, env={}))
     with pytest.raises(ValueError, match="add it to signals"):
         SufficiencyGuard(judge=judge_then_answer(0.5), signals=("verdict", "probe"), probe=a_probe(calls=["extract"]))
+
+
+def test_the_bound_chosen_is_the_one_that_keeps_a_probe_from_overruling_confident_verdicts():
+    from rag_guard.evaluation.probe_fit import choose_bound
+    from rag_guard.judging.signals import Signals
+
+    # one set where the probe ranks well, one where it crushes answerable questions the verdict is sure of
+    labels = [True, True, False, False] * 2
+    groups = ["squad"] * 4 + ["plain"] * 4
+    verdicts = [0.8, 0.7, 0.6, 0.3, 0.9, 0.85, 0.5, 0.4]
+    probes = [0.9, 0.8, 0.1, 0.05, 0.01, 0.02, 0.3, 0.2]
+    signals = [Signals(verdict=v, probe=p) for v, p in zip(verdicts, probes, strict=True)]
+    combined = [min(v, p) for v, p in zip(verdicts, probes, strict=True)]
+    scored = choose_bound(signals, combined, labels, groups, bounds=(0.5, 1.0, None))
+    assert scored[-1].bound is None and scored[-1].worst == 0.0  # unbounded, the plain set is reversed
+    assert scored[0].bound == 0.5 and scored[0].mean == 1.0
+    tie = choose_bound(signals[:4], combined[:4], labels[:4], groups[:4], bounds=(1.0, None))
+    assert [s.bound for s in tie] == [1.0, None]  # a tie goes to the tighter bound
+
+
+def test_a_probe_fitted_on_kept_states_leaves_one_set_out_and_only_scores_the_held_out_one(tmp_path):
+    from rag_guard.config import Settings
+    from rag_guard.evaluation.fit_probe import fit_probe_on_features
+    from rag_guard.evaluation.probe_states import FeatureRow, save_features
+
+    states, labels, groups = synthetic(n_groups=16, per_group=10)
+    sets = [f"squad/article-{int(g.split('-')[1]) % 4}" for g in groups[:120]] + ["handwritten"] * 40
+    rows = [
+        FeatureRow(
+            key=f"q{i}",
+            answerable=labels[i],
+            group=groups[i],
+            source=sets[i],
+            verdict=0.7 if labels[i] else 0.4,
+            extract=0.9,
+            states={key: array[i].astype(np.float32) for key, array in states.items()},
+        )
+        for i in range(len(labels))
+    ]
+    save_features(tmp_path / "kept.npz", rows)
+    run = fit_probe_on_features(
+        Settings(), tmp_path / "kept.npz", ["squad"], ["handwritten"], [("verdict",)], [(1,), (2,)]
+    )
+    assert run.folds == 4 and run.n == 120  # one fold per article, the held-out set not fitted
+    assert run.scored[0].reading == Reading(("verdict",), (1,))
+    assert [f.label for f in run.per_file if not f.fitted] == ["handwritten"]
+    assert all(not label.startswith("handwritten") for label in run.probe.fitted_on)
+    assert run.probe.max_lowering == run.bounds[0].bound
+    held_out = next(f for f in run.per_file if not f.fitted)
+    assert held_out.n == 40 and held_out.probe > 0.9
+    with pytest.raises(CorpusError, match="No row"):
+        fit_probe_on_features(Settings(), tmp_path / "kept.npz", ["oxygen"], [], [("verdict",)], [(1,)])

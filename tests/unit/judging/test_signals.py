@@ -95,6 +95,13 @@ def test_with_the_probe_measured_p_is_capped_at_the_prompt_level_score_and_never
     assert Signals(verdict=0.8, extract=0.5).capped(0.95) == 0.95  # no probe, nothing to cap
 
 
+def test_a_bounded_probe_lowers_the_prompt_level_score_by_at_most_its_bound_in_log_odds():
+    probed = Signals(verdict=0.8, probe=0.01)
+    assert probed.capped(0.01, max_lowering=1.5) == pytest.approx(sigmoid(logit(0.8) - 1.5))  # about 0.47
+    assert probed.capped(0.6, max_lowering=1.5) == 0.6  # within the bound, the combination stands
+    assert probed.capped(0.95, max_lowering=1.5) == pytest.approx(0.8)  # and it still never raises
+
+
 def test_a_model_sure_to_decline_pulls_a_confident_verdict_below_the_clarify_band():
     guard = SufficiencyGuard(judge=judge_then_answer(0.95, p_extract=0.0), answer_threshold=0.7, clarify_threshold=0.45)
     verdict = guard.invoke(ITEM)
