@@ -108,6 +108,9 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     """Hold each answer back until one more token of the judge says it answers the question from the
     passages alone (`judging/answer_check.py`); a failed check replaces it with a clarifying message."""
     answer_check_threshold: float = 0.5
+    answer_options: dict[str, Any] | None = None
+    """Call options for a free answer (`rag-guard eval` asks for `{"logprobs": True}` to record how sure the
+    model was of each token); None: the answerer's own."""
 
     @classmethod
     def from_config(cls, config: Settings | str | Path | None = None, *, collection: str | None = None) -> GuardedRAG:
@@ -132,16 +135,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             retriever=retriever,
             guard=factory.build_guard(settings, models.judge),
             answerer=models.answerer,
-            single_pass=settings.guard.mode == "single_pass",
-            single_pass_options=factory.guard_call_options(
-                settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
-            ),
             max_concurrency=factory.max_concurrency(models, settings),
-            grounding=settings.guard.grounding,
-            answer_style=settings.guard.answer_style,
-            quote_options=factory.quote_options(settings),
-            answer_check=settings.guard.answer_check == "buffer",
-            answer_check_threshold=settings.guard.answer_check_threshold,
+            **reply_settings(settings),
         )
 
     # --- the Runnable: four entry points, one path ----------------------------------------------------
@@ -278,7 +273,9 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             yield self._clarification(question, verdict, reply)
         elif streaming:
             yield from self._relay(Decision.ANSWER, (yield OpenStream(self.answerer, prompt, child("generate"))))
-        elif text := self._without_lead((yield Invoke(self.answerer, prompt, child("generate"))).text):
+        elif text := self._without_lead(
+            (yield Invoke(self.answerer, prompt, child("generate"), self._answer_call)).text
+        ):
             yield GuardedAnswerChunk(answer=text)
 
     def _relay(self, decision: Decision, pieces: Any, *, show: bool = True) -> Steps[str]:
@@ -304,10 +301,14 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         if answer_stream is not None:
             answer = yield from self._relay(Decision.ANSWER, answer_stream, show=False)
         else:
-            answer = self._without_lead((yield Invoke(self.answerer, answer_prompt, child("generate"))).text)
+            answer = self._without_lead(
+                (yield Invoke(self.answerer, answer_prompt, child("generate"), self._answer_call)).text
+            )
         answer = tidy_answer(answer, question)
         check = yield from self._check(answer, verdict, answer_prompt, child)
         decision = _after_check(check)
+        if decision is not Decision.ANSWER:
+            check = check.model_copy(update={"draft": answer})
         yield self._header(question, verdict, decision, check)
         if decision is Decision.ANSWER:
             yield GuardedAnswerChunk(answer=answer)
@@ -365,6 +366,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return verdict, pieces
         yield CloseStream(pieces)
         return verdict, None
+
+    @property
+    def _answer_call(self) -> dict[str, Any]:
+        return self.answer_options or {}
 
     @property
     def _single_pass_call(self) -> dict[str, Any]:
@@ -429,6 +434,23 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             f"The guard's verdict was {verdict.decision.value} ({verdict.reason}), but the answer model failed, "
             f"so nothing was answered: {why}"
         )
+
+
+def reply_settings(settings: Settings) -> dict[str, Any]:
+    """The pipeline's fields that config.yaml sets, besides its models and store: how replies are made."""
+    from rag_guard import factory
+
+    return {
+        "single_pass": settings.guard.mode == "single_pass",
+        "single_pass_options": factory.guard_call_options(
+            settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
+        ),
+        "grounding": settings.guard.grounding,
+        "answer_style": settings.guard.answer_style,
+        "quote_options": factory.quote_options(settings),
+        "answer_check": settings.guard.answer_check == "buffer",
+        "answer_check_threshold": settings.guard.answer_check_threshold,
+    }
 
 
 def _children(

@@ -17,27 +17,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field, ValidationError
 
+from rag_guard.answers import GuardedAnswer
 from rag_guard.config import Settings
 from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.judging import AnswerCheck, SufficiencyGuard
-from rag_guard.judging.answer_check import grounding_check, quoted
-from rag_guard.judging.answer_text import tidy_answer
-from rag_guard.judging.clarify import clarifying_message, unsupported_message
+from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.decision import Decision
-from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
-from rag_guard.judging.prompts import EXTRACT_INSTRUCTION, reply_prompt
-from rag_guard.judging.quote import Quote, read_quote
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
+from rag_guard.pipeline import GuardedRAG, reply_settings
 
 Progress = Callable[[int, int], None]
 OnJudged = Callable[[list[LabelledQuestion], list["EvalRow"]], None]
@@ -113,16 +110,22 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
 
 
 class Judged(BaseModel):
-    """One question's verdict, the sources it was judged on and, when asked for, its answer."""
+    """One question's verdict, the sources it was judged on and, when asked for, what the user got."""
 
     verdict: Verdict
     sources: list[str]
-    reply: AIMessage | None = None
-    """The answer or the clarifying message, when asked for: what the user reads."""
-    draft: AIMessage | None = None
-    """The answer as the model wrote it (tidied), with its logprobs, when the gate let one through."""
-    check: AnswerCheck | None = None
-    """The grounding check of the draft; a failed one means `reply` is the message shown in its place."""
+    reply: GuardedAnswer | None = None
+    """What the pipeline gave the user for this verdict: the answer, the clarifying message or the refusal."""
+    written: AIMessage | None = None
+    """The free answer as the answerer returned it, with its logprobs, when one was written."""
+
+    @property
+    def draft(self) -> str | None:
+        """The answer as the pipeline drafted it, also when a check withheld it."""
+        if self.reply is None:
+            return None
+        check = self.reply.answer_check
+        return self.reply.answer or (check.draft if check is not None else None)
 
 
 def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
@@ -145,13 +148,10 @@ async def judge_all(
     questions: list[LabelledQuestion],
     concurrency: int,
     progress: Progress | None = None,
-    answerer: BaseChatModel | None = None,
-    grounding: bool = True,
-    quote_options: dict[str, Any] | None = None,
+    pipeline: GuardedRAG | None = None,
 ) -> list[Judged]:
-    """Each question judged (and, with `answerer`, replied to as its verdict says, an answer held to the
-    grounding check as the pipeline holds it, or quoted when `quote_options` are given and the quote is
-    found), `concurrency` at a time."""
+    """Each question judged, `concurrency` at a time; with `pipeline`, the whole question goes through it
+    instead (its guard, the reply its verdict calls for, the checks), on the question's documents."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
 
@@ -159,43 +159,51 @@ async def judge_all(
         nonlocal done
         async with slots:
             documents = await documents_for(question)
-            verdict = await guard.ainvoke({"question": question.question, "documents": documents})
-            used = verdict.documents
-            reply = draft = check = None
-            prompt = reply_prompt(verdict.prompt, verdict.decision) if answerer else None
-            if answerer is not None and prompt is not None:
-                found = None
-                if verdict.decision is Decision.ANSWER and quote_options is not None:
-                    found = await _quote(guard, question, used, quote_options)
-                if found is not None:
-                    reply = draft = AIMessage(content=found.answer())
-                    check = quoted(found)
-                elif verdict.decision is Decision.CLARIFY:  # the message as the pipeline builds it
-                    reply = await answerer.ainvoke(prompt)
-                    reply = AIMessage(content=clarifying_message(question.question, used, reply.text))
-                else:
-                    reply = await answerer.ainvoke(prompt, logprobs=True)
-                    draft = reply.model_copy(update={"content": tidy_answer(reply.text, question.question)})
-                    check = grounding_check(grounded_in(draft.text, used))
-                    reply = draft if check.passed or not grounding else None
-                    if reply is None:
-                        reply = AIMessage(content=unsupported_message(question.question, used, check.unsupported))
+            if pipeline is None:
+                verdict = await guard.ainvoke({"question": question.question, "documents": documents})
+                judged = Judged(verdict=verdict, sources=_sources(verdict))
+            else:
+                written = _FirstAnswer()
+                on = pipeline.model_copy(update={"retriever": _Given(documents=documents)})
+                reply = await on.ainvoke(question.question, {"callbacks": [written]})
+                judged = Judged(
+                    verdict=reply.verdict, sources=_sources(reply.verdict), reply=reply, written=written.message
+                )
         done += 1
         if progress:
             progress(done, len(questions))
-        sources = [str(doc.metadata.get("source", "unknown")) for doc in used]
-        return Judged(verdict=verdict, sources=sources, reply=reply, draft=draft, check=check)
+        return judged
 
     return list(await asyncio.gather(*(one(q) for q in questions)))
 
 
-async def _quote(
-    guard: SufficiencyGuard, question: LabelledQuestion, documents: list[Document], options: dict[str, Any]
-) -> Quote | None:
-    """The pipeline's quote-first answer (`GuardedRAG._quote`), asked the same way."""
-    asked = guard.messages(question.question, documents, EXTRACT_INSTRUCTION)
-    reply = await guard.judge.ainvoke(asked, **guard.fork_options(EXTRACT_INSTRUCTION, options))
-    return read_quote(reply, documents, question.question)
+def _sources(verdict: Verdict) -> list[str]:
+    return [str(doc.metadata.get("source", "unknown")) for doc in verdict.documents]
+
+
+class _Given(BaseRetriever):
+    """The documents a question is judged on, handed to the pipeline as its retriever."""
+
+    documents: list[Document]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return list(self.documents)
+
+
+class _FirstAnswer(BaseCallbackHandler):
+    """Keeps the first message of the pipeline's answer calls (tagged `generate`): the free answer, with its
+    logprobs (a clarifying message comes after it, or alone when no answer was written)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.message: AIMessage | None = None
+
+    def on_llm_end(self, response: LLMResult, *, tags: list[str] | None = None, **kwargs: Any) -> None:
+        generation = response.generations[0][0] if response.generations and response.generations[0] else None
+        if self.message is None and "generate" in (tags or []) and isinstance(generation, ChatGeneration):
+            message = generation.message
+            self.message = AIMessage(content=message.content, response_metadata=message.response_metadata)
 
 
 SAVE_EVERY = 10
@@ -219,7 +227,7 @@ def evaluate(
     rows)` gets each batch as it is judged (every `SAVE_EVERY` with a checkpoint), states included.
 
     A question that carries its own `context` is judged against it; the others against the corpus."""
-    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency, quote_options
+    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
 
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
@@ -231,24 +239,18 @@ def evaluate(
         guard = build_guard(settings, models.judge, read_layers=read_layers)
         concurrency = max_concurrency(models, settings)
         step = SAVE_EVERY if checkpoint is not None else len(todo)
+        pipeline = None
+        if answers:  # the whole question as the pipeline runs it, the answer's logprobs recorded
+            fields = {**reply_settings(settings), "answer_options": {"logprobs": True}}
+            pipeline = GuardedRAG(retriever=_Given(documents=[]), guard=guard, answerer=models.answerer, **fields)
         with temporary_retriever(settings, corpus_dir) as retriever:
-            answerer = models.answerer if answers else None
             documents_for = given_or_retrieved(retriever)
             for start in range(0, len(todo), step):
                 part = todo[start : start + step]
                 done = len(questions) - len(todo) + start
                 counted = (lambda n, _, done=done: progress(done + n, len(questions))) if progress else None
                 judged = asyncio.run(
-                    judge_all(
-                        guard,
-                        documents_for,
-                        [questions[i] for i in part],
-                        concurrency,
-                        counted,
-                        answerer,
-                        settings.guard.grounding,
-                        quote_options(settings) if settings.guard.answer_style == "quote" else None,
-                    )
+                    judge_all(guard, documents_for, [questions[i] for i in part], concurrency, counted, pipeline)
                 )
                 fresh = {i: _row(questions[i], j) for i, j in zip(part, judged, strict=True)}
                 rows.update(fresh)
@@ -338,25 +340,27 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         group=question.group or (judged.sources[0] if judged.sources else None),
         hidden_states=verdict.hidden_states,
     )
-    if judged.reply is None:
+    reply, draft = judged.reply, judged.draft
+    if reply is None or (draft is None and reply.decision is Decision.REFUSE):
         return row
-    if judged.draft is None:
-        row.message = judged.reply.text.strip()
+    if draft is None:  # the clarifying message
+        row.message = (reply.message or "").strip()
         if question.missing is not None:
             row.scored = ScoredText(names_missing=names(row.message, question.missing))
         return row
-    draft = judged.draft.text.strip()
-    withheld = judged.reply is not judged.draft
-    row.answer, row.message = (None, judged.reply.text.strip()) if withheld else (draft, None)
-    row.draft, row.unsupported = draft, judged.check.unsupported if judged.check else []
+    check = reply.answer_check
+    draft = draft.strip()
+    withheld = reply.answer is None
+    row.answer, row.message = (None, (reply.message or "").strip()) if withheld else (draft, None)
+    row.draft, row.unsupported = draft, check.unsupported if check else []
     row.scored = score_answer(draft, question.answerable, question.answer).model_copy(
         update={"unsupported": bool(row.unsupported), "withheld": withheld}
     )
-    if judged.check is not None and judged.check.min_token_p is not None:  # a quoted span: its own tokens
-        row.min_token_p, row.joint_logprob = judged.check.min_token_p, judged.check.joint_logprob
+    if check is not None and check.min_token_p is not None:  # a quoted span: its own tokens
+        row.min_token_p, row.joint_logprob = check.min_token_p, check.joint_logprob
         return row
     try:
-        tokens = parse_logprobs(judged.draft.response_metadata.get("logprobs"))
+        tokens = parse_logprobs(judged.written.response_metadata.get("logprobs") if judged.written else None)
     except LogprobError:
         return row  # a server that gives no logprobs for answers: the text alone
     row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]

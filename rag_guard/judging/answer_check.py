@@ -41,6 +41,8 @@ class AnswerCheck(BaseModel):
     """A quoted span: the log of its whole probability."""
     untrusted: bool = False
     """The model's check was asked and gave no trustworthy probability: the answer is refused."""
+    draft: str | None = None
+    """A withheld answer as the model wrote it: what the user was not shown, kept for logs and `eval`."""
 
 
 def quoted(quote: Quote) -> AnswerCheck:

@@ -8,7 +8,17 @@ from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import CLARIFY_INSTRUCTION
+from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FixedRetriever, judge_then_answer
+
+
+def through(model, guard: SufficiencyGuard) -> GuardedRAG:
+    """The pipeline `rag-guard eval --answers` runs each question through, free answers, logprobs asked."""
+    no_documents = FixedRetriever(documents=[])
+    return GuardedRAG(
+        retriever=no_documents, guard=guard, answerer=model, answer_style="free", answer_options={"logprobs": True}
+    )
+
 
 QUESTIONS = [
     LabelledQuestion(question="When did Voyager 2 launch?", answerable=True),
@@ -80,7 +90,7 @@ async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_co
     model = FakeChatModel(reply=reply)
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
     judged = await judge_all(
-        guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS[:1], 1, answerer=model
+        guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS[:1], 1, pipeline=through(model, guard)
     )
     row = report(QUESTIONS[:1], judged, Settings()).rows[0]
     assert row.answer == "In 1977"
@@ -98,7 +108,8 @@ async def test_answers_are_scored_against_gold_and_an_answered_unanswerable_ques
     ]
     model = judge_then_answer(0.9, answer="It launched on 20 August 1977 [1].")
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
-    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), questions, 1, answerer=model)
+    documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
+    judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
     result = report(questions, judged, Settings())
     assert [row.scored.right for row in result.rows] == [True, False, False]
     assert result.answers_scored == 3
@@ -119,7 +130,8 @@ async def test_a_clarified_question_gets_its_message_scored_on_the_missing_part(
     ]
     model = judge_then_answer(0.5, answer="what did it cost")
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
-    judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), questions, 1, answerer=model)
+    documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
+    judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
     result = report(questions, judged, Settings())
     row = result.rows[0]
     assert row.decision is Decision.CLARIFY
@@ -180,3 +192,36 @@ def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkey
     assert again == whole
     reordered = evaluate_module.read_checkpoint(checkpoint, list(reversed(QUESTIONS)))
     assert list(reordered) == [1]  # only the row still at its position is used
+
+
+async def test_an_answer_the_grounding_check_withheld_is_scored_as_drafted_and_shown_as_the_message():
+    questions = [LabelledQuestion(question="When did Voyager 2 launch?", answerable=True, answer="1977")]
+    model = judge_then_answer(0.9, answer="It launched in 1981 [1].")  # the passages say 1977
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
+    documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
+    judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
+    row = report(questions, judged, Settings()).rows[0]
+    assert row.answer is None and row.draft == "It launched in 1981 [1]."
+    assert row.unsupported == ["1981"] and "1981" not in row.message
+    assert row.scored.withheld and not row.scored.right
+
+
+async def test_a_quoted_answer_carries_its_span_s_token_confidence():
+    from tests.fakes import FakeChatModel, openai_logprobs
+
+    def reply(messages, kwargs):
+        if kwargs.get("max_tokens") == 1:
+            return ("Aug" if "short answer" in messages[-1].text else "True"), openai_logprobs(
+                {"True": 0.9, "Aug": 0.9}
+            )
+        tokens = [{"token": t, "logprob": lp, "top_logprobs": []} for t, lp in (("20", -0.1), (" August", -0.7))]
+        return "20 August", {"content": tokens}
+
+    model = FakeChatModel(reply=reply)
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
+    quoting = through(model, guard).model_copy(update={"answer_style": "quote", "quote_options": {"max_tokens": 16}})
+    documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
+    judged = await judge_all(guard, documents_for, QUESTIONS[:1], 1, pipeline=quoting)
+    row = report(QUESTIONS[:1], judged, Settings()).rows[0]
+    assert row.answer.startswith("20 August [") and row.answer_tokens is None
+    assert row.min_token_p == pytest.approx(2.718281828**-0.7) and row.joint_logprob == pytest.approx(-0.8)
