@@ -10,6 +10,7 @@ through a set goes on from its last saved question: a long reading spans as many
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ from rag_guard.evaluation.metrics import stratified_sample
 from rag_guard.evaluation.probe_states import keep_features, require_embedded
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
 from rag_guard.evaluation.suite_scores import ScoredRow, SetScore, StyleScore, set_score, style_scores
+from rag_guard.judging.probe import probe_path
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -150,7 +152,10 @@ _REPLY_KEYS = frozenset({"grounding", "answer_style", "answer_check", "answer_ch
 
 def _same_configuration(settings: Settings, out: Path) -> None:
     """Refuse to add sets read under another configuration to `out`: their figures would not compare."""
-    judging = _judging(settings.model_dump(mode="json", include={"model", "guard", "chroma", "embeddings"}))
+    judging = {
+        **_judging(settings.model_dump(mode="json", include={"model", "guard", "chroma", "embeddings"})),
+        "probe_sha256": _probe_sha256(settings),
+    }
     file = out / "configuration.json"
     if not file.exists():
         file.write_text(json.dumps(judging, indent=1, sort_keys=True), encoding="utf-8")
@@ -159,6 +164,14 @@ def _same_configuration(settings: Settings, out: Path) -> None:
             f"The sets in {out} were judged under another configuration ({file}): give a new --out folder, "
             "or delete that one to start again."
         )
+
+
+def _probe_sha256(settings: Settings) -> str | None:
+    """The probe file the judge loads, by content: `guard.probe: auto` names another file when a release
+    ships another probe, and its verdicts are then others."""
+    judge = settings.judge
+    path = probe_path(settings.guard.probe, judge.path, judge.preset) if judge.provider == "llamacpp" else None
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else None
 
 
 def _judging(configuration: dict[str, Any]) -> dict[str, Any]:

@@ -151,6 +151,20 @@ def test_a_reading_goes_on_when_only_how_replies_are_written_changed(tmp_path, m
     run_suite(settings.model_copy(update={"guard": replies}), suite, tmp_path / "out")
 
 
+def test_a_reading_refuses_to_go_on_under_another_probe_file_of_the_same_name(tmp_path, monkeypatch):
+    (tmp_path / "q.jsonl").write_text('{"question": "a?", "answerable": true}\n', encoding="utf-8")
+    suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
+    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
+    settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
+    probe = tmp_path / "probe.json"
+    probe.write_text('{"weights": "first fit"}', encoding="utf-8")
+    settings = settings.model_copy(update={"guard": settings.guard.model_copy(update={"probe": probe})})
+    run_suite(settings, suite, tmp_path / "out")
+    probe.write_text('{"weights": "fitted again"}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="another configuration"):
+        run_suite(settings, suite, tmp_path / "out")
+
+
 def test_the_command_prints_each_set_and_each_style_s_mean_and_worst(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
