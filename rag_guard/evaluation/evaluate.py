@@ -207,7 +207,8 @@ class _FirstAnswer(BaseCallbackHandler):
 
 
 SAVE_EVERY = 10
-"""With a checkpoint, questions judged between two saves: what an interrupted reading can lose."""
+"""Questions judged between two saves (of a checkpoint, or of the states `on_judged` keeps): what an interrupted
+reading can lose."""
 
 
 def evaluate(
@@ -238,7 +239,7 @@ def evaluate(
         load_models(models.judge)
         guard = build_guard(settings, models.judge, read_layers=read_layers)
         concurrency = max_concurrency(models, settings)
-        step = SAVE_EVERY if checkpoint is not None else len(todo)
+        step = SAVE_EVERY if checkpoint is not None or on_judged is not None else len(todo)
         pipeline = None
         if answers:  # the whole question as the pipeline runs it, the answer's logprobs recorded
             fields = {**reply_settings(settings), "answer_options": {"logprobs": True}}

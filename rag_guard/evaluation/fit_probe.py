@@ -67,6 +67,9 @@ class ProbeFitRun:
     bounds: list[BoundScore]
     """Every bound on the probe's lowering, best first."""
     per_file: list[FileScore]
+    scores: list[tuple[FeatureRow, float]]
+    """Each question with the guard's score: out of fold for the fitted sets, from the final probe for the
+    held-out ones (what a study across sets and styles compares, `bench/probe_styles.py`)."""
 
 
 def fit_probe_on(
@@ -175,14 +178,16 @@ def _fit(
     )
     final = guarded(with_probe, combined.tolist(), probe.max_lowering)
     per_file = _per_source(rows, best.oof, combined, final, fitted=True)
+    scores = list(zip(rows, final.tolist(), strict=True))
     if held_out:
         z = np.array([probe.logit(row.by_call) for row in held_out])
         features = combination_features([row.signals.features() for row in held_out], z)
         applied = np.array([combination.apply(f) for f in features])
-        probed = _with_probe([row.signals for row in held_out], z)
-        per_file += _per_source(held_out, z, applied, guarded(probed, applied.tolist(), probe.max_lowering), False)
+        shown = guarded(_with_probe([row.signals for row in held_out], z), applied.tolist(), probe.max_lowering)
+        per_file += _per_source(held_out, z, applied, shown, False)
+        scores += list(zip(held_out, shown.tolist(), strict=True))
     folds = len(splits)
-    return ProbeFitRun(probe, len(rows), folds, split_by, scored, combination, bounds, per_file)
+    return ProbeFitRun(probe, len(rows), folds, split_by, scored, combination, bounds, per_file, scores)
 
 
 def _with_probe(signals: list[Signals], logits: np.ndarray) -> list[Signals]:
