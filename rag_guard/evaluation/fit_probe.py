@@ -157,9 +157,9 @@ def _fit(
     states = {key: np.stack([row.states[key] for row in rows]) for key in keys}
     scored = choose(states, labels, splits, candidates)
     best = scored[0]
-    signals = [row.signals for row in rows]
     # combined as the guard will combine them: the configured signals that were read, and the probe
     names = combined_signals(settings.guard.signals)
+    signals = [_measured(row, names) for row in rows]
     combination, combined = combine([s.features() for s in signals], best.oof, labels, splits, names)
     with_probe = _with_probe(signals, best.oof)
     bounds = choose_bound(with_probe, combined.tolist(), labels, sources)
@@ -181,13 +181,19 @@ def _fit(
     scores = list(zip(rows, final.tolist(), strict=True))
     if held_out:
         z = np.array([probe.logit(row.by_call) for row in held_out])
-        features = combination_features([row.signals.features() for row in held_out], z)
+        features = combination_features([_measured(row, names).features() for row in held_out], z)
         applied = np.array([combination.apply(f) for f in features])
-        shown = guarded(_with_probe([row.signals for row in held_out], z), applied.tolist(), probe.max_lowering)
+        measured = [_measured(row, names) for row in held_out]
+        shown = guarded(_with_probe(measured, z), applied.tolist(), probe.max_lowering)
         per_file += _per_source(held_out, z, applied, shown, False)
         scores += list(zip(held_out, shown.tolist(), strict=True))
     folds = len(splits)
     return ProbeFitRun(probe, len(rows), folds, split_by, scored, combination, bounds, per_file, scores)
+
+
+def _measured(row: FeatureRow, names: Sequence[str]) -> Signals:
+    """The row's signals as a guard measuring `names` has them: no answer start unless it asks for one."""
+    return row.signals if "extract" in names else Signals(verdict=row.verdict)
 
 
 def _with_probe(signals: list[Signals], logits: np.ndarray) -> list[Signals]:
