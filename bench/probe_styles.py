@@ -19,8 +19,10 @@ from pathlib import Path
 from rag_guard.config import load_config
 from rag_guard.evaluation.evaluate import EvalReport
 from rag_guard.evaluation.fit_probe import fit_probe_on_features
+from rag_guard.evaluation.metrics import gate_quality
 from rag_guard.evaluation.suite import load_suite
 from rag_guard.evaluation.suite_scores import ScoredRow, SetScore, mean_gain_interval, set_score
+from rag_guard.judging.decision import decide, decide_with_probe
 from rag_guard.judging.signals import Signals
 
 COLUMNS = ("verdict", "verdict + answer start", "configured")
@@ -80,6 +82,37 @@ def main() -> None:
         interval = "n/a" if gain is None else f"{gain[0]:+.3f} [{gain[1]:+.3f}, {gain[2]:+.3f}]"
         candidate = _mean_worst([s.auroc["configured"] for s in mine])
         print(f"| {style} | {len(mine)} | {cells[0]} | {cells[1]} | {shipped} | {candidate} | {interval} |")
+    print(
+        f"\nAt the thresholds ({settings.guard.answer_threshold} / {settings.guard.clarify_threshold}), pooled per "
+        "style: coverage (answerable answered), answered precision, unanswerable answered; the candidate with the "
+        "probe's doubt clarifying (`decide_with_probe`) and refusing (`decide`).\n"
+    )
+    print("| style | reading | coverage | answered precision | unanswerable answered | refused / clarified |")
+    print("|---|---|---|---|---|---|")
+    asks_extract = "extract" in settings.guard.signals
+    for style in sorted({s.style for s in scored}):
+        rows = [(row, score) for row, score in run.scores if styles[row.source.split("/")[0]] == style]
+        labels = [row.answerable for row, _ in rows]
+        prompt = [Signals(verdict=r.verdict, extract=r.extract if asks_extract else None).combined() for r, _ in rows]
+        at = (settings.guard.answer_threshold, settings.guard.clarify_threshold)
+        compared = {
+            "verdict": [decide(r.verdict, *at) for r, _ in rows],
+            "verdict + answer start": [
+                decide(Signals(verdict=r.verdict, extract=r.extract).combined(), *at) for r, _ in rows
+            ],
+            "candidate, doubt refuses": [decide(p, *at) for _, p in rows],
+            "candidate, doubt clarifies": [
+                decide_with_probe(p, q, *at) for (_, p), q in zip(rows, prompt, strict=True)
+            ],
+        }
+        for reading, decisions in compared.items():
+            q = gate_quality([p for _, p in rows], labels, decisions, *at)
+            refused = q.answerable.refuse + q.unanswerable.refuse
+            clarified = q.answerable.clarify + q.unanswerable.clarify
+            print(
+                f"| {style} | {reading} | {_f(q.coverage)} | {_f(q.answered_precision)} | "
+                f"{_f(q.unanswerable_answered_rate)} | {refused} / {clarified} |"
+            )
 
 
 def _current(folder: Path, names: list[str]) -> dict[str, float | None]:
