@@ -41,8 +41,9 @@ class AnswerCheck(BaseModel):
     """A quoted span: the log of its whole probability."""
     untrusted: bool = False
     """The model's check was asked and gave no trustworthy probability: the answer is refused."""
-    draft: str | None = None
-    """A withheld answer as the model wrote it: what the user was not shown, kept for logs and `eval`."""
+    draft: str | None = Field(None, exclude=True, repr=False)
+    """A withheld answer as the model wrote it, for `rag-guard eval` to score: never serialised, so what the
+    guard withheld does not leave the process (server replies, `--json`)."""
 
 
 def quoted(quote: Quote) -> AnswerCheck:

@@ -24,6 +24,16 @@ def test_sufficient_context_is_answered_with_sources():
     assert result.cited == [1]
 
 
+def test_a_withheld_answer_keeps_its_draft_in_the_process_but_never_in_json():
+    invented = judge_then_answer(0.9, answer="It launched in 1981 [1].")  # the passages say 1977
+    guard = SufficiencyGuard(judge=invented, answer_threshold=0.6, clarify_threshold=0.3)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=invented, answer_style="free")
+    result = rag.invoke("When did Voyager 2 launch?")
+    assert result.answer is None and result.answer_check.unsupported == ["1981"]
+    assert result.answer_check.draft == "It launched in 1981 [1]."
+    assert "1981 [1]" not in result.model_dump_json()
+
+
 def test_answer_prompt_continues_the_guard_prompt_whole():
     rag = pipeline(0.9)
     rag.invoke("When did Voyager 2 launch?")
