@@ -246,11 +246,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             quote = None
             if verdict.decision is Decision.ANSWER and self.answer_style == "quote" and answer_stream is None:
                 quote = yield from self._quote(question, verdict, child)
-            if quote is not None:
-                yield self._header(question, verdict, Decision.ANSWER, quoted(quote))
-                yield GuardedAnswerChunk(answer=quote.answer())
-            elif verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check):
-                yield from self._checked(question, verdict, answer_stream, child)
+            if quote is not None or (verdict.decision is Decision.ANSWER and (self.grounding or self.answer_check)):
+                yield from self._checked(question, verdict, answer_stream, child, quote)
             else:
                 yield self._header(question, verdict, verdict.decision)
                 yield from self._reply(question, verdict, answer_stream, child, streaming=streaming)
@@ -294,18 +291,25 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                 yield self._text_chunk(decision, rest)
         return "".join(texts)
 
-    def _checked(self, question: str, verdict: Verdict, answer_stream: Any, child: Children) -> Steps[None]:
-        """The answer written whole, tidied, checked, then shown; or, when a check fails, a clarifying message
-        (or the refusal) in its place. The first chunk waits for the checks, so it carries the final decision."""
+    def _checked(
+        self, question: str, verdict: Verdict, answer_stream: Any, child: Children, quote: Quote | None = None
+    ) -> Steps[None]:
+        """The answer (the quote, else written whole and tidied) checked, then shown; or, when a check fails, a
+        clarifying message (or the refusal) in its place. The first chunk waits for the checks, so it carries
+        the final decision. A quote is grounded by construction; the model's check, when on, holds it too."""
         answer_prompt = reply_prompt(verdict.prompt, Decision.ANSWER) or []
-        if answer_stream is not None:
-            answer = yield from self._relay(Decision.ANSWER, answer_stream, show=False)
+        if quote is not None:
+            answer, grounded = quote.answer(), quoted(quote)
         else:
-            answer = self._without_lead(
-                (yield Invoke(self.answerer, answer_prompt, child("generate"), self._answer_call)).text
-            )
-        answer = tidy_answer(answer, question)
-        check = yield from self._check(answer, verdict, answer_prompt, child)
+            if answer_stream is not None:
+                answer = yield from self._relay(Decision.ANSWER, answer_stream, show=False)
+            else:
+                answer = self._without_lead(
+                    (yield Invoke(self.answerer, answer_prompt, child("generate"), self._answer_call)).text
+                )
+            answer = tidy_answer(answer, question)
+            grounded = grounding_check(grounded_in(answer, verdict.documents)) if self.grounding else None
+        check = yield from self._check(answer, grounded, answer_prompt, child)
         decision = _after_check(check)
         if decision is not Decision.ANSWER:
             check = check.model_copy(update={"draft": answer})
@@ -319,10 +323,10 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             yield self._clarification(question, verdict, reply)
 
     def _check(
-        self, answer: str, verdict: Verdict, answer_prompt: list[BaseMessage], child: Children
+        self, answer: str, grounded: AnswerCheck | None, answer_prompt: list[BaseMessage], child: Children
     ) -> Steps[AnswerCheck]:
-        """The grounding check (free: no model call), then, if it passed and is on, the model's own check."""
-        grounded = grounding_check(grounded_in(answer, verdict.documents)) if self.grounding else None
+        """After the grounding check (`grounded`, free: no model call), if it passed and it is on, the model's
+        own check, which keeps what the grounding check recorded."""
         if grounded is not None and not (grounded.passed and self.answer_check):
             return grounded
         try:
@@ -332,7 +336,15 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             check = read_check(reply, self.answer_check_threshold)
         except Exception as exc:
             check = check_failed(exc, self.answer_check_threshold)
-        return check.model_copy(update={"checked": grounded.checked}) if grounded else check
+        if grounded is None:
+            return check
+        kept = {
+            "checked": grounded.checked,
+            "min_token_p": grounded.min_token_p,
+            "joint_logprob": grounded.joint_logprob,
+            "reason": f"{grounded.reason}; {check.reason}",
+        }
+        return check.model_copy(update=kept)
 
     def _quote(self, question: str, verdict: Verdict, child: Children) -> Steps[Quote | None]:
         """The answer-start call run on for a few words, and the passage span they are; None when they are

@@ -4,7 +4,13 @@ from langchain_core.messages import AIMessage
 from rag_guard.judging.answer_check import read_check
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, VERIFY_INSTRUCTION
+from rag_guard.judging.prompts import (
+    ANSWER_INSTRUCTION,
+    CLARIFY_INSTRUCTION,
+    EXTRACT_INSTRUCTION,
+    REFUSAL,
+    VERIFY_INSTRUCTION,
+)
 from rag_guard.pipeline import GuardedRAG
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
@@ -12,7 +18,7 @@ ANSWER = "It launched on 20 August 1977 [1]."
 UNANSWERED = "what did it cost"
 
 
-def checked_pipeline(p_check: float | None, *, check_raises: bool = False) -> GuardedRAG:
+def checked_pipeline(p_check: float | None, *, check_raises: bool = False, quote: str | None = None) -> GuardedRAG:
     """Gate passes (P(True) 0.9); the check after the answer gives `p_check` (None: a reply without logprobs)."""
     gate = judge_then_answer(0.9, answer=ANSWER)
 
@@ -26,6 +32,8 @@ def checked_pipeline(p_check: float | None, *, check_raises: bool = False) -> Gu
             return ("True" if p_check >= 0.5 else "False"), openai_logprobs({"True": p_check, "False": 1 - p_check})
         if last == CLARIFY_INSTRUCTION:
             return UNANSWERED, None
+        if quote is not None and EXTRACT_INSTRUCTION in last and kwargs.get("max_tokens") != 1:
+            return quote, None
         return gate.reply(messages, kwargs)
 
     model = FakeChatModel(reply=reply)
@@ -58,6 +66,16 @@ def test_a_passing_check_shows_the_answer_and_records_the_check():
     assert result.answer_check.passed and result.answer_check.p_supported == pytest.approx(0.9)
     check = rag.answerer.calls[-1]["messages"]
     assert [m.text for m in check[-3:]] == [ANSWER_INSTRUCTION, ANSWER, VERIFY_INSTRUCTION]
+
+
+def test_a_quoted_answer_is_held_to_the_model_s_check_too():
+    passed = checked_pipeline(0.9, quote="20 August 1977").invoke("When did Voyager 2 launch?")
+    assert passed.decision is Decision.ANSWER and passed.answer.startswith("20 August 1977 [1]")
+    assert passed.answer_check.checked == ["20 August 1977"] and passed.answer_check.p_supported == pytest.approx(0.9)
+    assert "quoted word for word" in passed.answer_check.reason
+    failed = checked_pipeline(0.2, quote="20 August 1977").invoke("When did Voyager 2 launch?")
+    assert failed.decision is Decision.CLARIFY and failed.answer is None
+    assert failed.answer_check.draft.startswith("20 August 1977 [1]")
 
 
 def test_the_check_continues_the_answer_prompt_whole():
