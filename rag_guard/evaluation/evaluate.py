@@ -74,6 +74,8 @@ class EvalRow(BaseModel):
     """With `answers`: the answer as drafted, also when the grounding check withheld it."""
     unsupported: list[str] = Field(default_factory=list)
     """The draft's numbers, names and quoted phrases its passages lack."""
+    p_supported: float | None = None
+    """With `guard.answer_check: buffer`: the model's check of the draft, P(it answers from the passages)."""
     group: str | None = None
     """The question's article or paragraph (from the file, else the best retrieved passage's source)."""
     hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)
@@ -354,6 +356,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
     withheld = reply.answer is None
     row.answer, row.message = (None, (reply.message or "").strip()) if withheld else (draft, None)
     row.draft, row.unsupported = draft, check.unsupported if check else []
+    row.p_supported = check.p_supported if check else None
     row.scored = score_answer(draft, question.answerable, question.answer).model_copy(
         update={"unsupported": bool(row.unsupported), "withheld": withheld}
     )

@@ -225,3 +225,13 @@ async def test_a_quoted_answer_carries_its_span_s_token_confidence():
     row = report(QUESTIONS[:1], judged, Settings()).rows[0]
     assert row.answer.startswith("20 August [") and row.answer_tokens is None
     assert row.min_token_p == pytest.approx(2.718281828**-0.7) and row.joint_logprob == pytest.approx(-0.8)
+
+
+async def test_with_the_answer_check_on_each_answer_row_records_the_model_s_p_supported():
+    from tests.unit.judging.test_answer_check import checked_pipeline
+
+    rag = checked_pipeline(0.8)
+    questions = [LabelledQuestion(question="When did Voyager 2 launch?", answerable=True, answer="20 August 1977")]
+    judged = await judge_all(rag.guard, given_or_retrieved(rag.retriever), questions, 1, pipeline=rag)
+    row = report(questions, judged, Settings()).rows[0]
+    assert row.answer is not None and row.p_supported == pytest.approx(0.8)
