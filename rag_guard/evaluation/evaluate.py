@@ -12,7 +12,7 @@ import asyncio
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -224,30 +224,53 @@ def evaluate(
     checkpoint: Path | None = None,
     on_judged: OnJudged | None = None,
 ) -> EvalReport:
-    """`read_layers` keeps the embedded judge's states at those layers on each row (`EvalRow.hidden_states`).
-    `checkpoint`: a JSON Lines file that keeps each row as it is judged (states aside), so a reading stopped
-    part way goes on from where it stopped; rows already in it are not judged again. `on_judged(questions,
-    rows)` gets each batch as it is judged (every `SAVE_EVERY` with a checkpoint), states included.
-
-    A question that carries its own `context` is judged against it; the others against the corpus."""
-    from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
-
+    """One labelled set judged (`Evaluator.evaluate`); `limit` samples it, stratified by label."""
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
-    rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
-    todo = [i for i in range(len(questions)) if i not in rows]
-    if todo:
-        models = build_models(settings)
-        load_models(models.judge)
-        guard = build_guard(settings, models.judge, read_layers=read_layers)
-        concurrency = max_concurrency(models, settings)
-        step = SAVE_EVERY if checkpoint is not None or on_judged is not None else len(todo)
-        pipeline = None
-        if answers:  # the whole question as the pipeline runs it, the answer's logprobs recorded
-            fields = {**reply_settings(settings), "answer_options": {"logprobs": True}}
-            pipeline = GuardedRAG(retriever=_Given(documents=[]), guard=guard, answerer=models.answerer, **fields)
-        with temporary_retriever(settings, corpus_dir) as retriever:
-            documents_for = given_or_retrieved(retriever)
+    with Evaluator(settings, answers=answers, read_layers=read_layers) as evaluator:
+        return evaluator.evaluate(corpus_dir, questions, progress, checkpoint, on_judged)
+
+
+class Evaluator:
+    """What judging labelled sets needs, each built once however many sets it judges (`eval-suite` judges
+    thirteen articles of one corpus): the models, guard and pipeline when the first question is judged, and
+    one temporary store per corpus, removed on leaving the `with` block."""
+
+    def __init__(self, settings: Settings, *, answers: bool = False, read_layers: tuple[int, ...] = ()) -> None:
+        self.settings = settings
+        self.answers = answers
+        """Also write the reply each verdict calls for, through the pipeline."""
+        self.read_layers = read_layers
+        """The embedded judge's layers whose states each row keeps (`EvalRow.hidden_states`)."""
+        self._stores = ExitStack()
+        self._retrievers: dict[Path, BaseRetriever] = {}
+        self._judging: tuple[SufficiencyGuard, int, GuardedRAG | None] | None = None
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stores.close()
+
+    def evaluate(
+        self,
+        corpus_dir: Path,
+        questions: list[LabelledQuestion],
+        progress: Progress | None = None,
+        checkpoint: Path | None = None,
+        on_judged: OnJudged | None = None,
+    ) -> EvalReport:
+        """The set's figures and rows. `checkpoint`: a JSON Lines file that keeps each row as it is judged
+        (states aside), so a reading stopped part way goes on from where it stopped; rows already in it are not
+        judged again. `on_judged(questions, rows)` gets each batch as it is judged, states included.
+
+        A question that carries its own `context` is judged against it; the others against the corpus."""
+        rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
+        todo = [i for i in range(len(questions)) if i not in rows]
+        if todo:
+            guard, concurrency, pipeline = self._judge()
+            documents_for = given_or_retrieved(self._retriever(corpus_dir))
+            step = SAVE_EVERY if checkpoint is not None or on_judged is not None else len(todo)
             for start in range(0, len(todo), step):
                 part = todo[start : start + step]
                 done = len(questions) - len(todo) + start
@@ -261,7 +284,28 @@ def evaluate(
                     on_judged([questions[i] for i in part], list(fresh.values()))
                 if checkpoint is not None:
                     _save(checkpoint, fresh)
-    return summarise(questions, [rows[i] for i in range(len(questions))], settings)
+        return summarise(questions, [rows[i] for i in range(len(questions))], self.settings)
+
+    def _judge(self) -> tuple[SufficiencyGuard, int, GuardedRAG | None]:
+        """The guard, how many questions at once, and (with `answers`) the pipeline: built on first use."""
+        from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
+
+        if self._judging is None:
+            settings = self.settings
+            models = build_models(settings)
+            load_models(models.judge)
+            guard = build_guard(settings, models.judge, read_layers=self.read_layers)
+            pipeline = None
+            if self.answers:  # the whole question as the pipeline runs it, the answer's logprobs recorded
+                fields = {**reply_settings(settings), "answer_options": {"logprobs": True}}
+                pipeline = GuardedRAG(retriever=_Given(documents=[]), guard=guard, answerer=models.answerer, **fields)
+            self._judging = guard, max_concurrency(models, settings), pipeline
+        return self._judging
+
+    def _retriever(self, corpus_dir: Path) -> BaseRetriever:
+        if corpus_dir not in self._retrievers:
+            self._retrievers[corpus_dir] = self._stores.enter_context(temporary_retriever(self.settings, corpus_dir))
+        return self._retrievers[corpus_dir]
 
 
 def read_checkpoint(path: Path, questions: list[LabelledQuestion]) -> dict[int, EvalRow]:

@@ -24,7 +24,7 @@ from ruamel.yaml.error import YAMLError
 
 from rag_guard.config import Settings
 from rag_guard.errors import ConfigError
-from rag_guard.evaluation.evaluate import EvalReport, evaluate
+from rag_guard.evaluation.evaluate import EvalReport, Evaluator
 from rag_guard.evaluation.labelled import default_layers
 from rag_guard.evaluation.metrics import stratified_sample
 from rag_guard.evaluation.probe_states import keep_features, require_embedded
@@ -126,22 +126,21 @@ def run_suite(
         require_embedded(settings)
         read = tuple(layers or default_layers(settings))
     found: dict[str, tuple[str, list[ScoredRow]]] = {}
-    for entry in suite.sets:
-        for name, questions in expand(entry):
-            file = out / f"{name.replace('/', '__')}.json"
-            if file.exists():
-                report = EvalReport.model_validate_json(file.read_text(encoding="utf-8"))
-            else:
-                if announce:
-                    announce(name, len(questions))
-                partial = file.with_suffix(".partial.jsonl")
-                keep = keep_features(features, settings, entry.corpus, name) if features is not None else None
-                report = evaluate(
-                    settings, entry.corpus, questions, read_layers=read, checkpoint=partial, on_judged=keep
-                )
-                file.write_text(report.model_dump_json(), encoding="utf-8")
-                partial.unlink(missing_ok=True)
-            found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])
+    with Evaluator(settings, read_layers=read) as evaluator:  # the models and each corpus's store built once
+        for entry in suite.sets:
+            for name, questions in expand(entry):
+                file = out / f"{name.replace('/', '__')}.json"
+                if file.exists():
+                    report = EvalReport.model_validate_json(file.read_text(encoding="utf-8"))
+                else:
+                    if announce:
+                        announce(name, len(questions))
+                    partial = file.with_suffix(".partial.jsonl")
+                    keep = keep_features(features, settings, entry.corpus, name) if features is not None else None
+                    report = evaluator.evaluate(entry.corpus, questions, checkpoint=partial, on_judged=keep)
+                    file.write_text(report.model_dump_json(), encoding="utf-8")
+                    partial.unlink(missing_ok=True)
+                found[name] = (entry.style, [ScoredRow.model_validate(row.model_dump()) for row in report.rows])
     scored = [set_score(name, style, rows) for name, (style, rows) in found.items()]
     return SuiteReport(sets=scored, styles=style_scores(scored, {name: rows for name, (_, rows) in found.items()}))
 

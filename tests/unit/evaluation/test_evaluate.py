@@ -235,3 +235,40 @@ async def test_with_the_answer_check_on_each_answer_row_records_the_model_s_p_su
     judged = await judge_all(rag.guard, given_or_retrieved(rag.retriever), questions, 1, pipeline=rag)
     row = report(questions, judged, Settings()).rows[0]
     assert row.answer is not None and row.p_supported == pytest.approx(0.8)
+
+
+def test_an_evaluator_builds_the_models_once_and_one_store_per_corpus(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    import rag_guard.evaluation.evaluate as evaluate_module
+    from rag_guard import factory
+
+    built: list[str] = []
+    opened: list[str] = []
+    judge = judge_then_answer(0.9)
+    monkeypatch.setattr(
+        factory, "build_models", lambda settings: built.append("models") or SimpleNamespace(judge=judge, answerer=judge)
+    )
+    monkeypatch.setattr(factory, "load_models", lambda *models: None)
+    monkeypatch.setattr(factory, "max_concurrency", lambda models, settings: 1)
+    monkeypatch.setattr(
+        factory,
+        "build_guard",
+        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
+    )
+
+    @contextmanager
+    def store(settings, corpus):
+        opened.append(corpus.name)
+        yield FixedRetriever(documents=DOCS)
+        opened.append(f"closed {corpus.name}")
+
+    monkeypatch.setattr(evaluate_module, "temporary_retriever", store)
+    with evaluate_module.Evaluator(Settings()) as evaluator:
+        first = evaluator.evaluate(tmp_path / "articles", QUESTIONS[:2])
+        second = evaluator.evaluate(tmp_path / "articles", QUESTIONS[2:])
+        evaluator.evaluate(tmp_path / "other", QUESTIONS[:1])
+        assert opened == ["articles", "other"]
+    assert built == ["models"] and opened[2:] == ["closed other", "closed articles"]
+    assert first.n == 2 and second.n == 1

@@ -121,15 +121,32 @@ def fake_report(questions) -> EvalReport:
     return report_of(rows)
 
 
+def evaluator_of(report):
+    """An `Evaluator` that judges nothing: each set's report is `report(questions)`."""
+
+    class Fake:
+        def __init__(self, settings, **_):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *_):
+            pass
+
+        def evaluate(self, corpus, questions, **_):
+            return report(questions)
+
+    return Fake
+
+
 def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tmp_path, monkeypatch):
     (tmp_path / "q.jsonl").write_text(
         '{"question": "a?", "answerable": true}\n{"question": "b?", "answerable": false}\n', encoding="utf-8"
     )
     suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
     judged: list[str] = []
-    monkeypatch.setattr(
-        suite_module, "evaluate", lambda settings, corpus, qs, **_: judged.append("x") or fake_report(qs)
-    )
+    monkeypatch.setattr(suite_module, "Evaluator", evaluator_of(lambda qs: judged.append("x") or fake_report(qs)))
     settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
 
     first = run_suite(settings, suite, tmp_path / "out")
@@ -144,7 +161,7 @@ def test_a_reading_resumes_where_it_stopped_and_refuses_to_mix_configurations(tm
 def test_a_reading_goes_on_when_only_how_replies_are_written_changed(tmp_path, monkeypatch):
     (tmp_path / "q.jsonl").write_text('{"question": "a?", "answerable": true}\n', encoding="utf-8")
     suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
+    monkeypatch.setattr(suite_module, "Evaluator", evaluator_of(fake_report))
     settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
     run_suite(settings, suite, tmp_path / "out")
     replies = settings.guard.model_copy(update={"answer_style": "free", "grounding": False})
@@ -154,7 +171,7 @@ def test_a_reading_goes_on_when_only_how_replies_are_written_changed(tmp_path, m
 def test_a_reading_refuses_to_go_on_under_another_probe_file_of_the_same_name(tmp_path, monkeypatch):
     (tmp_path / "q.jsonl").write_text('{"question": "a?", "answerable": true}\n', encoding="utf-8")
     suite = load_suite(write_suite(tmp_path, "sets:\n  - {name: one, style: s, corpus: c, questions: q.jsonl}\n"))
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
+    monkeypatch.setattr(suite_module, "Evaluator", evaluator_of(fake_report))
     settings = load_config(Path(__file__).resolve().parents[3] / "config.yaml", env={})
     probe = tmp_path / "probe.json"
     probe.write_text('{"weights": "first fit"}', encoding="utf-8")
@@ -174,7 +191,7 @@ def test_the_command_prints_each_set_and_each_style_s_mean_and_worst(tmp_path, m
         '{"question": "a?", "answerable": true}\n{"question": "b?", "answerable": false}\n', encoding="utf-8"
     )
     path = write_suite(tmp_path, "sets:\n  - {name: one, style: squad, corpus: c, questions: q.jsonl}\n")
-    monkeypatch.setattr(suite_module, "evaluate", lambda settings, corpus, qs, **_: fake_report(qs))
+    monkeypatch.setattr(suite_module, "Evaluator", evaluator_of(fake_report))
     config = Path(__file__).resolve().parents[3] / "config.yaml"
     result = CliRunner().invoke(app, ["eval-suite", str(path), "--out", str(tmp_path / "out"), "-c", str(config)])
     assert result.exit_code == 0, result.output
