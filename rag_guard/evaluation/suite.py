@@ -1,11 +1,13 @@
-"""`rag-guard eval-suite`: the guard over many labelled sets, each in a temporary store, scored per set, per
-style (mean and worst) and as a paired comparison of readings (`suite_scores.py`).
+"""`rag-guard eval-suite`: the guard over many labelled sets, in one temporary store per corpus, scored per set,
+per style (mean and worst) and as a paired comparison of readings (`suite_scores.py`).
 
 A suite file lists the sets. A set may be split into one set per article (`split_by: article`) and may drop
 its questions' given passages so the guard judges retrieved chunks, as it does in use (`retrieve: true`).
 Each set's eval report is saved under the output folder as it finishes, and a set already there is not run
 again; a set's rows are kept as they are judged (`NAME.partial.jsonl`), so a reading stopped part way
 through a set goes on from its last saved question: a long reading spans as many sessions as it needs.
+With a features file, the judge's hidden states are kept on the way too, so the same reading serves a probe
+fitted in the format the guard uses (`fit-probe --features`).
 """
 
 from __future__ import annotations
