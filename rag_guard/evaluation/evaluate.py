@@ -254,7 +254,7 @@ class Evaluator:
 
     def evaluate(
         self,
-        corpus_dir: Path,
+        corpus_dir: Path | None,
         questions: list[LabelledQuestion],
         progress: Progress | None = None,
         checkpoint: Path | None = None,
@@ -264,7 +264,8 @@ class Evaluator:
         (states aside), so a reading stopped part way goes on from where it stopped; rows already in it are not
         judged again. `on_judged(questions, rows)` gets each batch as it is judged, states included.
 
-        A question that carries its own `context` is judged against it; the others against the corpus."""
+        A question that carries its own `context` is judged against it; the others against the corpus (none
+        needed when every question carries one)."""
         rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
         todo = [i for i in range(len(questions)) if i not in rows]
         if todo:
@@ -302,7 +303,9 @@ class Evaluator:
             self._judging = guard, max_concurrency(models, settings), pipeline
         return self._judging
 
-    def _retriever(self, corpus_dir: Path) -> BaseRetriever:
+    def _retriever(self, corpus_dir: Path | None) -> BaseRetriever | None:
+        if corpus_dir is None:
+            return None
         if corpus_dir not in self._retrievers:
             self._retrievers[corpus_dir] = self._stores.enter_context(temporary_retriever(self.settings, corpus_dir))
         return self._retrievers[corpus_dir]

@@ -8,8 +8,6 @@ what `rag-guard eval --features` already read, evaluates nothing twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -21,14 +19,7 @@ import numpy as np
 
 from rag_guard.config import ModelSettings, Settings
 from rag_guard.errors import ConfigError, CorpusError
-from rag_guard.evaluation.evaluate import (
-    EvalRow,
-    Judged,
-    OnJudged,
-    given_or_retrieved,
-    judge_all,
-    temporary_retriever,
-)
+from rag_guard.evaluation.evaluate import EvalRow, Evaluator, OnJudged
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.probe import CALLS
 from rag_guard.judging.signals import Signals
@@ -36,8 +27,6 @@ from rag_guard.judging.signals import Signals
 Progress = Callable[[int, int], None]
 StateKey = tuple[str, int]
 """(call, layer): one call's state at one layer."""
-SAVE_EVERY = 20
-"""Questions judged between two writes of the features file (a write takes about a second)."""
 
 
 @dataclass
@@ -165,7 +154,7 @@ def read_features(
 
     Questions with a `context` are judged against it, the others against `corpus` (ingested into a temporary
     store, as `rag-guard eval` does). A question whose verdict has no probability is left out."""
-    from rag_guard.factory import build_guard, build_models, load_models, model_identity
+    from rag_guard.factory import model_identity
 
     layers = sorted(set(layers))
     wanted = list(product(CALLS, layers))
@@ -184,23 +173,14 @@ def read_features(
         # The states are read in the default prompt-level signals' calls, whatever the config adds.
         guard_settings = settings.guard.model_copy(update={"signals": list(CALLS), "calibration": None})
         plain = settings.model_copy(update={"guard": guard_settings})
-        models = build_models(plain)
-        load_models(models.judge)
-        guard = build_guard(plain, models.judge, read_layers=tuple(layers))
-        with temporary_retriever(settings, corpus) if corpus is not None else contextlib.nullcontext() as retriever:
-            documents_for = given_or_retrieved(retriever)
-            for start in range(0, len(todo), SAVE_EVERY):  # an interrupted run keeps what it read
-                part = todo[start : start + SAVE_EVERY]
-                counted = (lambda done, _, start=start: progress(start + done, len(todo))) if progress else None
-                judged = asyncio.run(judge_all(guard, documents_for, [questions[i][1] for i in part], 1, counted))
-                read = {
-                    keys[i]: row
-                    for i, result in zip(part, judged, strict=True)
-                    if (row := _row(keys[i], questions[i], result, wanted)) is not None
-                }
-                fresh.update(read)
-                if cache is not None:
-                    save_features(cache, list(read.values()))
+        with Evaluator(plain, read_layers=tuple(layers)) as evaluator:
+            done = 0
+            for source in dict.fromkeys(questions[i][0] for i in todo):  # one file at a time: its rows' source
+                mine = [questions[i][1] for i in todo if questions[i][0] == source]
+                counted = (lambda n, _, done=done: progress(done + n, len(todo))) if progress else None
+                keep = _keeper(plain, corpus, source, wanted, cache, fresh)
+                evaluator.evaluate(corpus, mine, counted, on_judged=keep)  # saved as it goes: a stop keeps it
+                done += len(mine)
     rows = []
     for (source, _), key in zip(questions, keys, strict=True):
         row = fresh.get(key) or cached.get(key)
@@ -210,20 +190,25 @@ def read_features(
     return rows
 
 
-def _row(key: str, item: tuple[str, LabelledQuestion], result: Judged, wanted: Sequence[StateKey]) -> FeatureRow | None:
-    verdict, (source, question) = result.verdict, item
-    states = _arrays(verdict.hidden_states or {})
-    if verdict.signals is None or not set(wanted) <= states.keys():
-        return None
-    return FeatureRow(
-        key=key,
-        answerable=question.answerable,
-        group=question.group or (result.sources[0] if result.sources else "none"),
-        source=source,
-        verdict=verdict.signals.verdict,
-        extract=verdict.signals.extract,
-        states={key: states[key] for key in wanted},
-    )
+def _keeper(
+    settings: Settings,
+    corpus: Path | None,
+    source: str,
+    wanted: Sequence[StateKey],
+    cache: Path | None,
+    fresh: dict[str, FeatureRow],
+) -> OnJudged:
+    """Each batch's rows that read every `wanted` state, into `fresh` and, when given, the `cache` file."""
+
+    def keep(questions: list[LabelledQuestion], rows: list[EvalRow]) -> None:
+        read = [
+            row for row in row_features(rows, questions, settings, corpus, source) if set(wanted) <= row.states.keys()
+        ]
+        fresh.update({row.key: row for row in read})
+        if cache is not None and read:
+            save_features(cache, read)
+
+    return keep
 
 
 def _arrays(hidden_states: dict[str, dict[int, list[float]]]) -> dict[StateKey, np.ndarray]:
@@ -235,7 +220,11 @@ def _arrays(hidden_states: dict[str, dict[int, list[float]]]) -> dict[StateKey, 
 
 
 def row_features(
-    rows: Sequence[EvalRow], questions: Sequence[LabelledQuestion], settings: Settings, corpus: Path, source: str
+    rows: Sequence[EvalRow],
+    questions: Sequence[LabelledQuestion],
+    settings: Settings,
+    corpus: Path | None,
+    source: str,
 ) -> list[FeatureRow]:
     """The rows of a `rag-guard eval` run (one per question, in order) that read hidden states, as
     fit-probe's features."""
@@ -258,7 +247,7 @@ def row_features(
     ]
 
 
-def keep_features(path: Path, settings: Settings, corpus: Path, source: str) -> OnJudged:
+def keep_features(path: Path, settings: Settings, corpus: Path | None, source: str) -> OnJudged:
     """An `evaluate(on_judged=...)` that adds each batch's states to the features file `path` as it comes,
     so a reading stopped part way keeps what it read."""
 

@@ -99,7 +99,7 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
     from typer.testing import CliRunner
 
     from rag_guard.cli import app
-    from rag_guard.evaluation import probe_states
+    from rag_guard.evaluation import evaluate, probe_states
 
     lines = []
     for index, (context, answerable, unanswerable) in enumerate(PARAGRAPHS):
@@ -108,7 +108,7 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
             lines.append(json.dumps(item))
     (tmp_path / "q.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp_path / "config.yaml").write_text("model:\n  preset: small\n", encoding="utf-8")
-    monkeypatch.setattr(probe_states, "SAVE_EVERY", 4)  # 10 questions: written after 4, 8 and 10
+    monkeypatch.setattr(evaluate, "SAVE_EVERY", 4)  # 10 questions: written after 4, 8 and 10
     saved = []
     real_save = probe_states.save_features
     monkeypatch.setattr(
