@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -33,6 +33,9 @@ err = Console(stderr=True)
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="config.yaml to use (default: $RAG_GUARD_CONFIG or ./config.yaml)."),
+]
+LayerOption = Annotated[
+    list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
 ]
 CollectionOption = Annotated[
     str | None,
@@ -252,9 +255,7 @@ def evaluate(
         Path | None,
         typer.Option(help="Keep each question's signals and hidden states in this .npz, for `fit-probe --features`."),
     ] = None,
-    layers: Annotated[
-        list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
-    ] = None,
+    layers: LayerOption = None,
 ) -> None:
     """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
     with _user_errors():
@@ -336,9 +337,7 @@ def eval_suite(
         Path | None,
         typer.Option(help="Also keep the states of the sets judged now in this .npz, for `fit-probe --features`."),
     ] = None,
-    layers: Annotated[
-        list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
-    ] = None,
+    layers: LayerOption = None,
 ) -> None:
     """The gate over many labelled sets: AUROC per set, each style's mean and worst, for the verdict alone,
     verdict + answer start, and the configured score."""
@@ -482,7 +481,7 @@ def fit_probe(
         typer.Option("--held-out", help="Without --questions: a set in --features to score the probe on, never fit."),
     ] = None,
     split_by: Annotated[
-        str,
+        Literal["source", "group"],
         typer.Option(
             help="Without --questions: folds keep together each `source` (leave one set out) or each `group` "
             "(article/paragraph)."
@@ -498,8 +497,6 @@ def fit_probe(
         raise typer.BadParameter(
             "give --questions to read states, or --features to fit on states kept", param_hint="--questions"
         )
-    if split_by not in ("source", "group"):
-        raise typer.BadParameter(f"{split_by!r} is not source or group", param_hint="--split-by")
     with _user_errors():
         from rag_guard.evaluation.fit_probe import fit_probe_on, fit_probe_on_features
 
@@ -507,9 +504,8 @@ def fit_probe(
         call_sets = [_call_set(text) for text in calls] if calls else None
         layer_sets = [_layer_set(text) for text in layers] if layers else None
         if features is not None and not questions:
-            kept_together = "group" if split_by == "group" else "source"
             run = fit_probe_on_features(
-                settings, features, sources or (), held_out or (), call_sets, layer_sets, kept_together
+                settings, features, sources or (), held_out or (), call_sets, layer_sets, split_by
             )
         else:
             with _progress() as progress:
@@ -530,8 +526,7 @@ def fit_probe(
     for column in ("bound", "mean over sets", "worst set"):
         bounds.add_column(column, justify="right")
     for bound in run.bounds:
-        label = "none" if bound.bound is None else f"{bound.bound:g}"
-        bounds.add_row(label, f"{bound.mean:.3f}", f"{bound.worst:.3f}")
+        bounds.add_row(_bound(bound.bound), f"{bound.mean:.3f}", f"{bound.worst:.3f}")
     out.print(bounds)
     per_file = Table(title=f"AUROC per set (probe: {run.scored[0].reading}); fitted sets out of fold")
     for column in ("set", "n", "fitted", "today's default", "probe", "probe + signals", "guard"):
@@ -541,11 +536,16 @@ def fit_probe(
         per_file.add_row(score.label, str(score.n), "yes" if score.fitted else "no", *(_figure(v) for v in cells))
     _print_wide(per_file)
     weights = ", ".join(f"{k} {v:.3f}" for k, v in run.combination.weights.items())
-    bound = "none" if run.probe.max_lowering is None else f"{run.probe.max_lowering:g}"
     out.print(
-        f"Combination: {weights}; bias {run.combination.bias:.3f}; lowers at most {bound}. Wrote {output}.",
+        f"Combination: {weights}; bias {run.combination.bias:.3f}; lowers at most {_bound(run.probe.max_lowering)}. "
+        f"Wrote {output}.",
         highlight=False,
     )
+
+
+def _bound(log_odds: float | None) -> str:
+    """How far a probe may lower the score, as printed."""
+    return "none" if log_odds is None else f"{log_odds:g}"
 
 
 def _figure(value: float | None) -> str:

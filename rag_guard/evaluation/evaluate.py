@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.messages import AIMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field, ValidationError
@@ -118,7 +118,7 @@ class Judged(BaseModel):
     sources: list[str]
     reply: GuardedAnswer | None = None
     """What the pipeline gave the user for this verdict: the answer, the clarifying message or the refusal."""
-    written: AIMessage | None = None
+    written: BaseMessage | None = None
     """The free answer as the answerer returned it, with its logprobs, when one was written."""
 
     @property
@@ -199,13 +199,12 @@ class _FirstAnswer(BaseCallbackHandler):
     run_inline = True
 
     def __init__(self) -> None:
-        self.message: AIMessage | None = None
+        self.message: BaseMessage | None = None
 
     def on_llm_end(self, response: LLMResult, *, tags: list[str] | None = None, **kwargs: Any) -> None:
         generation = response.generations[0][0] if response.generations and response.generations[0] else None
         if self.message is None and "generate" in (tags or []) and isinstance(generation, ChatGeneration):
-            message = generation.message
-            self.message = AIMessage(content=message.content, response_metadata=message.response_metadata)
+            self.message = generation.message
 
 
 SAVE_EVERY = 10

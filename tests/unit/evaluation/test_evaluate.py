@@ -149,9 +149,31 @@ async def test_without_an_answerer_nothing_is_generated_or_scored():
     assert result.answers_scored == 0 and result.answers_right is None
 
 
+def stand_in_models(monkeypatch, built: list[str] | None = None) -> None:
+    """The factory builds a fake judge (noting each build in `built`) and a guard on it; nothing loads."""
+    from types import SimpleNamespace
+
+    from rag_guard import factory
+
+    judge = judge_then_answer(0.9)
+
+    def models(settings):
+        if built is not None:
+            built.append("models")
+        return SimpleNamespace(judge=judge, answerer=judge)
+
+    monkeypatch.setattr(factory, "build_models", models)
+    monkeypatch.setattr(factory, "load_models", lambda *models: None)
+    monkeypatch.setattr(factory, "max_concurrency", lambda models, settings: 1)
+    monkeypatch.setattr(
+        factory,
+        "build_guard",
+        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
+    )
+
+
 def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkeypatch):
     from contextlib import contextmanager
-    from types import SimpleNamespace
 
     import rag_guard.evaluation.evaluate as evaluate_module
     from rag_guard import factory
@@ -163,15 +185,7 @@ def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkey
             asked.append(query)
             return list(self.documents)
 
-    judge = judge_then_answer(0.9)
-    monkeypatch.setattr(factory, "build_models", lambda settings: SimpleNamespace(judge=judge, answerer=judge))
-    monkeypatch.setattr(factory, "load_models", lambda *models: None)
-    monkeypatch.setattr(factory, "max_concurrency", lambda models, settings: 1)
-    monkeypatch.setattr(
-        factory,
-        "build_guard",
-        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
-    )
+    stand_in_models(monkeypatch)
     monkeypatch.setattr(
         evaluate_module, "temporary_retriever", contextmanager(lambda s, c: (yield RecordingRetriever(documents=DOCS)))
     )
@@ -239,24 +253,12 @@ async def test_with_the_answer_check_on_each_answer_row_records_the_model_s_p_su
 
 def test_an_evaluator_builds_the_models_once_and_one_store_per_corpus(tmp_path, monkeypatch):
     from contextlib import contextmanager
-    from types import SimpleNamespace
 
     import rag_guard.evaluation.evaluate as evaluate_module
-    from rag_guard import factory
 
     built: list[str] = []
     opened: list[str] = []
-    judge = judge_then_answer(0.9)
-    monkeypatch.setattr(
-        factory, "build_models", lambda settings: built.append("models") or SimpleNamespace(judge=judge, answerer=judge)
-    )
-    monkeypatch.setattr(factory, "load_models", lambda *models: None)
-    monkeypatch.setattr(factory, "max_concurrency", lambda models, settings: 1)
-    monkeypatch.setattr(
-        factory,
-        "build_guard",
-        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
-    )
+    stand_in_models(monkeypatch, built)
 
     @contextmanager
     def store(settings, corpus):
