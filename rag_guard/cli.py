@@ -458,7 +458,7 @@ def fit_probe(
         typer.Option(
             "--calls",
             help="Whose states a candidate reads: verdict, extract (the answer start) or verdict+extract; "
-            "repeat to compare. Default: verdict+extract.",
+            "repeat to compare. Default: the calls guard.signals make (verdict; verdict+extract with extract).",
         ),
     ] = None,
     features: Annotated[
@@ -529,10 +529,10 @@ def fit_probe(
         bounds.add_row(_bound(bound.bound), f"{bound.mean:.3f}", f"{bound.worst:.3f}")
     out.print(bounds)
     per_file = Table(title=f"AUROC per set (probe: {run.scored[0].reading}); fitted sets out of fold")
-    for column in ("set", "n", "fitted", "today's default", "probe", "probe + signals", "guard"):
+    for column in ("set", "n", "fitted", "signals without the probe", "probe", "probe + signals", "guard"):
         per_file.add_column(column, justify="left" if column == "set" else "right")
     for score in run.per_file:
-        cells = (score.default, score.probe, score.combined, score.guard)
+        cells = (score.without_probe, score.probe, score.combined, score.guard)
         per_file.add_row(score.label, str(score.n), "yes" if score.fitted else "no", *(_figure(v) for v in cells))
     _print_wide(per_file)
     weights = ", ".join(f"{k} {v:.3f}" for k, v in run.combination.weights.items())

@@ -93,17 +93,17 @@ class ModelSettings(_Section):
         return (self.base_url or SERVER_DEFAULT_URLS[self.provider]).rstrip("/")
 
 
-DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict", "extract"), "single_pass": ("verdict",)}
-"""The signal study's best (docs/signals.md); single-pass mode has only its answer's first token.
-`Settings` adds the hidden-state probe when the judge can be probed (`_probe_by_default`)."""
+DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict",), "single_pass": ("verdict",)}
+"""The verdict token alone: across the gate's suite (docs/probe.md) neither the answer start nor the shipped
+probe added to it on both question styles. `Settings` adds what a named probe needs (`_probe_by_default`)."""
 
 
 class GuardSettings(_Section):
     """The sufficiency gate: one True/False token, turned into P(sufficient), compared to thresholds."""
 
-    answer_threshold: float = Field(0.7, ge=0.0, le=1.0)
+    answer_threshold: float = Field(0.778, ge=0.0, le=1.0)
     """At or above this P(sufficient) the pipeline answers."""
-    clarify_threshold: float = Field(0.45, ge=0.0, le=1.0)
+    clarify_threshold: float = Field(0.5, ge=0.0, le=1.0)
     """At or above this (and below answer_threshold) it asks a clarifying question; below it refuses."""
     top_logprobs: int = Field(20, ge=2, le=20)
     """Alternatives read at the verdict token; more alternatives find more True/False spellings."""
@@ -146,9 +146,10 @@ class GuardSettings(_Section):
     answers stream as they are written, unchecked."""
     answer_check_threshold: float = Field(0.5, ge=0.0, le=1.0)
     """With `answer_check: buffer`: the P(supported) an answer needs to be shown."""
-    probe: Literal["auto", "off"] | Path = "auto"
-    """The hidden-state probe the `probe` signal reads: `auto` is the probe shipped for the embedded judge's
-    preset (none for a `path` model), `off` none, or a file written by `rag-guard fit-probe` for this GGUF."""
+    probe: Literal["auto", "off"] | Path = "off"
+    """The hidden-state probe the `probe` signal reads: `off` none (the default), `auto` the probe shipped for
+    the embedded judge's preset (none for a `path` model), or a file written by `rag-guard fit-probe` for this
+    GGUF. Named while `signals` is unset, it is used with the signals its combination weighs."""
 
     @field_validator("answer_check", "probe", mode="before")
     @classmethod
@@ -271,25 +272,26 @@ class Settings(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _probe_by_default(cls, data: Any) -> Any:
-        """Unset signals with an embedded judge that has a probe (shipped for its preset, or named): add it. The
-        shipped probes read the states of the built-in prompts, so a guard with its own leaves them out."""
+    def _probe_by_default(cls, data: Any, info: ValidationInfo) -> Any:
+        """Unset signals with a probe named for an embedded judge (`auto`, or a file): the signals it was fitted
+        with. The shipped probes read the states of the built-in prompts, so a guard with its own leaves them out."""
         if not isinstance(data, dict):
             return data
         guard = _as_dict(data.get("guard"))
         judge = _as_dict(guard.get("model") or data.get("model"))
-        source = _switched("probe", guard.get("probe", "auto"))
+        source = _switched("probe", guard.get("probe", "off"))
         unset = guard.get("signals") is None and guard.get("mode", "two_call") == "two_call"
         if not unset or guard.get("calibration") is not None or judge.get("provider", "llamacpp") != "llamacpp":
             return data
-        from rag_guard.judging.probe import probe_path
+        from rag_guard.judging.probe import load_probe, probe_path
 
-        if source == "auto" and _own_prompts(guard):
+        if source == "off" or (source == "auto" and _own_prompts(guard)):
             return data
-        named = source if source in ("auto", "off") else Path(source)
-        if probe_path(named, judge.get("path"), str(judge.get("preset") or "default")) is None:
+        named = source if source == "auto" else Path((info.context or {}).get("base", ".")) / str(source)
+        path = probe_path(named, judge.get("path"), str(judge.get("preset") or "default"))
+        if path is None:
             return data
-        return {**data, "guard": {**guard, "signals": [*DEFAULT_SIGNALS["two_call"], "probe"]}}
+        return {**data, "guard": {**guard, "signals": load_probe(path).signals}}
 
     @model_validator(mode="after")
     def _probe_readable(self) -> Settings:
@@ -361,7 +363,7 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, st
     environ = os.environ if env is None else env
     from_env = _apply_env_overrides(raw, environ)
     try:
-        settings = Settings.model_validate(raw)
+        settings = Settings.model_validate(raw, context={"base": file.resolve().parent if file else Path.cwd()})
     except ValidationError as exc:
         raise ConfigError(_explain(exc, file, text, from_env)) from None
     return _resolve_paths(settings, file)

@@ -126,14 +126,14 @@ class OllamaScript:
     verdict: dict[str, float] = field(default_factory=lambda: {"True": 0.9, "False": 0.08, "The": 0.02})
     """The one-token reply (num_predict 1): token -> linear probability; the likeliest is generated."""
     answer_start: dict[str, float] = field(default_factory=lambda: {"1977": 0.8, "August": 0.1, "un": 0.1})
-    """The one-token reply to the extractive question (the guard's `extract` signal), likewise."""
+    """The reply to the extractive question (the `extract` signal's one token, a quote's first), likewise."""
     answer: list[str] = field(default_factory=lambda: ["Voyager", " 2", " launched", " in", " 1977", " [1]", "."])
     logprobs: bool = True
     """False replays an Ollama older than 0.12.11, which ignores the logprobs request fields."""
 
 
-REPLAYED_P = Signals(verdict=0.9 / (0.9 + 0.08), extract=0.8).combined()
-"""P(sufficient) from the default script: its verdict (True 0.9, False 0.08) discounted by its answer start."""
+REPLAYED_P = Signals(verdict=0.9 / (0.9 + 0.08)).combined()
+"""P(sufficient) from the default script as the default guard reads it: its verdict, True 0.9 against False 0.08."""
 
 Reply = tuple[int, str, list[dict[str, Any]]]
 """(HTTP status, content type, JSON objects: one body, or the lines of an NDJSON stream)."""

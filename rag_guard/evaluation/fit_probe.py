@@ -34,6 +34,7 @@ from rag_guard.evaluation.probe_states import FeatureRow, complete, load_feature
 from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import model_identity
 from rag_guard.judging import Calibration, Probe
+from rag_guard.judging.probe import CALLS
 from rag_guard.judging.signals import Signals, sigmoid
 
 SplitBy = Literal["group", "source"]
@@ -43,12 +44,13 @@ file or suite set (`source`: leave one set out, e.g. one SQuAD article)."""
 
 @dataclass(frozen=True)
 class FileScore:
-    """One questions file's (or set's) AUROCs: today's prompt-level default, the probe, their combination and
-    the guard's score (combination capped and bounded); out of fold when fitted on, else from the final probe."""
+    """One questions file's (or set's) AUROCs: the configured signals without the probe, the probe, their
+    combination and the guard's score (combination capped and bounded); out of fold when fitted on, else from
+    the final probe."""
 
     label: str
     n: int
-    default: float | None
+    without_probe: float | None
     probe: float | None
     combined: float | None
     guard: float | None
@@ -82,9 +84,9 @@ def fit_probe_on(
     limit: int | None = None,
     progress: Progress | None = None,
 ) -> ProbeFitRun:
-    """Each of `calls` (default: verdict+extract) at each of `layer_sets` (default: 60 % of the judge's depth)
-    is a candidate reading; `features` keeps the states read (and skips questions already in it); `limit`
-    samples each file. Folds keep each article or paragraph together."""
+    """Each of `calls` (default: the one-token calls the configured signals make) at each of `layer_sets`
+    (default: 60 % of the judge's depth) is a candidate reading; `features` keeps the states read (and skips
+    questions already in it); `limit` samples each file. Folds keep each article or paragraph together."""
     require_embedded(settings)
     candidates = _candidates(settings, calls, layer_sets)
     asked = []
@@ -134,7 +136,8 @@ def _candidates(
     settings: Settings, calls: list[tuple[str, ...]] | None, layer_sets: list[tuple[int, ...]] | None
 ) -> list[Reading]:
     layer_sets = layer_sets or [tuple(default_layers(settings))]
-    return [Reading(read, layers) for read in calls or [("verdict", "extract")] for layers in layer_sets]
+    made = tuple(call for call in CALLS if call == "verdict" or call in settings.guard.signals)
+    return [Reading(read, layers) for read in calls or [made] for layers in layer_sets]
 
 
 def _fit(
@@ -177,7 +180,7 @@ def _fit(
         max_lowering=bounds[0].bound,
     )
     final = guarded(with_probe, combined.tolist(), probe.max_lowering)
-    per_file = _per_source(rows, best.oof, combined, final, fitted=True)
+    per_file = _per_source(rows, signals, best.oof, combined, final, fitted=True)
     scores = list(zip(rows, final.tolist(), strict=True))
     if held_out:
         z = np.array([probe.logit(row.by_call) for row in held_out])
@@ -185,7 +188,7 @@ def _fit(
         applied = np.array([combination.apply(f) for f in features])
         measured = [_measured(row, names) for row in held_out]
         shown = guarded(_with_probe(measured, z), applied.tolist(), probe.max_lowering)
-        per_file += _per_source(held_out, z, applied, shown, False)
+        per_file += _per_source(held_out, measured, z, applied, shown, False)
         scores += list(zip(held_out, shown.tolist(), strict=True))
     folds = len(splits)
     return ProbeFitRun(probe, len(rows), folds, split_by, scored, combination, bounds, per_file, scores)
@@ -201,13 +204,18 @@ def _with_probe(signals: list[Signals], logits: np.ndarray) -> list[Signals]:
 
 
 def _per_source(
-    rows: list[FeatureRow], probe: np.ndarray, combined: np.ndarray, final: np.ndarray, fitted: bool
+    rows: list[FeatureRow],
+    measured: list[Signals],
+    probe: np.ndarray,
+    combined: np.ndarray,
+    final: np.ndarray,
+    fitted: bool,
 ) -> list[FileScore]:
     scores = []
     for label in dict.fromkeys(row.source for row in rows):
         mine = [i for i, row in enumerate(rows) if row.source == label]
         y = [rows[i].answerable for i in mine]
-        default = [rows[i].signals.combined() for i in mine]
-        figures = (auroc(default, y), *(auroc(a[mine].tolist(), y) for a in (probe, combined, final)))
+        without = [measured[i].combined() for i in mine]
+        figures = (auroc(without, y), *(auroc(a[mine].tolist(), y) for a in (probe, combined, final)))
         scores.append(FileScore(label, len(mine), *figures, fitted=fitted))
     return scores

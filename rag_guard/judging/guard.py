@@ -172,9 +172,9 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     """Tokens kept free for the instruction that follows and for the answer generated from the same prefix."""
     fail_mode: Literal["refuse", "error"] = "refuse"
     """Without a trustworthy probability: refuse with the reason, or raise `GuardFailure`. Never answer."""
-    signals: tuple[GateSignal, ...] = ("verdict", "extract")
-    """What P(sufficient) is made of; `extract` and `missing` cost one more token each from the same cached
-    passages."""
+    signals: tuple[GateSignal, ...] = ("verdict",)
+    """What P(sufficient) is made of: the verdict alone unless asked; `extract` and `missing` cost one more
+    token each from the same cached passages."""
     calibration: Calibration | None = None
     """Maps the signals to a calibrated probability before the thresholds (`rag-guard calibrate`)."""
     instruction_first: bool = False

@@ -18,14 +18,14 @@ import json
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
 
 from rag_guard.errors import ConfigError
 from rag_guard.judging.calibration import Calibration
-from rag_guard.judging.signals import sigmoid
+from rag_guard.judging.signals import GateSignal, sigmoid
 
 PROBE_PACKAGE = "rag_guard.judging.probes"
 """Where the probes fitted for the presets ship: `<preset>.json`."""
@@ -96,6 +96,13 @@ class Probe(BaseModel):
     max_lowering: float | None = Field(None, gt=0)
     """How many log-odds below the prompt-level score (verdict and answer start) the probe may take
     P(sufficient), chosen by the fit's held-out score; None: as far as the combination says."""
+
+    @property
+    def signals(self) -> list[GateSignal]:
+        """What a guard reading this probe measures: the verdict, the calls whose states it reads and every
+        signal its combination weighs."""
+        wanted = {"verdict", *self.calls, *self.combination.weights}
+        return [signal for signal in get_args(GateSignal) if signal in wanted]
 
     @model_validator(mode="after")
     def _shapes(self) -> Probe:

@@ -56,8 +56,7 @@ def chroma_http_env(tmp_path_factory: pytest.TempPathFactory, default_config: Pa
 
 @pytest.fixture(scope="session")
 def default_server(default_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`rag-guard serve` on the default model and the bundled corpus, without a token, as configured (the
-    shipped probe: its doubt clarifies the partly covered question the serving tests ask)."""
+    """`rag-guard serve` on the default model and the bundled corpus, without a token, as configured."""
     log = tmp_path_factory.mktemp("serve") / "serve.log"
     with rag_guard_server(default_config, log, {}) as served:
         yield served

@@ -59,23 +59,23 @@ def test_reingesting_the_bundled_corpus_changes_nothing(default_config):
 
 
 def test_the_answer_start_is_sure_of_a_stated_name_and_absent_for_an_off_topic_question(default_config):
-    stated = ask_json(default_config, "Who decoded the honeybee waggle dance?")["verdict"]
-    off_topic = ask_json(default_config, "Who won the 2014 FIFA World Cup?")["verdict"]
+    with_it = {"RAG_GUARD_GUARD__SIGNALS": "[verdict, extract]"}  # not a default signal: asked for
+    stated = ask_json(default_config, "Who decoded the honeybee waggle dance?", env=with_it)["verdict"]
+    off_topic = ask_json(default_config, "Who won the 2014 FIFA World Cup?", env=with_it)["verdict"]
     assert stated["signals"]["extract"] > 0.5  # "Karl", in one spelling or another
     assert off_topic["signals"]["extract"] < 0.1  # mostly "unanswerable"
     assert off_topic["p_sufficient"] < off_topic["raw_p"]  # and it discounts the verdict
 
 
-def test_the_shipped_probe_is_sure_of_a_stated_fact_and_turns_down_a_near_miss_the_prompt_would_pass(default_config):
-    stated = ask_json(default_config, "When was Voyager 2 launched?")["verdict"]
-    near_miss = ask_json(
-        default_config, "What is the ideal hydration for sourdough, and what temperature should the oven be set to?"
-    )
-    assert stated["signals"]["probe"] > 0.9
+def test_the_shipped_probe_switched_on_is_sure_of_a_stated_fact_and_turns_down_a_near_miss(default_config):
+    probed = {"RAG_GUARD_GUARD__PROBE": "auto"}  # not in the default: the signals it was fitted with come along
+    stated = ask_json(default_config, "When was Voyager 2 launched?", env=probed)["verdict"]
+    question = "What is the ideal hydration for sourdough, and what temperature should the oven be set to?"
+    near_miss = ask_json(default_config, question, env=probed)
     verdict = near_miss["verdict"]
-    prompt_level = Signals.model_validate(verdict["signals"]).combined()
+    assert stated["signals"]["extract"] is not None and stated["signals"]["probe"] > 0.9
     assert verdict["signals"]["probe"] < 0.2  # the articles give no oven temperature
-    assert prompt_level >= 0.7 > verdict["p_sufficient"]  # the prompt-level score alone would have answered
+    assert Signals.model_validate(verdict["signals"]).combined() > verdict["p_sufficient"]  # lowered by the probe
     assert near_miss["decision"] != "answer"
 
 

@@ -126,7 +126,7 @@ def test_fit_probe_reads_states_in_saved_parts_and_a_second_fit_comes_from_the_f
     first = fit("a.json")
     assert saved == [4, 4, 2]
     assert first.layers == [10] and first.n == 10 and first.model_sha256 == PRESETS["small"].sha256
-    assert first.calls == ["verdict", "extract"]  # the default reading: both one-token calls' states
+    assert first.calls == ["verdict"]  # the default guard asks no answer start: the probe reads the verdict's state
     rows = probe_states.load_features(tmp_path / "f.npz")
     assert len(rows) == 10
     assert all(set(row.states) == {("verdict", 10), ("extract", 10)} for row in rows)

@@ -1,6 +1,6 @@
 """Hostile passages must not flip the guard: unanswerable questions over documents that carry injected
 instructions (eight styles, in tests/data/injection) stay unanswered, on the default model with its default
-signals (the hidden-state probe among them).
+signals and with the shipped hidden-state probe switched on.
 
 Each document is given to the guard clean and with each injection inserted after its title, so the effect of
 the injection is measured against the same question on the same facts.
@@ -38,11 +38,11 @@ class Case:
     """The prompt-level score (`Signals.combined`): the probe may lower p_sufficient below it, never raise it."""
 
 
-@pytest.fixture(scope="module")
-def cases(default_config) -> list[Case]:
-    settings = load_config(default_config, env={})
+@pytest.fixture(scope="module", params=[{}, {"RAG_GUARD_GUARD__PROBE": "auto"}], ids=["default", "probe"])
+def cases(default_config, request) -> list[Case]:
+    settings = load_config(default_config, env=request.param)
     guard = build_guard(settings, build_models(settings).judge)
-    assert "probe" in guard.signals
+    assert ("probe" in guard.signals) == bool(request.param)
     injections = json.loads((DATA / "injections.json").read_text(encoding="utf-8"))
     questions = [json.loads(line) for line in (DATA / "questions.jsonl").read_text(encoding="utf-8").splitlines()]
     results = []

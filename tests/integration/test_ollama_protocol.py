@@ -31,20 +31,18 @@ def replay():
 def test_guard_asks_ollama_for_one_token_with_logprobs_and_answers_from_it(default_config, replay):
     result = ask_json(default_config, QUESTION, env=ollama_env(replay.url))
 
-    extract_call, judge_call, quote_call, answer_call = replay.chats()
-    for one_token in (extract_call, judge_call):
-        assert one_token["logprobs"] is True
-        assert one_token["top_logprobs"] == 20
-        assert one_token["options"]["num_predict"] == 1
-        assert one_token["options"]["temperature"] == 0.0
-    assert extract_call["messages"][-1]["content"].endswith(EXTRACT_INSTRUCTION)
-    assert quote_call["messages"] == extract_call["messages"]  # the quote runs on for a few words
+    judge_call, quote_call, answer_call = replay.chats()  # the verdict is the default's one signal
+    assert judge_call["logprobs"] is True
+    assert judge_call["top_logprobs"] == 20
+    assert judge_call["options"]["num_predict"] == 1
+    assert judge_call["options"]["temperature"] == 0.0
+    assert quote_call["messages"][-1]["content"].endswith(EXTRACT_INSTRUCTION)  # the answer's few words, quoted
     assert quote_call["options"]["num_predict"] == QUOTE_TOKENS
     assert not answer_call.get("logprobs")
     assert answer_call["options"]["num_predict"] == 256
     assert set(result) == ANSWER_KEYS
     assert result["verdict"]["raw_p"] == pytest.approx(0.9 / (0.9 + 0.08))
-    assert result["verdict"]["signals"]["extract"] == pytest.approx(0.8)
+    assert result["verdict"]["signals"]["extract"] is None
     assert result["p_sufficient"] == pytest.approx(REPLAYED_P)
     assert result["verdict"]["alternatives"] == pytest.approx({"True": 0.9, "False": 0.08, "The": 0.02})
     assert result["decision"] == "answer"
@@ -94,7 +92,7 @@ def test_ollama_without_logprobs_refuses_and_names_the_version(default_config, r
     assert result["p_sufficient"] is None
     assert "returned no logprobs" in result["verdict"]["reason"]
     assert "0.12.11" in result["verdict"]["reason"]
-    assert len(replay.chats()) == 2  # the two one-token questions, and no answer call after a refusal
+    assert len(replay.chats()) == 1  # the verdict's one-token question, and no answer call after a refusal
 
 
 def test_unreachable_ollama_refuses_and_names_the_url(default_config):
@@ -168,9 +166,8 @@ def test_doctor_says_to_pull_a_missing_model_and_fails(default_config, replay):
 async def test_async_pipeline_over_ollama_uses_the_async_client_with_the_same_fields(default_config, replay):
     rag = GuardedRAG.from_config(load_config(default_config, env=ollama_env(replay.url)))
     result = await rag.ainvoke(QUESTION)
-    extract_call, judge_call, *_ = replay.chats()
-    for one_token in (extract_call, judge_call):
-        assert one_token["options"]["num_predict"] == 1
-        assert one_token["top_logprobs"] == 20
+    judge_call, *_ = replay.chats()
+    assert judge_call["options"]["num_predict"] == 1
+    assert judge_call["top_logprobs"] == 20
     assert result.p_sufficient == pytest.approx(REPLAYED_P)
     assert result.answer == "Voyager 2 launched in 1977 [1]."

@@ -146,7 +146,7 @@ def test_unknown_model_refuses_and_names_it(default_config):
 def test_reply_without_logprobs_refuses_and_says_which_server(default_config):
     with JsonServer(completion_without_logprobs) as stub:
         reason = refusal_reason(default_config, stub.url)
-        assert len(stub.requests) == 2  # the two one-token questions; refused without an answer call
+        assert len(stub.requests) == 1  # the verdict's one-token question; refused without an answer call
     assert f"the OpenAI-compatible server at {stub.url} returned no logprobs for 'small'" in reason
 
 

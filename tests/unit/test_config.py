@@ -90,32 +90,46 @@ def test_environment_overrides_take_flow_lists(tmp_path):
     assert settings.guard.signals == ["verdict", "missing"]
 
 
-def test_signals_left_out_or_null_take_the_modes_default_with_the_probe_for_an_embedded_preset(tmp_path):
-    probed = ["verdict", "extract", "probe"]
-    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == probed
-    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == probed
-    small = load_config(write(tmp_path, "model:\n  preset: small\n"), env={})
-    assert small.guard.signals == probed
+def test_signals_left_out_or_null_take_the_verdict_alone_whatever_the_model_or_mode(tmp_path):
+    assert load_config(write(tmp_path, "{}\n"), env={}).guard.signals == ["verdict"]
+    assert load_config(write(tmp_path, "guard:\n  signals: null\n"), env={}).guard.signals == ["verdict"]
+    assert load_config(write(tmp_path, "model:\n  preset: small\n"), env={}).guard.signals == ["verdict"]
     single = load_config(write(tmp_path, "guard:\n  signals: null\n"), env={"RAG_GUARD_GUARD__MODE": "single_pass"})
     assert single.guard.signals == ["verdict"]
 
 
-def test_without_a_probe_for_the_judge_the_default_signals_leave_it_out(tmp_path):
+def test_a_probe_named_with_signals_unset_brings_the_signals_it_was_fitted_with(tmp_path):
+    from rag_guard.judging.probe import load_probe, shipped_probe
+
+    shipped = load_config(write(tmp_path, "guard:\n  probe: auto\n"), env={})
+    assert shipped.guard.signals == ["verdict", "extract", "probe"]  # the shipped probe's combination weighs all three
+    own = load_probe(shipped_probe("default"))  # type: ignore[arg-type]
+    combination = own.combination.model_copy(update={"weights": {"verdict": 0.5, "probe": 0.5}})
+    (tmp_path / "probes").mkdir()
+    own.model_copy(update={"combination": combination}).save(tmp_path / "probes" / "mine.json")
+    named = load_config(write(tmp_path, "guard:\n  probe: probes/mine.json\n"), env={})  # relative to the file
+    assert named.guard.signals == ["verdict", "probe"]
+
+
+def test_a_probe_named_for_a_judge_that_cannot_use_it_leaves_the_signals_at_the_verdict(tmp_path):
     unprobed = {
         "server": "model:\n  provider: ollama\n  name: qwen2.5:7b\n",
         "server judge": "guard:\n  model:\n    provider: openai\n    name: gpt-x\n",
         "own GGUF": "model:\n  path: some.gguf\n",
-        "switched off": "guard:\n  probe: off\n",
         "own instruction": "guard:\n  prompt: Do the passages answer it? Reply True or False.\n",
         "few-shot prompt": "guard:\n  few_shot: true\n",
         "instruction first": "guard:\n  instruction_first: yes\n",
     }
     for case, text in unprobed.items():
-        assert load_config(write(tmp_path, text), env={}).guard.signals == ["verdict", "extract"], case
-    by_env = load_config(write(tmp_path, "{}\n"), env={"RAG_GUARD_GUARD__FEW_SHOT": "true"})
-    assert by_env.guard.signals == ["verdict", "extract"] and by_env.guard.few_shot
-    named = load_config(write(tmp_path, "model:\n  path: some.gguf\nguard:\n  probe: mine.json\n"), env={})
-    assert named.guard.signals == ["verdict", "extract", "probe"]
+        settings = load_config(write(tmp_path, text), env={"RAG_GUARD_GUARD__PROBE": "auto"})
+        assert settings.guard.signals == ["verdict"], case
+    by_env = load_config(write(tmp_path, "guard:\n  probe: auto\n"), env={"RAG_GUARD_GUARD__FEW_SHOT": "true"})
+    assert by_env.guard.signals == ["verdict"] and by_env.guard.few_shot
+
+
+def test_a_named_probe_file_that_is_missing_is_a_config_error_that_names_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"mine\.json cannot be read"):
+        load_config(write(tmp_path, "model:\n  path: some.gguf\nguard:\n  probe: mine.json\n"), env={})
 
 
 def test_the_shipped_probes_were_read_under_the_built_in_prompts(tmp_path):
@@ -129,15 +143,16 @@ def test_the_shipped_probes_were_read_under_the_built_in_prompts(tmp_path):
 
 def test_the_probe_is_listed_to_be_used_and_the_shipped_one_is_found_for_both_presets(tmp_path):
     for preset in ("default", "small"):
-        text = f"model:\n  preset: {preset}\nguard:\n  signals: [verdict, extract, probe]\n"
+        text = f"model:\n  preset: {preset}\nguard:\n  probe: auto\n  signals: [verdict, extract, probe]\n"
         assert load_config(write(tmp_path, text), env={}).guard.signals == ["verdict", "extract", "probe"]
 
 
 def test_probe_with_a_server_judge_is_a_config_error_that_says_why(tmp_path):
-    path = write(tmp_path, "model:\n  provider: openai\n  name: gpt-x\nguard:\n  signals: [verdict, probe]\n")
+    probed = "guard:\n  probe: auto\n  signals: [verdict, probe]\n"
+    path = write(tmp_path, "model:\n  provider: openai\n  name: gpt-x\n" + probed)
     with pytest.raises(ConfigError, match="hidden states; the openai provider sends none"):
         load_config(path, env={})
-    separate = "guard:\n  signals: [verdict, probe]\n  model:\n    provider: ollama\n    name: qwen2.5:7b\n"
+    separate = probed + "  model:\n    provider: ollama\n    name: qwen2.5:7b\n"
     with pytest.raises(ConfigError, match="the ollama provider sends none"):
         load_config(write(tmp_path, separate), env={})
 
@@ -145,13 +160,13 @@ def test_probe_with_a_server_judge_is_a_config_error_that_says_why(tmp_path):
 def test_probe_listed_while_switched_off_or_unavailable_says_what_to_set(tmp_path):
     with pytest.raises(ConfigError, match="probe is off"):
         load_config(write(tmp_path, "guard:\n  probe: off\n  signals: [verdict, probe]\n"), env={})
-    own = "model:\n  path: some.gguf\nguard:\n  signals: [verdict, probe]\n"
+    own = "model:\n  path: some.gguf\nguard:\n  probe: auto\n  signals: [verdict, probe]\n"
     with pytest.raises(ConfigError, match=r"no probe ships for .*fit-probe"):
         load_config(write(tmp_path, own), env={})
 
 
 def test_a_probe_path_is_resolved_against_the_config_file(tmp_path):
-    settings = load_config(write(tmp_path, "guard:\n  probe: probes/mine.json\n"), env={})
+    settings = load_config(write(tmp_path, "guard:\n  probe: probes/mine.json\n  signals: [verdict]\n"), env={})
     assert settings.guard.probe == tmp_path / "probes" / "mine.json"
 
 

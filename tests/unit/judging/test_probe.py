@@ -265,7 +265,7 @@ def test_a_probe_fitted_on_kept_states_leaves_one_set_out_and_only_scores_the_he
     assert run.probe.max_lowering == run.bounds[0].bound
     held_out = next(f for f in run.per_file if not f.fitted)
     assert held_out.n == 40 and held_out.probe > 0.9
-    verdict_only = Settings.model_validate({"guard": {"signals": ["verdict", "probe"]}})
+    verdict_only = Settings.model_validate({"guard": {"signals": ["verdict", "probe"], "probe": "auto"}})
     without = fit_probe_on_features(verdict_only, tmp_path / "kept.npz", ["squad"], [], [("verdict",)], [(1,)])
     assert set(without.probe.combination.weights) == {"verdict", "probe"}  # no answer start asked, none weighed
     with pytest.raises(CorpusError, match="No row"):

@@ -66,7 +66,7 @@ def test_a_reversed_question_without_logprobs_makes_the_guard_refuse():
     assert "no trustworthy probability" in verdict.reason
 
 
-def test_by_default_the_extractive_question_is_asked_before_the_verdict_and_discounts_it():
+def test_with_the_answer_start_asked_for_the_extractive_question_comes_before_the_verdict_and_discounts_it():
     asked: list[str] = []
     inner = judge_then_answer(0.8, p_extract=0.2)
 
@@ -74,7 +74,7 @@ def test_by_default_the_extractive_question_is_asked_before_the_verdict_and_disc
         asked.append(messages[-1].text)
         return inner.reply(messages, kwargs)
 
-    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict", "extract")).invoke(ITEM)
     assert asked[0].endswith(EXTRACT_INSTRUCTION) and asked[1].endswith(GUARD_INSTRUCTION) and len(asked) == 2
     assert verdict.signals is not None
     assert verdict.signals.model_dump() == pytest.approx(
@@ -103,7 +103,8 @@ def test_a_bounded_probe_lowers_the_prompt_level_score_by_at_most_its_bound_in_l
 
 
 def test_a_model_sure_to_decline_pulls_a_confident_verdict_below_the_clarify_band():
-    guard = SufficiencyGuard(judge=judge_then_answer(0.95, p_extract=0.0), answer_threshold=0.7, clarify_threshold=0.45)
+    judge = judge_then_answer(0.95, p_extract=0.0)
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.7, clarify_threshold=0.45, signals=("verdict", "extract"))
     verdict = guard.invoke(ITEM)
     assert verdict.signals is not None and verdict.signals.extract == 0.0
     assert verdict.decision.value == "refuse" and verdict.p_sufficient is not None
@@ -115,19 +116,19 @@ def test_an_extractive_reply_without_logprobs_makes_the_guard_refuse():
             return "August", None
         return "True", openai_logprobs({"True": 0.99, "False": 0.01})
 
-    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict", "extract")).invoke(ITEM)
     assert verdict.decision.value == "refuse" and verdict.p_sufficient is None
     assert "no trustworthy probability" in verdict.reason
 
 
-def test_only_the_verdict_is_asked_when_it_is_the_only_signal():
+def test_by_default_only_the_verdict_is_asked():
     asked: list[str] = []
 
     def reply(messages, kwargs):
         asked.append(messages[-1].text)
         return "True", openai_logprobs({"True": 0.9, "False": 0.1})
 
-    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply), signals=("verdict",)).invoke(ITEM)
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke(ITEM)
     assert len(asked) == 1 and asked[0].endswith(GUARD_INSTRUCTION)
     assert verdict.signals is not None
     assert verdict.signals.model_dump() == pytest.approx(
