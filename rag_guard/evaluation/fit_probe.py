@@ -184,9 +184,9 @@ def _fit(
     scores = list(zip(rows, final.tolist(), strict=True))
     if held_out:
         z = np.array([probe.logit(row.by_call) for row in held_out])
-        features = combination_features([_measured(row, names).features() for row in held_out], z)
-        applied = np.array([combination.apply(f) for f in features])
         measured = [_measured(row, names) for row in held_out]
+        features = combination_features([m.features() for m in measured], z)
+        applied = np.array([combination.apply(f) for f in features])
         shown = guarded(_with_probe(measured, z), applied.tolist(), probe.max_lowering)
         per_file += _per_source(held_out, measured, z, applied, shown, False)
         scores += list(zip(held_out, shown.tolist(), strict=True))
