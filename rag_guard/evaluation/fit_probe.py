@@ -30,7 +30,7 @@ from rag_guard.evaluation.probe_fit import (
     grouped_splits,
     guarded,
 )
-from rag_guard.evaluation.probe_states import FeatureRow, complete, load_features, read_features, require_embedded
+from rag_guard.evaluation.probe_states import FeatureRow, complete, features_of, read_features, require_embedded
 from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import model_identity
 from rag_guard.judging import Calibration, Probe
@@ -116,7 +116,7 @@ def fit_probe_on_features(
     candidates = _candidates(settings, calls, layer_sets)
     if not features.is_file():
         raise CorpusError(f"Features file {features} not found: write one with `eval --features` or `eval-suite`.")
-    kept = list(complete(load_features(features), {key for c in candidates for key in c.keys}).values())
+    kept = list(complete(features_of(features, settings), {key for c in candidates for key in c.keys}).values())
     scored = [row for row in kept if _named(row.source, held_out)]
     fitted = [row for row in kept if not _named(row.source, held_out) and (not sources or _named(row.source, sources))]
     if not fitted:

@@ -41,6 +41,9 @@ class FeatureRow:
     verdict: float
     extract: float | None
     states: dict[StateKey, np.ndarray] = field(default_factory=dict)
+    model: str = ""
+    """The sha256 of the GGUF that read it, so a probe is fitted on its own model's states only; empty in
+    files written before it was kept."""
 
     @property
     def signals(self) -> Signals:
@@ -75,6 +78,7 @@ def save_features(path: Path, rows: Sequence[FeatureRow]) -> None:
         "source": np.array([r.source for r in kept]),
         "verdict": np.array([r.verdict for r in kept], dtype=np.float64),
         "extract": np.array([math.nan if r.extract is None else r.extract for r in kept], dtype=np.float64),
+        "model": np.array([r.model for r in kept]),
     }
     for key in read:
         width = next(r.states[key].size for r in kept if key in r.states)
@@ -92,6 +96,7 @@ def load_features(path: Path) -> list[FeatureRow]:
     except (OSError, ValueError) as exc:
         raise CorpusError(f"Features file {path} cannot be read ({exc}); delete it to read the states again.") from None
     stacked = {key: data[name] for name in data.files if (key := _state_key(name)) is not None}
+    models = data["model"] if "model" in data.files else np.full(len(data["key"]), "")
     rows = []
     for i, key in enumerate(data["key"]):
         extract = float(data["extract"][i])
@@ -105,9 +110,28 @@ def load_features(path: Path) -> list[FeatureRow]:
                 verdict=float(data["verdict"][i]),
                 extract=None if math.isnan(extract) else extract,
                 states=states,
+                model=str(models[i]),
             )
         )
     return rows
+
+
+def features_of(path: Path, settings: Settings) -> list[FeatureRow]:
+    """The rows of `path` read by the configured embedded judge (and those of files too old to say which
+    model read them); `CorpusError` when every row says another model read it: states of one GGUF mean
+    nothing to another's probe."""
+    from rag_guard.factory import model_identity
+
+    judge = require_embedded(settings)
+    sha, described = model_identity(judge.path, judge.preset)
+    rows = load_features(path)
+    mine = [row for row in rows if row.model in (sha, "")]
+    if rows and not mine:
+        raise CorpusError(
+            f"Every row of {path} was read by another model than the judge ({described}): point model.preset "
+            "or model.path at the GGUF that read them, or read the states again with this one."
+        )
+    return mine
 
 
 def _array_name(key: StateKey) -> str:
@@ -241,6 +265,7 @@ def row_features(
             verdict=row.signals.verdict,
             extract=row.signals.extract,
             states=_arrays(row.hidden_states),
+            model=sha,
         )
         for question, row in zip(questions, rows, strict=True)
         if row.signals is not None and row.hidden_states

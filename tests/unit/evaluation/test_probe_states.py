@@ -1,11 +1,14 @@
 import numpy as np
+import pytest
 
 from rag_guard.config import Settings
+from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import EvalRow
 from rag_guard.evaluation.probe_states import (
     FeatureRow,
     StateKey,
     complete,
+    features_of,
     keep_features,
     load_features,
     question_key,
@@ -14,6 +17,7 @@ from rag_guard.evaluation.probe_states import (
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.signals import Signals
+from rag_guard.models.presets import PRESETS
 
 
 def row(key: str, states: dict[StateKey, list[float]], extract: float | None = 0.5) -> FeatureRow:
@@ -115,3 +119,17 @@ def test_an_evaluation_keeps_each_batch_s_states_as_it_is_judged_and_skips_rows_
     unanswerable = loaded["squad2-fit/OxygenOxygenFalse"]
     assert unanswerable.states[("extract", 17)].tolist() == [5.0, 6.0] and unanswerable.verdict == 0.8
     assert loaded["squad2-fit/OxygenOxygenTrue"].extract == 0.6
+    assert {row.model for row in loaded.values()} == {PRESETS["default"].sha256}  # who read them is kept
+
+
+def test_a_fit_reads_only_the_states_its_own_model_read(tmp_path):
+    mixed, foreign = tmp_path / "mixed.npz", tmp_path / "foreign.npz"
+    own = [row("a1", {("verdict", 17): [1.0, 2.0]}), row("u1", {("verdict", 17): [3.0, 4.0]})]
+    own[0].model = PRESETS["default"].sha256  # the second is a row of a file too old to say who read it
+    other = row("a2", {("verdict", 17): [5.0, 6.0]})
+    other.model = "0" * 64
+    save_features(mixed, [*own, other])
+    assert sorted(r.key for r in features_of(mixed, Settings())) == ["a1", "u1"]
+    save_features(foreign, [other])
+    with pytest.raises(CorpusError, match="read by another model"):
+        features_of(foreign, Settings())
