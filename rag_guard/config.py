@@ -123,6 +123,10 @@ class GuardSettings(_Section):
     """The logistic map from the signals to P(sufficient), written by `rag-guard calibrate --write`; the
     thresholds apply to its output. Empty: `Signals.combined`, the verdict discounted by an uncertain answer
     start (and debiased by `missing` when that is measured)."""
+    judge_parts: bool = True
+    """A question that asks several things ("When was it launched, and what did it cost?") is judged part by
+    part too, one more token each, and counts as sufficient as its least covered part (`judging/parts.py`).
+    Two-call mode only."""
     instruction_first: bool = False
     """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
     few_shot: bool = False

@@ -273,6 +273,7 @@ def build_guard(settings: Settings, judge: BaseChatModel, **overrides: Any) -> S
         "calibration": settings.guard.calibration,
         "instruction_first": settings.guard.instruction_first,
         "few_shot": settings.guard.few_shot,
+        "judge_parts": settings.guard.judge_parts,
         "probe": probe_for(settings) if "probe" in settings.guard.signals else None,
         **({"instruction": settings.guard.prompt} if settings.guard.prompt else {}),
     }

@@ -54,6 +54,8 @@ class EvalRow(BaseModel):
     p_sufficient: float | None
     signals: Signals | None = None
     """What p_sufficient was made of (`rag-guard calibrate` fits on these)."""
+    parts: dict[str, float] = Field(default_factory=dict)
+    """For a question that asks several things, each part's own P(True) (`judging/parts.py`)."""
     reason: str
     guard_s: float | None
     sources: list[str]
@@ -382,6 +384,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         decision=verdict.decision,
         p_sufficient=verdict.p_sufficient,
         signals=verdict.signals,
+        parts=verdict.parts,
         reason=verdict.reason,
         guard_s=verdict.guard_s,
         sources=judged.sources,

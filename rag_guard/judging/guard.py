@@ -33,8 +33,10 @@ from rag_guard.judging.prompts import (
     EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
     MISSING_INSTRUCTION,
+    after_context,
     build_messages,
 )
+from rag_guard.judging.parts import standalone_parts
 from rag_guard.judging.question import clean_question
 from rag_guard.judging.signals import GateSignal, Signals
 from rag_guard.judging.verdict import DecisionRule, GuardError, Verdict
@@ -61,18 +63,22 @@ def verdict_from_reply(
     extract: BaseMessage | None = None,
     retrieval: float | None = None,
     probe: Probe | None = None,
+    parts: dict[str, BaseMessage] | None = None,
 ) -> Verdict:
     """Read P(sufficient) off the reply's first token; refuse with the reason if it cannot be trusted.
 
     `missing_logprobs` explains a reply without any logprobs (which server, what to upgrade). `missing` is
     the reply to the reversed question, `extract` the first token of a short extractive answer and
     `retrieval` the best passage's similarity, when measured; `probe` scores the hidden state the reply
-    carries. With `calibration` the thresholds apply to its combination of the signals, else to
-    `Signals.combined` (the verdict alone when nothing else is).
+    carries. `parts` are the verdicts on each part of a question that asks several things (`parts.py`): the
+    verdict signal is then the least of them and the whole question's. With `calibration` the thresholds
+    apply to its combination of the signals, else to `Signals.combined` (the verdict alone when nothing else
+    is).
     """
     try:
         position = _first_position(message, missing_logprobs)
         raw_p = p_true(position)
+        p_parts = {part: p_true(_first_position(reply, missing_logprobs)) for part, reply in (parts or {}).items()}
         p_missing = p_true(_first_position(missing, missing_logprobs)) if missing is not None else None
         p_extract = (
             answer_start(_first_position(extract, missing_logprobs), ABSTAIN_WORD) if extract is not None else None
@@ -87,7 +93,7 @@ def verdict_from_reply(
             error=GuardError(kind="no_probability", message=f"no trustworthy probability: {exc}"),
             guard_s=guard_s,
         )
-    signals = Signals(verdict=raw_p, extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
+    signals = Signals(verdict=min([raw_p, *p_parts.values()]), extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
     if calibration and (absent := calibration.signals - signals.features().keys()):
         why = (
             f"the calibration weighs {sorted(absent)}, which could not be measured (the retrieval signal needs "
@@ -110,6 +116,9 @@ def verdict_from_reply(
         decision = decide_with_probe(p, signals.combined(), answer_threshold, clarify_threshold)
     rule = decision_rule(decision, p, clarify_threshold)
     reason = plain_reason(rule, p, signals.combined(), answer_threshold, clarify_threshold)
+    if p_parts and signals.verdict < raw_p:
+        weakest = min(p_parts, key=p_parts.__getitem__)
+        reason += f' (the verdict of its least covered part, "{weakest}"; the whole question scored {raw_p:.3f})'
     if p < uncapped:
         reason += f" (held at the score without the probe; with it {uncapped:.3f}: the probe may lower, never raise)"
     elif p > uncapped:
@@ -125,6 +134,7 @@ def verdict_from_reply(
         reason=reason,
         rule=rule,
         guard_s=guard_s,
+        parts=p_parts,
     )
 
 
@@ -145,6 +155,8 @@ class JudgePrompt:
     given: int
     instruction: str
     """The instruction the prompt ends with (the guard's, or single-pass mode's)."""
+    parts: list[str]
+    """The question's parts, each judged too, when it asks several things and the guard judges parts."""
 
 
 class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
@@ -184,6 +196,9 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
     probe: Probe | None = None
     """Reads P(answerable) off the judge's hidden state in the calls it names (embedded judge only); used when
     `signals` include `probe`. Without `calibration`, its `combination` makes P(sufficient)."""
+    judge_parts: bool = True
+    """Judge each part of a question that asks several things too ("When was it launched, and what did it
+    cost?"), one more token each: the whole question's verdict leans on the part the passages answer."""
     read_layers: tuple[int, ...] = ()
     """Further layers whose state in the verdict's and the answer start's calls the `Verdict` carries in
     `hidden_states` (for fitting)."""
@@ -260,11 +275,14 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         return await self._acall_with_config(self._ajudge, input, config, run_type="chain")
 
     def prepare(self, question: str, given: Sequence[Document], instruction: str | None = None) -> JudgePrompt:
-        """The prompt with the documents that fit; `instruction` replaces the guard's (single-pass mode)."""
-        question, instruction = clean_question(question), instruction or self.instruction
+        """The prompt with the documents that fit; `instruction` replaces the guard's (single-pass mode, whose
+        one generation cannot judge parts)."""
+        question = clean_question(question)
+        parts = standalone_parts(question) if self.judge_parts and instruction is None else []
+        instruction = instruction or self.instruction
         documents = self.fit(question, given)
         messages = self.messages(question, documents, instruction)
-        return JudgePrompt(messages, question, documents, len(given), instruction)
+        return JudgePrompt(messages, question, documents, len(given), instruction, parts)
 
     def _judge(self, input: GuardInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig) -> Verdict:
         return run(self._judging(input, patch_config(config, callbacks=run_manager.get_child())))
@@ -284,11 +302,12 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
                 replies[name] = yield Invoke(self.judge, asked, config, options)
         except Exception as exc:
             return self.failed(exc, prompt, time.perf_counter() - started)
-        return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, **replies)
+        parts = {part: replies.pop(part) for part in prompt.parts}
+        return self.finish(replies.pop("verdict"), prompt, time.perf_counter() - started, parts=parts, **replies)
 
     def _asks(self, prompt: JudgePrompt) -> list[tuple[str, list[BaseMessage], dict[str, Any]]]:
-        """The one-token calls by `finish`'s keyword, each with its call options: the same passages and question
-        with another instruction. The verdict goes last, so its prompt is the one left cached for the answer.
+        """The one-token calls by `finish`'s keyword (a part's call by the part), each with its call options: the
+        same passages and question with another instruction. The verdict goes last, so its prompt is the one left cached for the answer.
 
         An embedded judge is told each prompt's own ending (`branch`): it evaluates the shared passages once
         and forks there, so each further question costs only its instruction.
@@ -303,6 +322,9 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             for name, ask in instructions.items()
             if name in self.signals
         ]
+        for part in prompt.parts:  # asked in the whole question's place, after the same passages
+            asked = self.messages(part, prompt.documents, prompt.instruction)
+            asks.append((part, asked, self.fork_options(after_context(part, prompt.instruction))))
         return [
             *asks,
             ("verdict", prompt.messages, self.fork_options(prompt.instruction, self.state_options("verdict"))),
@@ -324,9 +346,11 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
         *,
         extract: BaseMessage | None = None,
         missing: BaseMessage | None = None,
+        parts: dict[str, BaseMessage] | None = None,
     ) -> Verdict:
         """The verdict read off `reply`'s first token (a whole reply, or the first chunk of a stream), with
-        the replies to the extractive and the reversed question when those signals are measured."""
+        the replies to the extractive and the reversed question when those signals are measured, and to each
+        of the question's parts."""
         verdict = verdict_from_reply(
             reply,
             self.answer_threshold,
@@ -338,6 +362,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             extract=extract,
             retrieval=_best_similarity(prompt.documents) if "retrieval" in self.signals else None,
             probe=self.probe if "probe" in self.signals else None,
+            parts=parts,
         )
         verdict.documents_used = len(prompt.documents)
         verdict.prompt, verdict.documents = prompt.messages, prompt.documents

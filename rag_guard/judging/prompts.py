@@ -186,9 +186,15 @@ def build_messages(
         task = instruction.replace("passages above", "passages below")
         user = f"{task}\n\n{asked}\n\n{context}\n\n{reply_line}"
     else:
-        user = f"{context}\n\n{asked}\n\n{instruction}"
+        user = f"{context}\n\n{after_context(question, instruction)}"
     system = f"{SYSTEM}\n\n{FEW_SHOT}" if few_shot else SYSTEM
     return [SystemMessage(content=system), HumanMessage(content=user)]
+
+
+def after_context(question: str, instruction: str) -> str:
+    """What follows the passages in the judge's prompt: the question, then the instruction. Prompts that
+    differ only here share the evaluated passages (`SufficiencyGuard.fork_options`)."""
+    return f"Question: {neutralise(question.strip())}\n\n{instruction}"
 
 
 def prompt_fingerprint(

@@ -40,7 +40,8 @@ class Signals(BaseModel):
     """What the guard measured for one question; None for a signal that was not asked for."""
 
     verdict: float
-    """P(True) of the guard's one token."""
+    """P(True) of the guard's one token; for a question that asks several things, the least of the whole
+    question's and its parts' (`parts.py`)."""
     extract: float | None = None
     """P of the likeliest first word of a short answer quoted from the passages, declining excluded."""
     missing: float | None = None

@@ -47,6 +47,9 @@ class Verdict(BaseModel):
     """The chosen token and its alternatives with their linear probabilities exp(logprob)."""
     reason: str
     """Why this decision: the probability against the thresholds, or the fault that made the guard refuse."""
+    parts: dict[str, float] = Field(default_factory=dict)
+    """For a question that asks several things (`parts.py`), each part's own P(True); the verdict signal is the
+    least of them and the whole question's. Empty for a question that asks one thing."""
     rule: DecisionRule | None = None
     """Which rule made the decision: `stated` (answer), `partial` (clarify, in the band), `detail_doubted`
     (clarify: below the band, but not without the probe), `not_stated` (refuse); None without a probability."""

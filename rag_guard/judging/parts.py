@@ -1,0 +1,44 @@
+"""The parts of a question that asks two things or more ("When was Voyager 1 launched, and how much did the
+mission cost?"). Pure: no I/O.
+
+The one-token verdict on such a question leans on the part the passages answer: the default model gave
+True to partly covered two-part questions at 0.80 (docs/answers.md). The guard therefore also judges each
+part that stands on its own, and the question is as sufficient as its least covered part.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rag_guard.judging.words import key_words
+
+MAX_PARTS = 4
+"""Parts judged at most, each one more token: a longer list of questions is judged by its first four."""
+_WH = r"(?:how|what|when|where|which|who|whom|whose|why)\b"
+_ASKS = rf"(?:{_WH}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
+_JOINS = re.compile(rf",?\s+(?:and|but|or)\s+(?={_WH})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE)
+"""Where a second question begins: a conjunction followed by a question word ("..., and how much ..."),
+or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like mostly joins two
+predicates of one question ("Which family distilled brandy and were Huguenots?"), so it does not split."""
+_REFERS = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|one|ones|that|this|these|those)\b", re.IGNORECASE)
+
+
+def question_parts(question: str) -> list[str]:
+    """The questions `question` asks, each ending with "?", when it asks more than one; else an empty list.
+
+    Every part must open with a question word and carry a content word of its own: "Who built it, and
+    when?" stays one question, since "when?" cannot be judged on its own.
+    """
+    parts = [part.strip(" ,;?") for part in _JOINS.split(question.strip())]
+    if len(parts) < 2 or not all(key_words(part) and re.match(_ASKS, part, re.IGNORECASE) for part in parts):
+        return []
+    return [part[0].upper() + part[1:] + "?" for part in parts]
+
+
+def standalone_parts(question: str) -> list[str]:
+    """The parts of `question` that can be judged on their own: those with no word referring back to another
+    part. "What are they made of?" means nothing without "the cells of the comb": judged alone, such parts
+    scored below the threshold when the passages answer them (docs/answers.md). Each distinct part once, at
+    most `MAX_PARTS`."""
+    parts = dict.fromkeys(part for part in question_parts(question) if not _REFERS.search(part))
+    return list(parts)[:MAX_PARTS]
