@@ -266,8 +266,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return
         prompt = reply_prompt(verdict.prompt, verdict.decision) or []
         if verdict.decision is Decision.CLARIFY:
-            reply = yield Invoke(self.answerer, prompt, child("generate"))
-            yield self._clarification(question, verdict, reply)
+            yield (yield from self._clarification(question, verdict, child))
         elif streaming:
             yield from self._relay(Decision.ANSWER, (yield OpenStream(self.answerer, prompt, child("generate"))))
         elif text := self._without_lead(
@@ -319,8 +318,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         elif check.unsupported:
             yield GuardedAnswerChunk(message=unsupported_message(question, verdict.documents, check.unsupported))
         elif decision is Decision.CLARIFY:
-            reply = yield Invoke(self.answerer, reply_prompt(verdict.prompt, Decision.CLARIFY), child("generate"))
-            yield self._clarification(question, verdict, reply)
+            yield (yield from self._clarification(question, verdict, child))
 
     def _check(
         self, answer: str, grounded: AnswerCheck | None, answer_prompt: list[BaseMessage], child: Children
@@ -407,12 +405,13 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             answer_check=check,
         )
 
-    def _clarification(self, question: str, verdict: Verdict, reply: BaseMessage) -> GuardedAnswerChunk:
-        """The clarifying message built around the model's copy of the unanswered part (`clarify.py`); it
-        comes whole, also when streaming, since it is assembled from its parts."""
-        return GuardedAnswerChunk(
-            message=clarifying_message(question, verdict.documents, self._without_lead(reply.text))
-        )
+    def _clarification(self, question: str, verdict: Verdict, child: Children) -> Steps[GuardedAnswerChunk]:
+        """The clarifying message built around the unanswered part (`clarify.py`): the judged part that scored
+        lowest, else the model's copy of it. It comes whole, also when streaming, since it is assembled."""
+        if (part := verdict.uncovered_part) is None:
+            reply = yield Invoke(self.answerer, reply_prompt(verdict.prompt, Decision.CLARIFY), child("generate"))
+            part = self._without_lead(reply.text)
+        return GuardedAnswerChunk(message=clarifying_message(question, verdict.documents, part))
 
     def _without_lead(self, text: str) -> str:
         """In single-pass mode a reply tends to repeat its verdict word first: drop it."""

@@ -27,6 +27,7 @@ from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.decision import Decision, decide, decide_with_probe
 from rag_guard.judging.injection import sanitise
 from rag_guard.judging.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
+from rag_guard.judging.parts import standalone_parts
 from rag_guard.judging.probe import CALLS, Probe, ProbeError, unasked_calls
 from rag_guard.judging.prompts import (
     ABSTAIN_WORD,
@@ -36,7 +37,6 @@ from rag_guard.judging.prompts import (
     after_context,
     build_messages,
 )
-from rag_guard.judging.parts import standalone_parts
 from rag_guard.judging.question import clean_question
 from rag_guard.judging.signals import GateSignal, Signals
 from rag_guard.judging.verdict import DecisionRule, GuardError, Verdict
@@ -93,7 +93,13 @@ def verdict_from_reply(
             error=GuardError(kind="no_probability", message=f"no trustworthy probability: {exc}"),
             guard_s=guard_s,
         )
-    signals = Signals(verdict=min([raw_p, *p_parts.values()]), extract=p_extract, missing=p_missing, retrieval=retrieval, probe=p_probe)
+    signals = Signals(
+        verdict=min([raw_p, *p_parts.values()]),
+        extract=p_extract,
+        missing=p_missing,
+        retrieval=retrieval,
+        probe=p_probe,
+    )
     if calibration and (absent := calibration.signals - signals.features().keys()):
         why = (
             f"the calibration weighs {sorted(absent)}, which could not be measured (the retrieval signal needs "
@@ -307,10 +313,11 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     def _asks(self, prompt: JudgePrompt) -> list[tuple[str, list[BaseMessage], dict[str, Any]]]:
         """The one-token calls by `finish`'s keyword (a part's call by the part), each with its call options: the
-        same passages and question with another instruction. The verdict goes last, so its prompt is the one left cached for the answer.
+        same passages with another instruction, or a part in the question's place. The verdict goes last, so
+        its prompt is the one left cached for the answer.
 
         An embedded judge is told each prompt's own ending (`branch`): it evaluates the shared passages once
-        and forks there, so each further question costs only its instruction.
+        and forks there, so each further question costs only its own ending.
         """
         instructions = {"extract": EXTRACT_INSTRUCTION, "missing": MISSING_INSTRUCTION}
         asks = [

@@ -18,8 +18,9 @@ _WH = r"(?:how|what|when|where|which|who|whom|whose|why)\b"
 _ASKS = rf"(?:{_WH}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
 _JOINS = re.compile(rf",?\s+(?:and|but|or)\s+(?={_WH})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE)
 """Where a second question begins: a conjunction followed by a question word ("..., and how much ..."),
-or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like mostly joins two
-predicates of one question ("Which family distilled brandy and were Huguenots?"), so it does not split."""
+or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like
+mostly joins two predicates of one question ("Which family distilled brandy and were Huguenots?"): no
+split there."""
 _REFERS = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|one|ones|that|this|these|those)\b", re.IGNORECASE)
 
 

@@ -72,3 +72,12 @@ class Verdict(BaseModel):
     them); never serialised."""
     documents: list[Document] = Field(default_factory=list, exclude=True, repr=False)
     """The documents the judge saw (those that fit its window, from the top rank down); never serialised."""
+
+    @property
+    def uncovered_part(self) -> str | None:
+        """The part of the question that lowered the verdict most, when a judged part scored below the whole
+        question: what the clarifying message names, with no generation needed to find it."""
+        if not self.parts or self.raw_p is None:
+            return None
+        weakest = min(self.parts, key=self.parts.__getitem__)
+        return weakest if self.parts[weakest] < self.raw_p else None

@@ -75,12 +75,13 @@ class GuardMiddleware(AgentMiddleware):
             return self._grounded(question, response, verdict)
         if verdict.decision is Decision.REFUSE:
             return self._refused(verdict)
-        try:  # the judge's own prompt, continued (its cache serves it), asks what the user should narrow
-            reply = yield Invoke(self.guard.judge, reply_prompt(verdict.prompt, Decision.CLARIFY))
-        except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
-            log.error("the clarifying question could not be written, refusing: %s", exc)
-            return self._refused(verdict)
-        text = clarifying_message(question, verdict.documents, reply.text)
+        if (part := verdict.uncovered_part) is None:
+            try:  # the judge's own prompt, continued (its cache serves it), asks what the user should narrow
+                part = (yield Invoke(self.guard.judge, reply_prompt(verdict.prompt, Decision.CLARIFY))).text
+            except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
+                log.error("the clarifying question could not be written, refusing: %s", exc)
+                return self._refused(verdict)
+        text = clarifying_message(question, verdict.documents, part)
         return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
 
     # --- what to judge --------------------------------------------------------------------------------
