@@ -95,6 +95,20 @@ def judge_then_answer(
     return FakeChatModel(reply=reply)
 
 
+def judge_by_question(p_true: dict[str, float], default: float = 0.9, answer: str = "The answer [1].") -> FakeChatModel:
+    """A model whose one-token guard call gives P(True) by the question its prompt asks (`p_true`, else
+    `default`), and whose other calls reply `answer`: a two-part question's parts can score apart."""
+
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        if kwargs.get("max_tokens") != 1:
+            return answer, None
+        asked = messages[-1].text.rsplit("Question: ", 1)[-1].split("\n\n", 1)[0]
+        p = p_true.get(asked, default)
+        return ("True" if p >= 0.5 else "False"), openai_logprobs({"True": p, "False": 1 - p})
+
+    return FakeChatModel(reply=reply)
+
+
 class FixedRetriever(BaseRetriever):
     documents: list[Document]
     fail: bool = False

@@ -7,7 +7,7 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from rag_guard.pipeline import GuardedRAG
-from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer, pipeline
+from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_by_question, judge_then_answer, pipeline
 
 
 def generation_calls(rag: GuardedRAG) -> list[dict]:
@@ -60,6 +60,17 @@ def test_middle_band_asks_a_clarifying_question():
     assert result.decision is Decision.CLARIFY
     assert result.answer is None
     assert result.message
+
+
+def test_a_clarifying_message_names_the_part_its_judge_found_uncovered_without_generating():
+    question = "When did Voyager 2 launch, and how much did the mission cost?"
+    model = judge_by_question({question: 0.9, "How much did the mission cost?": 0.4})
+    guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model)
+    result = rag.invoke(question)
+    assert result.decision is Decision.CLARIFY
+    assert 'do not answer this part of your question: "How much did the mission cost?"' in (result.message or "")
+    assert generation_calls(rag) == []
 
 
 def test_low_probability_refuses_without_generating():

@@ -8,7 +8,7 @@ from rag_guard.errors import InvalidQuestionError
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard, decision_rule, plain_reason
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
-from tests.fakes import FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
+from tests.fakes import FakeChatModel, FixedRetriever, judge_by_question, judge_then_answer, openai_logprobs
 
 DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
 
@@ -227,3 +227,48 @@ def test_every_decision_s_reason_says_in_plain_words_which_rule_made_it(p, promp
     reason = plain_reason(decision_rule(decision, p, 0.45), p, prompt_level, 0.7, 0.45)
     assert said in reason and f"p_sufficient {p:.3f}" in reason
     assert "prompt-level" not in reason and "capped" not in reason
+
+
+TWO_PART = "When was Voyager 2 launched, and how much did the mission cost?"
+
+
+def test_a_two_part_question_is_as_sufficient_as_its_least_covered_part():
+    judge = judge_by_question({TWO_PART: 0.9, "How much did the mission cost?": 0.4})
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.6, clarify_threshold=0.3)
+    verdict = guard.invoke({"question": TWO_PART, "documents": DOCS})
+    assert verdict.decision is Decision.CLARIFY
+    assert verdict.p_sufficient == pytest.approx(0.4, abs=1e-3)
+    assert verdict.raw_p == pytest.approx(0.9, abs=1e-3)
+    assert verdict.parts == pytest.approx({"When was Voyager 2 launched?": 0.9, "How much did the mission cost?": 0.4})
+    assert verdict.uncovered_part == "How much did the mission cost?"
+    assert '"How much did the mission cost?"' in verdict.reason
+    assert TWO_PART in judge.calls[-1]["messages"][-1].text  # the whole question's verdict goes last
+
+
+def test_parts_that_score_as_well_as_the_whole_question_leave_its_verdict_alone():
+    guard = SufficiencyGuard(judge=judge_by_question({TWO_PART: 0.7}), answer_threshold=0.6, clarify_threshold=0.3)
+    verdict = guard.invoke({"question": TWO_PART, "documents": DOCS})
+    assert verdict.p_sufficient == pytest.approx(0.7, abs=1e-3)
+    assert verdict.uncovered_part is None
+    assert len(guard.judge.calls) == 3
+
+
+@pytest.mark.parametrize(("question", "judge_parts"), [("When was Voyager 2 launched?", True), (TWO_PART, False)])
+def test_a_one_part_question_or_parts_switched_off_cost_one_call(question, judge_parts):
+    judge = judge_by_question({"How much did the mission cost?": 0.1})
+    guard = SufficiencyGuard(judge=judge, judge_parts=judge_parts)
+    verdict = guard.invoke({"question": question, "documents": DOCS})
+    assert len(judge.calls) == 1
+    assert verdict.parts == {}
+    assert verdict.p_sufficient == pytest.approx(0.9, abs=1e-3)
+
+
+def test_a_part_without_a_probability_refuses():
+    def reply(messages, kwargs):
+        if "How much did the mission cost?" in messages[-1].text and TWO_PART not in messages[-1].text:
+            return "True", None
+        return "True", openai_logprobs({"True": 0.9, "False": 0.1})
+
+    verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke({"question": TWO_PART, "documents": DOCS})
+    assert verdict.decision is Decision.REFUSE
+    assert verdict.p_sufficient is None

@@ -8,7 +8,7 @@ from langchain_core.tools import create_retriever_tool, tool
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import REFUSAL
 from rag_guard.serving.middleware import GuardMiddleware
-from tests.fakes import FakeChatModel, FixedRetriever, ScriptedAgentModel, judge_then_answer
+from tests.fakes import FakeChatModel, FixedRetriever, ScriptedAgentModel, judge_by_question, judge_then_answer
 
 DOCS = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
 AGENT_ANSWER = "Voyager 2 launched on 20 August 1977 [1]."
@@ -50,6 +50,15 @@ def test_the_middle_band_replaces_the_answer_with_the_clarifying_message():
     assert '"what did it cost?"' in final.content and "[1] (voyager.md)" in final.content
     assert AGENT_ANSWER not in final.content
     assert final.response_metadata["rag_guard"]["decision"] == "clarify"
+
+
+def test_a_two_part_questions_uncovered_part_is_named_without_asking_the_judge_to_write():
+    question = "When did Voyager 2 launch, and how much did the mission cost?"
+    judge = judge_by_question({question: 0.9, "How much did the mission cost?": 0.5})
+    final = final_message(agent_with(judge), question)
+    assert 'this part of your question: "How much did the mission cost?"' in final.content
+    assert final.response_metadata["rag_guard"]["decision"] == "clarify"
+    assert all(call.get("max_tokens") == 1 for call in judge.calls)
 
 
 def test_a_judge_without_logprobs_fails_closed_and_says_what_failed():
