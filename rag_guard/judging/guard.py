@@ -114,17 +114,23 @@ def verdict_from_reply(
             error=GuardError(kind="signal_unmeasured", message=why),
             guard_s=guard_s,
         )
+    max_lowering = probe.max_lowering if probe is not None else None
     uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
-    p = signals.capped(uncapped, probe.max_lowering if probe is not None else None)
+    p = signals.capped(uncapped, max_lowering)
     if signals.probe is None:
         decision = decide(p, answer_threshold, clarify_threshold)
     else:
         decision = decide_with_probe(p, signals.combined(), answer_threshold, clarify_threshold)
     rule = decision_rule(decision, p, clarify_threshold)
     reason = plain_reason(rule, p, signals.combined(), answer_threshold, clarify_threshold)
-    if p_parts and signals.verdict < raw_p:
+    if signals.verdict < raw_p:  # a part lowered it; the whole question's own score, for comparison
+        whole = signals.model_copy(update={"verdict": raw_p})
+        p_whole = whole.capped(calibration.apply(whole.features()) if calibration else whole.combined(), max_lowering)
         weakest = min(p_parts, key=p_parts.__getitem__)
-        reason += f' (the verdict of its least covered part, "{weakest}"; the whole question scored {raw_p:.3f})'
+        if decision is Decision.REFUSE and decide(p_whole, answer_threshold, clarify_threshold) is not Decision.REFUSE:
+            decision, rule = Decision.CLARIFY, "partial"  # the passages answer another part: say which is missing
+            reason = f"p_sufficient {p:.3f} < clarify_threshold {clarify_threshold}: {MEANINGS[rule]}"
+        reason += f' (its least covered part, "{weakest}"; the whole question scored {p_whole:.3f})'
     if p < uncapped:
         reason += f" (held at the score without the probe; with it {uncapped:.3f}: the probe may lower, never raise)"
     elif p > uncapped:

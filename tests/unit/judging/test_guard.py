@@ -272,3 +272,14 @@ def test_a_part_without_a_probability_refuses():
     verdict = SufficiencyGuard(judge=FakeChatModel(reply=reply)).invoke({"question": TWO_PART, "documents": DOCS})
     assert verdict.decision is Decision.REFUSE
     assert verdict.p_sufficient is None
+
+
+@pytest.mark.parametrize(("whole", "decision"), [(0.9, Decision.CLARIFY), (0.2, Decision.REFUSE)])
+def test_a_part_that_scores_below_the_band_asks_only_when_the_whole_question_would_not_refuse(whole, decision):
+    judge = judge_by_question({TWO_PART: whole, "How much did the mission cost?": 0.1})
+    verdict = SufficiencyGuard(judge=judge, answer_threshold=0.6, clarify_threshold=0.3).invoke(
+        {"question": TWO_PART, "documents": DOCS}
+    )
+    assert verdict.decision is decision
+    assert verdict.p_sufficient == pytest.approx(0.1, abs=1e-3)
+    assert (verdict.rule == "partial") is (decision is Decision.CLARIFY)
