@@ -75,9 +75,10 @@ class Verdict(BaseModel):
 
     @property
     def uncovered_part(self) -> str | None:
-        """The part of the question that lowered the verdict most, when a judged part scored below the whole
-        question: what the clarifying message names, with no generation needed to find it."""
+        """The part of the question the clarifying message names, with no generation needed to find it: the
+        judged part that scored lowest, when it scored below the whole question or when several parts were
+        judged (one of them is then the likeliest gap); None when no part was judged."""
         if not self.parts or self.raw_p is None:
             return None
         weakest = min(self.parts, key=self.parts.__getitem__)
-        return weakest if self.parts[weakest] < self.raw_p else None
+        return weakest if self.parts[weakest] < self.raw_p or len(self.parts) > 1 else None

@@ -72,3 +72,24 @@ def test_a_definition_is_answered_with_its_sentence_not_with_the_term_asked_abou
     assert result["decision"] == "answer", result["message"]
     assert not result["answer"].lower().startswith(("oven spring", '"oven spring'))
     assert "trapped gas expands" in result["answer"] and result["answer"].endswith("[1]")
+
+
+@pytest.mark.parametrize(
+    ("question", "missing"),
+    [
+        (
+            "Who invented the safety bicycle, and how much did a Rover cost in 1885?",
+            "How much did a Rover cost in 1885?",
+        ),
+        (
+            "What is the ideal hydration for sourdough, and what temperature should the oven be set to?",
+            "What temperature should the oven be set to?",
+        ),
+    ],
+)
+def test_a_two_part_question_with_one_part_uncovered_is_asked_about_that_part(default_config, question, missing):
+    """The whole question's verdict passed both (0.79, 0.80): it leaned on the part the article answers."""
+    result = ask_json(default_config, question)
+    assert result["decision"] == "clarify", result["answer"]
+    assert result["verdict"]["parts"][missing] < result["verdict"]["raw_p"]
+    assert f'do not answer this part of your question: "{missing}"' in result["message"]

@@ -245,12 +245,23 @@ def test_a_two_part_question_is_as_sufficient_as_its_least_covered_part():
     assert TWO_PART in judge.calls[-1]["messages"][-1].text  # the whole question's verdict goes last
 
 
-def test_parts_that_score_as_well_as_the_whole_question_leave_its_verdict_alone():
-    guard = SufficiencyGuard(judge=judge_by_question({TWO_PART: 0.7}), answer_threshold=0.6, clarify_threshold=0.3)
+def test_parts_that_score_above_the_whole_question_leave_its_verdict_alone():
+    judge = judge_by_question(
+        {TWO_PART: 0.7, "When was Voyager 2 launched?": 0.9, "How much did the mission cost?": 0.8}
+    )
+    guard = SufficiencyGuard(judge=judge, answer_threshold=0.6, clarify_threshold=0.3)
     verdict = guard.invoke({"question": TWO_PART, "documents": DOCS})
     assert verdict.p_sufficient == pytest.approx(0.7, abs=1e-3)
+    assert len(judge.calls) == 3
+    assert verdict.uncovered_part == "How much did the mission cost?"  # of two judged parts, the weaker
+
+
+def test_one_judged_part_above_the_whole_question_names_no_part():
+    question = "When was Voyager 2 launched, and how much did it cost?"  # "it": the second part is not judged
+    guard = SufficiencyGuard(judge=judge_by_question({question: 0.5}), answer_threshold=0.6, clarify_threshold=0.3)
+    verdict = guard.invoke({"question": question, "documents": DOCS})
+    assert verdict.parts == pytest.approx({"When was Voyager 2 launched?": 0.9})
     assert verdict.uncovered_part is None
-    assert len(guard.judge.calls) == 3
 
 
 @pytest.mark.parametrize(("question", "judge_parts"), [("When was Voyager 2 launched?", True), (TWO_PART, False)])
