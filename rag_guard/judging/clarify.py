@@ -9,20 +9,16 @@ that is not made of the question's words is not used. Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
 
 from rag_guard.judging.injection import sanitise
+from rag_guard.judging.parts import question_parts
 from rag_guard.judging.words import key_words, sentences, stem, stems
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
-_CLAUSES = re.compile(
-    r",?\s+(?:and|but|or)\s+(?=(?:how|what|when|where|who|whom|which|why|is|are|was|were|do|does|did|can)\b)|;\s*",
-    re.IGNORECASE,
-)
 
 
 def unanswered_part(question: str, reply: str) -> str | None:
@@ -48,16 +44,15 @@ def uncovered_clause(question: str, documents: Sequence[Document]) -> str | None
     """For a question of several clauses ("How many eggs ..., and how many drones ...?"), the clause whose
     content words the passages hold least, when they lack some of them; None for a single clause or when
     every clause is covered as well as the others. Used when the model names no real part."""
-    clauses = [clause.strip(" ,;?") for clause in _CLAUSES.split(question.strip())]
-    clauses = [clause for clause in clauses if key_words(clause)]
-    if len(clauses) < 2:
+    clauses = question_parts(question)
+    if not clauses:
         return None
     held = set().union(*(stems(sanitise(doc.page_content)[0]) for doc in documents)) if documents else set()
     covered = [len(stems(clause) & held) / len(stems(clause)) for clause in clauses]
     worst = min(range(len(clauses)), key=covered.__getitem__)
     if covered[worst] >= 1.0 or covered.count(covered[worst]) > 1:
         return None
-    return clauses[worst] + "?"
+    return clauses[worst]
 
 
 def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int, str, str] | None:

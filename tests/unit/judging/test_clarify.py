@@ -106,5 +106,5 @@ def test_without_a_part_from_the_model_the_clause_the_passages_hold_least_is_nam
     question = "When was Voyager 1 launched, and how much did the mission cost?"
     message = clarifying_message(question, DOCS, question)
     assert message.splitlines()[0] == (
-        'The documents I found do not answer this part of your question: "how much did the mission cost?"'
+        'The documents I found do not answer this part of your question: "How much did the mission cost?"'
     )
