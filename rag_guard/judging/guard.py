@@ -1,7 +1,8 @@
 """The sufficiency guard: (question, documents) → `Verdict`, as a LangChain Runnable.
 
-One generated token with its top alternatives per question asked: the verdict, and by default the first
-word of a short extractive answer that discounts it; one probability. Everything that can go wrong (the
+One generated token with its top alternatives per question asked: the verdict, one per standalone part of
+a question that asks several things, and any signal configured (the first word of a short extractive
+answer, the reversed question); one probability. Everything that can go wrong (the
 model call, a reply without logprobs, no True/False among the alternatives) ends in a refusal that carries
 its reason: the guard fails closed.
 """
