@@ -264,10 +264,11 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         if answer_stream is not None:  # single pass: the verdict's own generation goes on
             yield from self._relay(Decision.ANSWER, answer_stream)
             return
-        prompt = reply_prompt(verdict.prompt, verdict.decision) or []
         if verdict.decision is Decision.CLARIFY:
             yield (yield from self._clarification(question, verdict, child))
-        elif streaming:
+            return
+        prompt = reply_prompt(verdict.prompt, Decision.ANSWER) or []
+        if streaming:
             yield from self._relay(Decision.ANSWER, (yield OpenStream(self.answerer, prompt, child("generate"))))
         elif text := self._without_lead(
             (yield Invoke(self.answerer, prompt, child("generate"), self._answer_call)).text

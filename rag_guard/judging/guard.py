@@ -116,8 +116,13 @@ def verdict_from_reply(
             guard_s=guard_s,
         )
     max_lowering = probe.max_lowering if probe is not None else None
-    uncapped = calibration.apply(signals.features()) if calibration else signals.combined()
-    p = signals.capped(uncapped, max_lowering)
+
+    def scored(measured: Signals) -> tuple[float, float]:
+        """P(sufficient) before and after the probe's cap."""
+        uncapped = calibration.apply(measured.features()) if calibration else measured.combined()
+        return uncapped, measured.capped(uncapped, max_lowering)
+
+    uncapped, p = scored(signals)
     if signals.probe is None:
         decision = decide(p, answer_threshold, clarify_threshold)
     else:
@@ -125,8 +130,7 @@ def verdict_from_reply(
     rule = decision_rule(decision, p, clarify_threshold)
     reason = plain_reason(rule, p, signals.combined(), answer_threshold, clarify_threshold)
     if signals.verdict < raw_p:  # a part lowered it; the whole question's own score, for comparison
-        whole = signals.model_copy(update={"verdict": raw_p})
-        p_whole = whole.capped(calibration.apply(whole.features()) if calibration else whole.combined(), max_lowering)
+        _, p_whole = scored(signals.model_copy(update={"verdict": raw_p}))
         weakest = min(p_parts, key=p_parts.__getitem__)
         if decision is Decision.REFUSE and decide(p_whole, answer_threshold, clarify_threshold) is not Decision.REFUSE:
             decision, rule = Decision.CLARIFY, "partial"  # the passages answer another part: say which is missing

@@ -180,11 +180,11 @@ def build_messages(
     `instruction_first` puts the instruction and question before the context (only its last line, the reply
     format, stays at the end), a variant the signal study measured and kept as an option.
     """
-    context, asked = format_context(documents), f"Question: {neutralise(question.strip())}"
+    context = format_context(documents)
     if instruction_first:
         reply_line = instruction.rsplit("\n", 1)[-1]
         task = instruction.replace("passages above", "passages below")
-        user = f"{task}\n\n{asked}\n\n{context}\n\n{reply_line}"
+        user = f"{task}\n\n{_asked(question)}\n\n{context}\n\n{reply_line}"
     else:
         user = f"{context}\n\n{after_context(question, instruction)}"
     system = f"{SYSTEM}\n\n{FEW_SHOT}" if few_shot else SYSTEM
@@ -194,7 +194,11 @@ def build_messages(
 def after_context(question: str, instruction: str) -> str:
     """What follows the passages in the judge's prompt: the question, then the instruction. Prompts that
     differ only here share the evaluated passages (`SufficiencyGuard.fork_options`)."""
-    return f"Question: {neutralise(question.strip())}\n\n{instruction}"
+    return f"{_asked(question)}\n\n{instruction}"
+
+
+def _asked(question: str) -> str:
+    return f"Question: {neutralise(question.strip())}"
 
 
 def prompt_fingerprint(
