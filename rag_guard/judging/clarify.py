@@ -10,12 +10,14 @@ that is not made of the question's words is not used. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 from langchain_core.documents import Document
 
+from rag_guard.judging.grounding import states_number
 from rag_guard.judging.injection import sanitise
 from rag_guard.judging.parts import question_parts
-from rag_guard.judging.words import key_words, sentences, stem, stems
+from rag_guard.judging.words import key_words, sentences, stem, stems, tokens
 
 MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
@@ -55,6 +57,16 @@ def uncovered_clause(question: str, documents: Sequence[Document]) -> str | None
     return clauses[worst]
 
 
+def _holds(sentence: str, part: str) -> bool:
+    """The sentence states what the part asks about: its content words (stemmed), except a word after "how"
+    ("how fast", "how deep"), which names the quantity asked for; the sentence must then give a figure
+    ("more than ten kilometres a year") instead, since an answer seldom repeats the word."""
+    content = key_words(part)
+    measures = {after for before, after in pairwise(tokens(part)) if before == "how"} & set(content)
+    wanted = {stem(word) for word in content if word not in measures}
+    return wanted <= stems(sentence) and (not measures or states_number(sentence))
+
+
 def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int, str, str] | None:
     """The passage sentence that shares the most content words with the question: (label, source, text).
 
@@ -77,13 +89,18 @@ def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int,
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:
     """The part the passages do not answer (when the model named a real part), the closest sentence they
-    hold (with its source), and a request. When there is no such part, or the quoted sentence holds every
-    word of it, the message does not claim the passages leave it open: it shows what they say and asks
-    whether that is what the user means."""
+    hold (with its source), and a request. When there is no such part, or a sentence closest to the question
+    or to the part holds every word the part asks about, the message does not claim the passages leave it
+    open: it shows that sentence and asks whether that is what the user means."""
     part = unanswered_part(question, reply) or uncovered_clause(question, documents)
     closest = closest_sentence(question, documents)
+    if part is not None:  # a sentence that holds what the part asks about is shown, not called missing
+        for candidate in (closest, closest_sentence(part, documents)):
+            if candidate is not None and _holds(candidate[2], part):
+                part, closest = None, candidate
+                break
     quoted = None if closest is None else f'[{closest[0]}] ({closest[1]}): "{closest[2]}"'
-    if part is not None and (closest is None or not stems(part) <= stems(closest[2])):
+    if part is not None:
         lines = [f'The documents I found do not answer this part of your question: "{part}"']
         if quoted:
             lines.append(f"The closest they come is {quoted}")

@@ -87,6 +87,11 @@ def grounded_in(answer: str, documents: Sequence[Document]) -> Grounding:
     return check_grounding(answer, (sanitise(doc.page_content)[0] for doc in documents))
 
 
+def states_number(text: str) -> bool:
+    """The text states a number, in digits or in words ("ten kilometres"); "one of the largest" does not."""
+    return bool(_numbers(text, stated=True))
+
+
 def _numbers(text: str, *, stated: bool) -> set[float]:
     """The numbers in `text`, by value: digits as written, and number words (`number-parser`) as digits;
     "1.5 million" is 1,500,000.

@@ -108,3 +108,30 @@ def test_without_a_part_from_the_model_the_clause_the_passages_hold_least_is_nam
     assert message.splitlines()[0] == (
         'The documents I found do not answer this part of your question: "How much did the mission cost?"'
     )
+
+
+GLACIERS = [
+    Document(
+        page_content="Ice sheets cover Antarctica. Most mountain glaciers move a few tens of metres a year, while some "
+        "outlet glaciers of Greenland flow more than ten kilometres a year.",
+        metadata={"source": "glaciers.md"},
+    )
+]
+
+
+def test_a_how_fast_part_whose_sentence_gives_the_speed_is_shown_not_called_unanswered():
+    question = "How fast do mountain glaciers move, and how fast do Greenland outlet glaciers flow?"
+    message = clarifying_message(question, GLACIERS, "How fast do Greenland outlet glaciers flow?")
+    assert "do not answer this part" not in message
+    assert message.splitlines()[1] == (
+        'What they say closest to it is [1] (glaciers.md): "Most mountain glaciers move a few tens of metres a year, '
+        'while some outlet glaciers of Greenland flow more than ten kilometres a year."'
+    )
+
+
+def test_a_part_asking_about_what_no_sentence_holds_is_still_named():
+    question = "How fast do Greenland outlet glaciers flow, and how thick is the Antarctic ice sheet?"
+    message = clarifying_message(question, GLACIERS, "how thick is the Antarctic ice sheet?")
+    assert message.splitlines()[0] == (
+        'The documents I found do not answer this part of your question: "how thick is the Antarctic ice sheet?"'
+    )

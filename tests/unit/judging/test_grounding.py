@@ -1,6 +1,6 @@
 import pytest
 
-from rag_guard.judging.grounding import check_grounding
+from rag_guard.judging.grounding import check_grounding, states_number
 
 PASSAGES = [
     "In spring a queen can lay well over a thousand eggs a day. Workers live about six weeks in summer.",
@@ -85,3 +85,10 @@ def test_a_name_stem_never_shortens_a_different_place_into_the_passage_s_name():
     assert check_grounding("They ruled Normandy [1].", ["The Norman conquest began in 1066."]).unsupported == [
         "Normandy"
     ]
+
+
+def test_a_figure_in_digits_or_words_is_a_stated_number_but_one_of_many_is_not():
+    assert states_number("flow more than ten kilometres a year")
+    assert states_number("rarely deeper than about 30 metres")
+    assert not states_number("one of the largest glaciers")
+    assert not states_number("Ice sheets cover Antarctica.")
