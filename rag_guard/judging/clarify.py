@@ -89,16 +89,13 @@ def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int,
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:
     """The part the passages do not answer (when the model named a real part), the closest sentence they
-    hold (with its source), and a request. When there is no such part, or a sentence closest to the question
-    or to the part holds every word the part asks about, the message does not claim the passages leave it
-    open: it shows that sentence and asks whether that is what the user means."""
+    hold (with its source), and a request. When there is no such part, or the quoted sentence states what the
+    part asks about, the message does not claim the passages leave it open: it shows what they say and asks
+    whether that is what the user means."""
     part = unanswered_part(question, reply) or uncovered_clause(question, documents)
     closest = closest_sentence(question, documents)
-    if part is not None:  # a sentence that holds what the part asks about is shown, not called missing
-        for candidate in (closest, closest_sentence(part, documents)):
-            if candidate is not None and _holds(candidate[2], part):
-                part, closest = None, candidate
-                break
+    if part is not None and closest is not None and _holds(closest[2], part):
+        part = None  # the sentence quoted states what the part asks about: not called missing
     quoted = None if closest is None else f'[{closest[0]}] ({closest[1]}): "{closest[2]}"'
     if part is not None:
         lines = [f'The documents I found do not answer this part of your question: "{part}"']
