@@ -20,6 +20,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from langchain_core.documents import Document
+
 from rag_guard.config import Settings, load_config
 from rag_guard.evaluation.answer_scoring import contains
 from rag_guard.evaluation.evaluate import temporary_retriever
@@ -110,7 +112,7 @@ async def read(corpus: Path, questions: list[LabelledQuestion], out: Path, every
 
 
 async def quoted(
-    guard: SufficiencyGuard, question: LabelledQuestion, documents: Any, instruction: str, settings: Settings
+    guard: SufficiencyGuard, question: LabelledQuestion, documents: list[Document], instruction: str, settings: Settings
 ) -> dict[str, Any]:
     asked = guard.messages(question.question, documents, instruction)
     reply = await guard.judge.ainvoke(asked, **guard.fork_options(instruction, quote_options(settings)))
@@ -122,7 +124,6 @@ async def quoted(
         "span": quote.span,
         "sentence": quote.sentence,
         "closest_right": closest is not None and contains(f'"{closest[2]}" [{closest[0]}]', question.answer),
-        "closest_is_quoted": closest is not None and closest[2].rstrip(" \u2026") in quote.sentence,
         "right": contains(quote.answer(), question.answer),
         "span_right": contains(quote.span, question.answer),
         "min_token_p": quote.min_token_p,
@@ -130,7 +131,7 @@ async def quoted(
     }
 
 
-async def checked(guard: SufficiencyGuard, question: str, documents: Any, instruction: str) -> float | None:
+async def checked(guard: SufficiencyGuard, question: str, documents: list[Document], instruction: str) -> float | None:
     reply = await guard.judge.ainvoke(
         guard.messages(question, documents, instruction), **guard.fork_options(instruction)
     )
