@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -156,28 +157,30 @@ def summary(rows: list[dict[str, Any]]) -> str:
         lines.append(f"| {name} | {len(spans)} | {right} | {sum(q['span_right'] for q in spans)} |")
     lines += ["", "| ranks right spans above wrong ones (default instruction) | AUROC, all quoted | AUROC, answered |"]
     lines.append("|---|---|---|")
-    signals = {f"check: {name}": ("checks", name) for name in CHECKS}
-    signals |= {"min_token_p": ("quotes", "min_token_p"), "joint_logprob": ("quotes", "joint_logprob")}
-    for label, where in signals.items():
-        figures = [_auroc(judged, where), _auroc(answered, where)]
+    signals: dict[str, Callable[[dict[str, Any]], float | None]] = {
+        f"check: {name}": lambda row, name=name: row.get("checks", {}).get(name) for name in CHECKS
+    }
+    for field in ("min_token_p", "joint_logprob"):
+        signals[field] = lambda row, field=field: row["quotes"]["default"].get(field)
+    for label, score in signals.items():
+        figures = [_auroc(judged, score), _auroc(answered, score)]
         lines.append(f"| {label} | " + " | ".join(figures) + " |")
     lines += ["", "| answered, span's least sure word below | spans | right as shown | closest sentence right |"]
     lines.append("|---|---|---|---|")
     spans = [row["quotes"]["default"] for row in answered if "span" in row["quotes"]["default"]]
-    for below in (0.3, 0.4, 0.5, 1.01):
-        unsure = [q for q in spans if q["min_token_p"] is not None and q["min_token_p"] < below]
+    for below in (0.3, 0.4, 0.5, None):
+        unsure = [q for q in spans if below is None or (q["min_token_p"] is not None and q["min_token_p"] < below)]
         right, closest = sum(q["right"] for q in unsure), sum(q["closest_right"] for q in unsure)
-        lines.append(f"| {below:g} | {len(unsure)} | {right} | {closest} |")
+        lines.append(f"| {'(all)' if below is None else below} | {len(unsure)} | {right} | {closest} |")
     return "\n".join(lines)
 
 
-def _auroc(rows: list[dict[str, Any]], where: tuple[str, str]) -> str:
+def _auroc(rows: list[dict[str, Any]], score: Callable[[dict[str, Any]], float | None]) -> str:
     """How well a span's score ranks right spans above wrong ones, with how many of each it saw."""
     scored = []
     for row in rows:
         quote = row["quotes"]["default"]
-        value = row.get(where[0], {}).get(where[1]) if where[0] == "checks" else quote.get(where[1])
-        if "span" in quote and value is not None:
+        if "span" in quote and (value := score(row)) is not None:
             scored.append((value, quote["right"]))
     right = [value for value, ok in scored if ok]
     wrong = [value for value, ok in scored if not ok]
