@@ -31,12 +31,12 @@ from rich.table import Table
 
 from rag_guard.config import Settings, load_config
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
-from rag_guard.factory import build_embeddings
+from rag_guard.factory import build_embeddings, build_retriever
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.prompts import ANSWER_INSTRUCTION, build_messages, format_context
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
-from rag_guard.store import ChromaRetriever, embedding_label, ensure_ingested, ingest, open_store
+from rag_guard.store import embedding_label, ensure_ingested, ingest, open_store
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console()
@@ -190,7 +190,7 @@ def measure_store(settings: Settings, chunks: int, questions: list[LabelledQuest
         embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
         store = open_store(chroma, embeddings, embedding_label(settings.embeddings))
         report, ingest_s = timed(ingest, store, corpus, chroma)
-        retriever = ChromaRetriever(store=store, k=chroma.k)
+        retriever = build_retriever(chroma, store)
         retriever.invoke("warm-up")
         times, embed, index = [], [], []
         for i in range(200):

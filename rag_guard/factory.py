@@ -299,5 +299,5 @@ def open_configured_store(settings: Settings, chroma: ChromaSettings | None = No
     return open_store(chroma or settings.chroma, embeddings, embedding_label(settings.embeddings), **options)
 
 
-def build_retriever(settings: Settings, store: Chroma) -> ChromaRetriever:
-    return ChromaRetriever(store=store, k=settings.chroma.k)
+def build_retriever(chroma: ChromaSettings, store: Chroma) -> ChromaRetriever:
+    return ChromaRetriever(store=store, k=chroma.k, search=chroma.search)

@@ -129,7 +129,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             opening = pool.submit(factory.open_configured_store, settings)
             factory.load_models(models.judge, models.answerer)
             store = opening.result()
-        retriever = factory.build_retriever(settings, store)
+        retriever = factory.build_retriever(settings.chroma, store)
         ensure_ingested(retriever, settings.chroma)
         return cls(
             retriever=retriever,

@@ -96,8 +96,8 @@ class EvalReport(GateQuality, AnswerQuality):
 @contextmanager
 def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRetriever]:
     """The corpus ingested into a store that disappears afterwards."""
-    from rag_guard.factory import open_configured_store
-    from rag_guard.store import ChromaRetriever, chroma_client, ingest
+    from rag_guard.factory import build_retriever, open_configured_store
+    from rag_guard.store import chroma_client, ingest
 
     with tempfile.TemporaryDirectory(prefix="rag_guard_eval_") as tmp:
         update: dict[str, object] = {"persist_directory": Path(tmp) / "chroma"}
@@ -107,7 +107,7 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
         store = open_configured_store(settings, chroma)
         try:
             ingest(store, corpus_dir, chroma)
-            yield ChromaRetriever(store=store, k=chroma.k)
+            yield build_retriever(chroma, store)
         finally:
             if chroma.mode == "http":
                 chroma_client(chroma).delete_collection(chroma.collection)

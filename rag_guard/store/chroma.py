@@ -8,18 +8,21 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 from filelock import FileLock, Timeout
 from langchain_chroma import Chroma
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
 from rag_guard.errors import ConfigError, CorpusError, StoreBusyError, StoreUnavailableError
 from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
+from rag_guard.store.fusion import reciprocal_rank_fusion
+from rag_guard.store.keyword_index import KeywordIndex
 from rag_guard.store.settings import ChromaSettings
 
 if TYPE_CHECKING:
@@ -226,25 +229,67 @@ def _first_reasons(skipped: dict[str, str]) -> str:
 
 
 class ChromaRetriever(BaseRetriever):
-    """Top-k chunks by cosine similarity, each with its score in `metadata["score"]` (1 = identical)."""
+    """Top-k chunks for a question, each with its cosine similarity to it in `metadata["score"]` (1 = identical).
+
+    `search="dense"` ranks chunks by that similarity alone. `search="hybrid"` fuses it with a BM25 keyword
+    ranking (reciprocal rank fusion): a question's rare words (a name, a term) then find their passage when
+    the embedding ranks it low (docs/retrieval.md).
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     store: Chroma
     k: int = 4
+    search: Literal["dense", "hybrid"] = "dense"
+    _keywords: KeywordIndex | None = PrivateAttr(None)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        hits = self.store.similarity_search_with_score(query, k=self.k)
-        return [
-            Document(
-                id=doc.id,
-                page_content=doc.page_content,
-                metadata={**doc.metadata, "score": round(1.0 - float(distance), 6)},
-            )
-            for doc, distance in hits
-        ]
+        if self.search == "dense":
+            hits = self.store.similarity_search_with_score(query, k=self.k)
+            return [_scored(doc, distance) for doc, distance in hits]
+        return self._hybrid(query)
+
+    def _hybrid(self, query: str) -> list[Document]:
+        depth = max(HYBRID_DEPTH, self.k)
+        vector = self.store.embeddings.embed_query(query)
+        dense = {
+            doc.id: _scored(doc, distance)
+            for doc, distance in self.store.similarity_search_by_vector_with_relevance_scores(vector, k=depth)
+        }
+        if self._keywords is None:
+            self._keywords = KeywordIndex(self.store)
+        fused = reciprocal_rank_fusion([list(dense), self._keywords.ranked(query, depth)])[: self.k]
+        keyword_only = [chunk for chunk in fused if chunk not in dense]
+        if keyword_only:
+            held = self.store.get(ids=keyword_only, include=["documents", "metadatas", "embeddings"])
+            dense.update(_with_similarity(held, vector))
+        return [dense[chunk] for chunk in fused if chunk in dense]
+
+
+HYBRID_DEPTH = 50
+"""Chunks each search ranks before fusion: deep enough that a chunk one search ranks highly is scored by
+the other's rank too, not only by its own."""
+
+
+def _scored(doc: Document, distance: float) -> Document:
+    return Document(
+        id=doc.id, page_content=doc.page_content, metadata={**doc.metadata, "score": round(1.0 - float(distance), 6)}
+    )
+
+
+def _with_similarity(held: Mapping[str, Any], query: list[float]) -> dict[str, Document]:
+    """Chunks the keyword search alone found, with their cosine similarity to the question like the rest."""
+    found: dict[str, Document] = {}
+    wanted = np.asarray(query, dtype=float)
+    for chunk, text, metadata, vector in zip(
+        held["ids"], held["documents"] or [], held["metadatas"] or [], held["embeddings"], strict=True
+    ):
+        stored = np.asarray(vector, dtype=float)
+        cosine = float(stored @ wanted / (np.linalg.norm(stored) * np.linalg.norm(wanted) or 1.0))
+        found[chunk] = _scored(Document(id=chunk, page_content=text or "", metadata=dict(metadata or {})), 1.0 - cosine)
+    return found
 
 
 def ensure_ingested(retriever: BaseRetriever, settings: ChromaSettings) -> None:
