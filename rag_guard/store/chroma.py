@@ -254,18 +254,17 @@ class ChromaRetriever(BaseRetriever):
     def _hybrid(self, query: str) -> list[Document]:
         depth = max(HYBRID_DEPTH, self.k)
         vector = self.store.embeddings.embed_query(query)
-        dense = {
+        scored = {
             doc.id: _scored(doc, distance)
             for doc, distance in self.store.similarity_search_by_vector_with_relevance_scores(vector, k=depth)
         }
         if self._keywords is None:
             self._keywords = KeywordIndex(self.store)
-        fused = reciprocal_rank_fusion([list(dense), self._keywords.ranked(query, depth)])[: self.k]
-        keyword_only = [chunk for chunk in fused if chunk not in dense]
-        if keyword_only:
+        fused = reciprocal_rank_fusion([list(scored), self._keywords.ranked(query, depth)])[: self.k]
+        if keyword_only := [chunk for chunk in fused if chunk not in scored]:
             held = self.store.get(ids=keyword_only, include=["documents", "metadatas", "embeddings"])
-            dense.update(_with_similarity(held, vector))
-        return [dense[chunk] for chunk in fused if chunk in dense]
+            scored.update(_with_similarity(held, vector))
+        return [scored[chunk] for chunk in fused if chunk in scored]
 
 
 HYBRID_DEPTH = 50
