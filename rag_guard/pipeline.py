@@ -27,10 +27,9 @@ from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk, Source, Timings
 from rag_guard.config import Settings, load_config
 from rag_guard.errors import GenerationError, GuardFailure
 from rag_guard.judging import AnswerCheck, Decision, GuardError, SufficiencyGuard, Verdict, clean_question
-from rag_guard.judging.answer_check import check_failed, check_prompt, grounding_check, quoted, read_check
+from rag_guard.judging.answer_check import check_failed, check_prompt, quoted, read_check, written_check
 from rag_guard.judging.answer_text import tidy_answer
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
-from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.logprobs import verdict_word
 from rag_guard.judging.prompts import (
     EXTRACT_INSTRUCTION,
@@ -97,7 +96,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     grounding: bool = True
     """Hold each answer back until its numbers, names and quoted phrases are found in its passages
     (`judging/grounding.py`); an answer stating one they lack is replaced by what they say closest to the
-    question. The held answer is also tidied: no echoed question, no pasted source notes."""
+    question, and one that only restates the question by a clarifying message. The held answer is also
+    tidied: no echoed question, no pasted source notes."""
     answer_style: Literal["free", "quote"] = "quote"
     """`quote`: the answer-start call runs on for a few words; when they stand word for word in a passage the
     answer is that span, cited, with the passage's sentence quoted (`judging/quote.py`), else a free answer.
@@ -308,7 +308,7 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
                     (yield Invoke(self.answerer, answer_prompt, child("generate"), self._answer_call)).text
                 )
             answer = tidy_answer(answer, question)
-            grounded = grounding_check(grounded_in(answer, verdict.documents)) if self.grounding else None
+            grounded = written_check(answer, question, verdict.documents) if self.grounding else None
         check = yield from self._check(answer, grounded, answer_prompt, child)
         decision = _after_check(check)
         if decision is not Decision.ANSWER:

@@ -1,6 +1,7 @@
 """How good the text behind the gate is: answers against gold answers, messages against what is missing.
 
-Pure functions, no I/O; words are compared as `words.py` normalises them (SQuAD's normalisation).
+Pure functions, no I/O; words are compared as `words.py` normalises them (SQuAD's normalisation), and for
+`contains` a number written as a word counts as its digits ("8 seats" holds the gold "eight").
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from number_parser import parse_number
 from pydantic import BaseModel
 
 from rag_guard.judging.words import cites, key_words, stem, tokens
@@ -21,10 +23,21 @@ def golds(answer: str | Sequence[str]) -> list[str]:
 def contains(answer: str, gold: str | Sequence[str]) -> bool:
     """Every word of one acceptable gold answer appears in the answer, in any order.
 
-    Word containment rather than substring: "Karl Drais built it in 1817" holds the gold "Karl Drais 1817".
+    Word containment rather than substring: "Karl Drais built it in 1817" holds the gold "Karl Drais 1817",
+    and "The SNP took 8 seats" the gold "eight".
     """
-    said = set(tokens(answer))
-    return any(set(tokens(g)) <= said for g in golds(gold) if tokens(g))
+    said = _words(answer)
+    return any(_words(g) <= said for g in golds(gold) if tokens(g))
+
+
+def _words(text: str) -> set[str]:
+    """The text's words, a cardinal number word as its digits ("eight": "8"; ordinals stay words)."""
+    return {_digits(word) for word in tokens(text)}
+
+
+def _digits(word: str) -> str:
+    value = parse_number(word, language="en") if word.isalpha() else None
+    return word if value is None else str(value)
 
 
 def token_f1(answer: str, gold: str | Sequence[str]) -> float:

@@ -1,21 +1,23 @@
 """The checks after the answer, and their record. Pure.
 
 The gate judges the passages before anything is written; the checks judge what was written. The grounding
-check (`grounding.py`, on by default) looks for the answer's numbers, names and quoted phrases in its
-passages. The model's check (`guard.answer_check: buffer`) asks one more True/False token, read as a
-probability like the verdict; it continues the answer's own prompt (the guard's prompt, the verdict, the
-answer instruction, the answer), so on the embedded model and on caching servers it evaluates only the
-answer's tokens and one short instruction.
+check (`grounding.py`, on by default) looks for a written answer's numbers, names and quoted phrases in its
+passages, after making sure it says more than the question did. The model's check (`guard.answer_check:
+buffer`) asks one more True/False token, read as a probability like the verdict; it continues the answer's
+own prompt (the guard's prompt, the verdict, the answer instruction, the answer), so on the embedded model
+and on caching servers it evaluates only the answer's tokens and one short instruction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
-from rag_guard.judging.grounding import Grounding
+from rag_guard.judging.answer_text import restates_question
+from rag_guard.judging.grounding import Grounding, grounded_in
 from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
 from rag_guard.judging.prompts import VERIFY_INSTRUCTION, follow_up
 from rag_guard.judging.quote import Quote
@@ -56,6 +58,14 @@ def quoted(quote: Quote) -> AnswerCheck:
         min_token_p=quote.min_token_p,
         joint_logprob=quote.joint_logprob,
     )
+
+
+def written_check(answer: str, question: str, documents: Sequence[Document]) -> AnswerCheck:
+    """The checks that need no model, on an answer the model wrote: it must say something the question did
+    not, and its passages must state its numbers, names and quoted phrases."""
+    if restates_question(answer, question):
+        return AnswerCheck(passed=False, reason="the answer only restates the question")
+    return grounding_check(grounded_in(answer, documents))
 
 
 def grounding_check(grounding: Grounding) -> AnswerCheck:

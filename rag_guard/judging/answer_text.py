@@ -1,12 +1,17 @@
 """The answer as the user reads it: without the question echoed back or source notes pasted in. Pure.
 
 The passages reach the model as "[1] (source: file)"; a small model sometimes copies that note, the
-question line, or the instruction's "[n]" itself into its answer. Citations stay as `[1]`, `[2]`.
+question line, or the instruction's "[n]" itself into its answer. Citations stay as `[1]`, `[2]`. And it
+sometimes answers with the question's own words ("Korea border Kublai's territory. [2]" for "Where did
+Korea border Kublai's territory?"): that answers nothing, and `restates_question` says so.
 """
 
 from __future__ import annotations
 
 import re
+
+from rag_guard.judging.quote import echoes
+from rag_guard.judging.words import without_citations
 
 _SOURCE_NOTE = re.compile(r"\s*\((?:sources?|from)\s*:[^)\n]*\)", re.IGNORECASE)
 _QUESTION_LINE = re.compile(r"^\s*question\s*:.*$\n?", re.IGNORECASE | re.MULTILINE)
@@ -14,6 +19,8 @@ _PLACEHOLDER = re.compile(r"\s*\[(?:n|context|source|citation)\]", re.IGNORECASE
 _CITATIONS = re.compile(r"^\s*((?:\[\d+\]\s*)+)")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _FOLD = re.compile(r"[\W_]+")
+_ASKS_FOR_NEW = re.compile(r"^\W*(?:how|what|when|where|which|who|whom|whose|why)\b", re.IGNORECASE)
+_OFFERS_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 
 
 def tidy_answer(answer: str, question: str) -> str:
@@ -46,3 +53,14 @@ def _without_leading(text: str, question: str) -> str | None:
         if not wanted.startswith(seen):
             return None
     return None
+
+
+def restates_question(answer: str, question: str) -> bool:
+    """The answer only restates the question: every content word of it is one of the question's.
+
+    Only for a question that asks for something it does not name (a "wh" question without "or"): "The
+    Normans were Christian" answers "Were the Normans Christian?", and "Rollo" answers "Was it Rollo or
+    Richard?", with the question's words alone."""
+    if not _ASKS_FOR_NEW.match(question) or _OFFERS_CHOICE.search(question):
+        return False
+    return echoes(without_citations(answer), question)

@@ -18,9 +18,8 @@ from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
 from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict
-from rag_guard.judging.answer_check import grounding_check
+from rag_guard.judging.answer_check import written_check
 from rag_guard.judging.clarify import clarifying_message, unsupported_message
-from rag_guard.judging.grounding import grounded_in
 from rag_guard.judging.prompts import REFUSAL, refusal_message, reply_prompt
 from rag_guard.steps import Apply, Invoke, Steps, arun, run
 
@@ -107,14 +106,18 @@ class GuardMiddleware(AgentMiddleware):
     # --- the outcomes ---------------------------------------------------------------------------
 
     def _grounded(self, question: str, response: ModelResponse, verdict: Verdict) -> ModelResponse | AIMessage:
-        """The agent's answer when the passages state its numbers, names and quoted phrases (or `grounding` is
-        off); else what they say closest to the question, in its place."""
+        """The agent's answer when it says more than the question and the passages state its numbers, names and
+        quoted phrases (or `grounding` is off); else what they say closest to the question, in its place."""
         final = next(m for m in reversed(response.result) if isinstance(m, AIMessage))
-        check = grounding_check(grounded_in(final.text, verdict.documents)) if self.grounding else None
+        check = written_check(final.text, question, verdict.documents) if self.grounding else None
         if check is None or check.passed:
             return _with_verdict(response, verdict, check)
-        log.info("the agent's answer states what its passages lack, withholding it: %s", check.reason)
-        text = unsupported_message(question, verdict.documents, check.unsupported)
+        log.info("the agent's answer fails the grounding check, withholding it: %s", check.reason)
+        text = (
+            unsupported_message(question, verdict.documents, check.unsupported)
+            if check.unsupported
+            else clarifying_message(question, verdict.documents, verdict.uncovered_part or "")
+        )
         return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict, check)})
 
     def _refused(self, verdict: Verdict) -> AIMessage:

@@ -34,6 +34,16 @@ def test_a_withheld_answer_keeps_its_draft_in_the_process_but_never_in_json():
     assert "1981 [1]" not in result.model_dump_json()
 
 
+def test_a_written_answer_that_only_restates_the_question_is_withheld_for_a_clarifying_message():
+    echo = judge_then_answer(0.9, answer="Voyager 2 was launched [1].")
+    guard = SufficiencyGuard(judge=echo, answer_threshold=0.6, clarify_threshold=0.3)
+    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=echo, answer_style="free")
+    result = rag.invoke("When was Voyager 2 launched?")
+    assert result.decision is Decision.CLARIFY and result.answer is None
+    assert result.answer_check.reason == "the answer only restates the question"
+    assert "20 August 1977" in result.message  # the closest sentence, quoted
+
+
 def test_answer_prompt_continues_the_guard_prompt_whole():
     rag = pipeline(0.9)
     rag.invoke("When did Voyager 2 launch?")

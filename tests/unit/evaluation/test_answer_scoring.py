@@ -26,6 +26,13 @@ def test_containment_takes_the_gold_words_in_any_order():
     assert not contains("Karl Drais built it [1].", "Karl Drais 1817")
 
 
+def test_a_number_word_and_its_digits_are_the_same_answer_but_an_ordinal_is_not_a_count():
+    assert contains("The SNP took 8 seats from the Liberal Democrats [2].", "eight")
+    assert contains("Eight seats [2].", "8")
+    assert not contains("The SNP took 9 seats [2].", "eight")
+    assert not contains("He was the first king [1].", "1")
+
+
 def test_any_of_several_gold_answers_is_right():
     gold = ["plutonium-238", "radioisotope thermoelectric generators"]
     assert contains("Radioisotope thermoelectric generators power them [1].", gold)

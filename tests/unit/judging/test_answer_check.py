@@ -1,7 +1,8 @@
 import pytest
+from langchain_core.documents import Document
 from langchain_core.messages import AIMessage
 
-from rag_guard.judging.answer_check import read_check
+from rag_guard.judging.answer_check import read_check, written_check
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import (
@@ -130,3 +131,13 @@ def test_without_either_check_the_answer_streams_unchecked():
     rag.answer_check, rag.grounding = False, False
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER and result.answer_check is None
+
+
+def test_a_written_answer_is_first_held_to_saying_more_than_the_question_then_to_its_passages():
+    passages = [Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})]
+    question = "When was Voyager 2 launched?"
+    assert written_check("Voyager 2 was launched [1].", question, passages).reason == (
+        "the answer only restates the question"
+    )
+    assert written_check("It launched in 1981 [1].", question, passages).unsupported == ["1981"]
+    assert written_check("It launched on 20 August 1977 [1].", question, passages).passed

@@ -116,6 +116,14 @@ def test_an_agent_answer_stating_what_the_documents_lack_is_withheld():
     assert final.response_metadata["rag_guard"]["answer_check"]["unsupported"] == ["5", "1979", "September"]
 
 
+def test_an_agent_answer_that_only_restates_the_question_is_replaced_by_a_clarifying_message():
+    guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
+    model = ScriptedAgentModel(tool="search", answer="Voyager 2 did launch [1].")
+    final = final_message(create_agent(model, tools=[SEARCH], middleware=[GuardMiddleware(guard)]))
+    assert final.response_metadata["rag_guard"]["answer_check"]["reason"] == "the answer only restates the question"
+    assert "20 August 1977" in final.content and "drafted" not in final.content
+
+
 def test_the_agent_answer_carries_its_grounding_check():
     final = final_message(agent_with(judge_then_answer(0.9)))
     assert final.response_metadata["rag_guard"]["answer_check"]["passed"] is True
