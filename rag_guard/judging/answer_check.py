@@ -65,10 +65,10 @@ def written_check(answer: str, question: str, documents: Sequence[Document]) -> 
     not, and its passages must state its numbers, names and quoted phrases."""
     if restates_question(answer, question):
         return AnswerCheck(passed=False, reason="the answer only restates the question")
-    return grounding_check(grounded_in(answer, documents))
+    return _grounding_check(grounded_in(answer, documents))
 
 
-def grounding_check(grounding: Grounding) -> AnswerCheck:
+def _grounding_check(grounding: Grounding) -> AnswerCheck:
     """The grounding check's record: withheld for what the passages lack, else passed."""
     if grounding.unsupported:
         reason = f"the passages do not state {', '.join(grounding.unsupported)}"
