@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from rag_guard.judging.quote import echoes
-from rag_guard.judging.words import without_citations
+from rag_guard.judging.words import QUESTION_WORD, without_citations
 
 _SOURCE_NOTE = re.compile(r"\s*\((?:sources?|from)\s*:[^)\n]*\)", re.IGNORECASE)
 _QUESTION_LINE = re.compile(r"^\s*question\s*:.*$\n?", re.IGNORECASE | re.MULTILINE)
@@ -19,7 +19,7 @@ _PLACEHOLDER = re.compile(r"\s*\[(?:n|context|source|citation)\]", re.IGNORECASE
 _CITATIONS = re.compile(r"^\s*((?:\[\d+\]\s*)+)")
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _FOLD = re.compile(r"[\W_]+")
-_ASKS_FOR_NEW = re.compile(r"^\W*(?:how|what|when|where|which|who|whom|whose|why)\b", re.IGNORECASE)
+_ASKS_FOR_NEW = re.compile(rf"^\W*{QUESTION_WORD}", re.IGNORECASE)
 _OFFERS_CHOICE = re.compile(r"\bor\b", re.IGNORECASE)
 
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import re
 
-from rag_guard.judging.words import key_words
+from rag_guard.judging.words import QUESTION_WORD, key_words
 
 MAX_PARTS = 4
 """Parts judged at most, each one more token: a longer list of questions is judged by its first four."""
-_WH = r"(?:how|what|when|where|which|who|whom|whose|why)\b"
-_ASKS = rf"(?:{_WH}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
-_JOINS = re.compile(rf",?\s+(?:and|but|or)\s+(?={_WH})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE)
+_ASKS = rf"(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
+_JOINS = re.compile(rf",?\s+(?:and|but|or)\s+(?={QUESTION_WORD})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE)
 """Where a second question begins: a conjunction followed by a question word ("..., and how much ..."),
 or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like
 mostly joins two predicates of one question ("Which family distilled brandy and were Huguenots?"): no

@@ -14,6 +14,8 @@ _BLOCK_END = re.compile(r"\n\s*\n")
 _MARKDOWN_LEAD = re.compile(r"^[>*\-\s]+")
 _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+QUESTION_WORD = r"(?:how|what|when|where|which|who|whom|whose|why)\b"
+"""A regex for the words that open a question asking for something it does not name ("wh" questions)."""
 _TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
 _PUNCTUATION = str.maketrans("", "", string.punctuation + _TYPOGRAPHIC)
 # Words that carry no content on their own ("how much did the mission cost" is about "mission" and "cost").
