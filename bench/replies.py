@@ -35,14 +35,14 @@ from rag_guard.evaluation.answer_scoring import ScoredText, answer_quality, name
 from rag_guard.evaluation.evaluate import temporary_retriever
 from rag_guard.evaluation.metrics import stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
-from rag_guard.factory import build_guard, build_models, load_models
-from rag_guard.judging import prompts
-from rag_guard.judging.clarify import clarifying_message
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.prompts import follow_up
-from rag_guard.judging.words import cites
 from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply import prompts
+from rag_guard.reply.clarify import clarifying_message
+from rag_guard.text.words import cites
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK_THRESHOLDS = (0.3, 0.5, 0.7)
@@ -161,13 +161,11 @@ def main() -> None:
     questions = load_questions(args.questions)
     if args.limit:
         questions = stratified_sample(questions, [q.answerable for q in questions], args.limit)
-    models = build_models(settings)
-    load_models(models.judge)
-    model = models.judge
-    assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
-    guard = build_guard(settings, model)
     rows, texts = [], []
     with temporary_retriever(settings, args.corpus) as retriever, Progress() as progress:
+        guard = GuardedRAG.from_config(settings, retriever=retriever).guard
+        model = guard.judge
+        assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
         task = progress.add_task(args.name, total=len(questions))
         for q in questions:
             row = {"id": question_id(q.question), "answerable": q.answerable, "kind": q.kind}

@@ -33,9 +33,10 @@ from rag_guard.config import Settings, load_config
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
 from rag_guard.factory import build_embeddings, build_retriever
 from rag_guard.judging.decision import Decision
-from rag_guard.judging.prompts import ANSWER_INSTRUCTION, build_messages, format_context
+from rag_guard.judging.prompts import build_messages, format_context
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.prompts import ANSWER_INSTRUCTION
 from rag_guard.store import embedding_label, ensure_ingested, ingest, open_store
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -43,27 +43,38 @@ from rag_guard.config import load_config
 from rag_guard.evaluation.evaluate import temporary_retriever
 from rag_guard.evaluation.metrics import stratified_sample
 from rag_guard.evaluation.questions import load_questions
-from rag_guard.factory import build_guard, build_models, load_models
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.logprobs import LogprobError, TokenLogprob, answer_start, p_true, parse_logprobs
 from rag_guard.judging.prompts import (
     ABSTAIN_WORD,
-    ANSWER_INSTRUCTION,
-    DETAIL_INSTRUCTION,
-    DETAIL_VERDICT,
     EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
-    GUARD_INSTRUCTION_YES_NO,
     MISSING_INSTRUCTION,
-    VERIFY_INSTRUCTION,
     build_messages,
     follow_up,
 )
 from rag_guard.models.llamacpp import ChatLlamaCpp
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.prompts import ANSWER_INSTRUCTION, VERIFY_INSTRUCTION
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 JUDGE = {"max_tokens": 1, "logprobs": True, "top_logprobs": 20}
+
+# --- guard variants this study measures (docs/studies/signals.md has the figures) ---
+
+GUARD_INSTRUCTION_YES_NO = GUARD_INSTRUCTION.replace("True", "Yes").replace("False", "No")
+
+DETAIL_INSTRUCTION = (
+    "Task: compare the question with the passages above, detail by detail. In a few words, name what the "
+    'question asks for or assumes that the passages do not state, or write "nothing" if they state '
+    "everything it needs."
+)
+DETAIL_VERDICT = (
+    "So do the passages state the information needed to answer the question, exactly as asked?\n"
+    "Reply with one word: True or False."
+)
+"""Detail-first: the model names the unsupported detail in a few generated words, then gives its verdict."""
 
 
 def timed(call: Callable[[], T]) -> tuple[T, float]:
@@ -181,13 +192,11 @@ def main() -> None:
         questions = [q for q in questions if id(q) not in sampled]
     if args.add and (absent := [q.question for q in questions if question_id(q.question) not in stored]):
         parser.error(f"{len(absent)} questions are not in {target}: give the --limit it was made with")
-    models = build_models(settings)
-    load_models(models.judge)
-    model = models.judge
-    assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
-    guard = build_guard(settings, model)
     rows = []
     with temporary_retriever(settings, args.corpus) as retriever, Progress() as progress:
+        guard = GuardedRAG.from_config(settings, retriever=retriever).guard
+        model = guard.judge
+        assert isinstance(model, ChatLlamaCpp), "the study runs the embedded model"
         task = progress.add_task(f"{args.name} / {args.preset}", total=len(questions))
         for q in questions:
             docs, retrieval_s = timed(lambda q=q: retriever.invoke(q.question))

@@ -23,18 +23,18 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from rag_guard.config import Settings, load_config
+from rag_guard.config import load_config
 from rag_guard.evaluation.answer_scoring import contains
 from rag_guard.evaluation.evaluate import temporary_retriever
 from rag_guard.evaluation.metrics import auroc
 from rag_guard.evaluation.questions import LabelledQuestion, load_questions
-from rag_guard.factory import build_guard, build_models, load_models, quote_options
-from rag_guard.judging.clarify import closest_sentence
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
 from rag_guard.judging.prompts import ABSTAIN_WORD, EXTRACT_INSTRUCTION
-from rag_guard.judging.quote import read_quote
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.clarify import closest_sentence
+from rag_guard.reply.quote import read_quote
 
 _ABSTAIN = (
     f"If the passages do not state the answer to this exact question, reply with the single word: {ABSTAIN_WORD}."
@@ -89,17 +89,16 @@ def sample(questions: list[LabelledQuestion], per_article: int, seed: int) -> li
 
 async def read(corpus: Path, questions: list[LabelledQuestion], out: Path, every: bool) -> None:
     settings = load_config(None)
-    models = build_models(settings)
-    load_models(models.judge)
-    guard = build_guard(settings, models.judge)
     with temporary_retriever(settings, corpus) as retriever, out.open("a") as rows:
+        rag = GuardedRAG.from_config(settings, retriever=retriever)
+        guard, quote_options = rag.guard, rag.reply.quote_options or {}
         for n, question in enumerate(questions, start=1):
             documents = await retriever.ainvoke(question.question)
             verdict = await guard.ainvoke({"question": question.question, "documents": documents})
             row: dict[str, Any] = {"question": question.question, "gold": question.answer, "decision": verdict.decision}
             if verdict.decision is Decision.ANSWER or every:
                 row["quotes"] = {
-                    name: await quoted(guard, question, verdict.documents, instruction, settings)
+                    name: await quoted(guard, question, verdict.documents, instruction, quote_options)
                     for name, instruction in INSTRUCTIONS.items()
                 }
                 if (span := row["quotes"]["default"].get("span")) is not None:
@@ -113,10 +112,14 @@ async def read(corpus: Path, questions: list[LabelledQuestion], out: Path, every
 
 
 async def quoted(
-    guard: SufficiencyGuard, question: LabelledQuestion, documents: list[Document], instruction: str, settings: Settings
+    guard: SufficiencyGuard,
+    question: LabelledQuestion,
+    documents: list[Document],
+    instruction: str,
+    quote_options: dict[str, Any],
 ) -> dict[str, Any]:
     asked = guard.messages(question.question, documents, instruction)
-    reply = await guard.judge.ainvoke(asked, **guard.fork_options(instruction, quote_options(settings)))
+    reply = await guard.judge.ainvoke(asked, **guard.fork_options(instruction, quote_options))
     quote = read_quote(reply, documents, question.question)
     if quote is None or quote.echoes:
         return {"reply": reply.text[:200]}

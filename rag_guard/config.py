@@ -29,6 +29,7 @@ from ruamel.yaml.error import YAMLError
 
 from rag_guard.errors import ConfigError
 from rag_guard.judging.calibration import Calibration
+from rag_guard.judging.decision import check_thresholds
 from rag_guard.judging.signals import GateSignal
 from rag_guard.models.servers import SERVER_DEFAULT_URLS
 from rag_guard.store.settings import ChromaSettings, EmbeddingSettings
@@ -98,6 +99,13 @@ DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict",), 
 probe added to it on both question styles. `Settings` adds what a named probe needs (`_probe_by_default`)."""
 
 
+RENAMED = {
+    "answer_check": "verify_answer (true for buffer)",
+    "answer_check_threshold": "verify_threshold",
+}
+"""The guard keys renamed in 0.3 (CHANGELOG.md): `answer_check` also named the grounding record."""
+
+
 class GuardSettings(_Section):
     """The sufficiency gate: one True/False token, turned into P(sufficient), compared to thresholds."""
 
@@ -143,30 +151,33 @@ class GuardSettings(_Section):
     """`quote`: the answer-start call runs on for a few words; when they stand word for word in a passage, the
     answer is that span, cited, with the passage's sentence that holds it quoted (`judging/quote.py`);
     otherwise the model writes a free answer, held to the grounding check. `free`: always the model's answer."""
-    answer_check: Literal["off", "buffer"] = "off"
-    """After an answer is written, one more token asks whether it answers the question from the passages alone
-    (`judging/answer_check.py`). `buffer`: the answer is held back, streaming too, until the check passes; a failed
-    check replaces it with a clarifying message, and a check without a probability withholds it. `off`:
-    answers stream as they are written, unchecked."""
-    answer_check_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    """With `answer_check: buffer`: the P(supported) an answer needs to be shown."""
+    verify_answer: bool = False
+    """After an answer is written or quoted, one more token asks whether it answers the question from the
+    passages alone (`reply/checks.py`): the answer is held back, streaming too, until the check passes; a failed
+    check replaces it with a clarifying message, and a check without a probability withholds it."""
+    verify_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """With `verify_answer`: the P(supported) an answer needs to be shown."""
     probe: Literal["auto", "off"] | Path = "off"
     """The hidden-state probe the `probe` signal reads: `off` none (the default), `auto` the probe shipped for
     the embedded judge's preset (none for a `path` model), or a file written by `rag-guard fit-probe` for this
     GGUF. Named while `signals` is unset, it is used with the signals its combination weighs."""
 
-    @field_validator("answer_check", "probe", mode="before")
+    @field_validator("probe", mode="before")
     @classmethod
     def _yaml_booleans(cls, value: Any, info: ValidationInfo) -> Any:
         return _switched(info.field_name or "", value)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Keys renamed in 0.3 name their new spelling instead of reading as unknown."""
+        if isinstance(data, dict) and (old := sorted(RENAMED.keys() & data.keys())):
+            raise ValueError("; ".join(f"`{key}` is now `{RENAMED[key]}`" for key in old))
+        return data
+
     @model_validator(mode="after")
     def _thresholds_ordered(self) -> GuardSettings:
-        if self.clarify_threshold > self.answer_threshold:
-            raise ValueError(
-                f"clarify_threshold ({self.clarify_threshold}) must not exceed answer_threshold "
-                f"({self.answer_threshold})"
-            )
+        check_thresholds(self.answer_threshold, self.clarify_threshold)
         if self.mode == "single_pass" and self.model is not None:
             raise ValueError(
                 "mode single_pass reads the verdict from the answerer's own first token, so it cannot use a "
@@ -315,7 +326,7 @@ class Settings(_Section):
         return self
 
 
-_SWITCHES = {"answer_check": ("buffer", "off"), "probe": ("auto", "off")}
+_SWITCHES = {"probe": ("auto", "off")}
 """Settings whose values include `off`: what true and false stand for."""
 
 

@@ -2,7 +2,9 @@
 
 Chat models (one builder per provider, each its real LangChain client: the embedded `ChatLlamaCpp`,
 langchain-ollama's `ChatOllama`, langchain-openai's client for OpenAI-compatible servers), the judge's
-one-token call options, the probe checked against the judge's GGUF, the guard, the embeddings and the store.
+one-token call options, the probe checked against the judge's GGUF, the guard, the reply settings, the
+embeddings, the store and, from all of them, the pipeline (`build_pipeline`: `GuardedRAG.from_config`, and
+through it `rag-guard eval` and the bench scripts, build there).
 Whatever the provider, the judge's reply carries logprobs in `response_metadata["logprobs"]`, which
 `judging.logprobs.parse_logprobs` reads in both shapes.
 """
@@ -13,17 +15,19 @@ import functools
 import ipaddress
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
+from langchain_core.retrievers import BaseRetriever
 
-from rag_guard.config import ModelSettings, Settings
+from rag_guard.config import ModelSettings, Settings, load_config
 from rag_guard.errors import ConfigError, ModelUnavailableError
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.probe import (
@@ -35,19 +39,22 @@ from rag_guard.judging.probe import (
     probe_path,
     unasked_calls,
 )
-from rag_guard.judging.quote import QUOTE_TOKENS
 from rag_guard.models.presets import PRESETS, sha256_of
 from rag_guard.models.servers import SERVER_DEFAULT_URLS
+from rag_guard.reply.policy import ReplySettings
+from rag_guard.reply.quote import QUOTE_TOKENS
 from rag_guard.store import (
     ChromaRetriever,
     ChromaSettings,
     EmbeddingSettings,
     embedding_label,
+    ensure_ingested,
     local_embeddings,
     open_store,
 )
 
 TokenCounter = Callable[[Sequence[BaseMessage]], int]
+P = TypeVar("P")
 
 if TYPE_CHECKING:
     from langchain_chroma import Chroma
@@ -103,8 +110,19 @@ def guard_call_options(model: ModelSettings, top_logprobs: int, tokens: int = 1)
 
 
 def quote_options(settings: Settings) -> dict[str, Any]:
-    """The judge's call options for a quote-first answer's few words (`judging/quote.py`)."""
+    """The judge's call options for a quote-first answer's few words (`reply/quote.py`)."""
     return guard_call_options(settings.judge, settings.guard.top_logprobs, tokens=QUOTE_TOKENS)
+
+
+def reply_settings(settings: Settings) -> ReplySettings:
+    """How replies are made, as config.yaml's `guard` section says."""
+    return ReplySettings(
+        grounding=settings.guard.grounding,
+        answer_style=settings.guard.answer_style,
+        quote_options=quote_options(settings),
+        verify_answer=settings.guard.verify_answer,
+        verify_threshold=settings.guard.verify_threshold,
+    )
 
 
 def max_concurrency(models: Models, settings: Settings) -> int:
@@ -301,3 +319,47 @@ def open_configured_store(settings: Settings, chroma: ChromaSettings | None = No
 
 def build_retriever(chroma: ChromaSettings, store: Chroma) -> ChromaRetriever:
     return ChromaRetriever(store=store, k=chroma.k, search=chroma.search)
+
+
+# --- the pipeline -------------------------------------------------------------------------------------
+
+
+def build_pipeline(
+    kind: Callable[..., P],
+    config: Settings | str | os.PathLike[str] | None = None,
+    *,
+    collection: str | None = None,
+    retriever: BaseRetriever | None = None,
+    guard_fields: Mapping[str, Any] | None = None,
+    reply_fields: Mapping[str, Any] | None = None,
+) -> P:
+    """A pipeline of `kind` (`GuardedRAG`, whose `from_config` calls this) as config.yaml (or loaded
+    `Settings`) describes it, answering from `collection` (default: `chroma.collection`; an empty one is a
+    `CorpusError`), its embedded models loaded; or from `retriever` when one is given (`rag-guard eval` hands
+    each question its own passages), the models then loading on first use. `guard_fields` and `reply_fields`
+    replace any of the guard's and the reply settings' fields.
+
+    The embedder and the store open in a thread while the GGUF loads in the caller's: llama.cpp silences the
+    process's stdout and stderr while it loads, so the load must not outlast the caller's own work, or an
+    error the caller prints meanwhile is lost.
+    """
+    settings = (config if isinstance(config, Settings) else load_config(config)).with_collection(collection)
+    models = build_models(settings)
+    if retriever is None:
+        with ThreadPoolExecutor(1, thread_name_prefix="rag-guard-open-store") as pool:
+            opening = pool.submit(open_configured_store, settings)
+            load_models(models.judge, models.answerer)
+            store = opening.result()
+        retriever = build_retriever(settings.chroma, store)
+        ensure_ingested(retriever, settings.chroma)
+    return kind(
+        retriever=retriever,
+        guard=build_guard(settings, models.judge, **(guard_fields or {})),
+        answerer=models.answerer,
+        reply=reply_settings(settings).model_copy(update=dict(reply_fields or {})),
+        single_pass=settings.guard.mode == "single_pass",
+        single_pass_options=guard_call_options(
+            settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
+        ),
+        max_concurrency=max_concurrency(models, settings),
+    )

@@ -118,6 +118,27 @@ def _with_return(steps: Steps[R]) -> Generator[Any, Any, None]:
     yield _Returned(value)
 
 
+def gathered(steps: Steps[R]) -> Steps[tuple[list[Any], R]]:
+    """The steps run inside other steps, their calls passed on to the driver and their output kept: what they
+    yield besides calls, and what they return (an agent's reply is the pipeline's chunks, merged)."""
+    outputs: list[Any] = []
+    result: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            item = steps.throw(error) if error is not None else steps.send(result)
+        except StopIteration as stop:
+            return outputs, stop.value
+        result, error = None, None
+        if not isinstance(item, Call):
+            outputs.append(item)
+            continue
+        try:
+            result = yield item
+        except Exception as exc:
+            error = exc
+
+
 def iterate(steps: Steps[Any]) -> Iterator[Any]:
     """Make the calls synchronously; yield everything else the steps yield."""
     result: Any = None

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from number_parser import parse_number
 from pydantic import BaseModel
 
-from rag_guard.judging.words import cites, key_words, stem, tokens
+from rag_guard.text.words import cites, key_words, stem, tokens
 
 
 def golds(answer: str | Sequence[str]) -> list[str]:

@@ -14,17 +14,13 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForRetrieverRun
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from pydantic import BaseModel, Field, ValidationError
 
-from rag_guard.answers import GuardedAnswer
 from rag_guard.config import Settings
 from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
@@ -34,7 +30,8 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
 from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
-from rag_guard.pipeline import GuardedRAG, reply_settings
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answers import GuardedAnswer
 
 Progress = Callable[[int, int], None]
 OnJudged = Callable[[list[LabelledQuestion], list["EvalRow"]], None]
@@ -119,9 +116,8 @@ class Judged(BaseModel):
     verdict: Verdict
     sources: list[str]
     reply: GuardedAnswer | None = None
-    """What the pipeline gave the user for this verdict: the answer, the clarifying message or the refusal."""
-    written: BaseMessage | None = None
-    """The free answer as the answerer returned it, with its logprobs, when one was written."""
+    """What the pipeline gave the user for this verdict: the answer, the clarifying message or the refusal;
+    its `written` is the answer as the answerer returned it, with its logprobs, when one was written."""
 
     @property
     def draft(self) -> str | None:
@@ -167,12 +163,9 @@ async def judge_all(
                 verdict = await guard.ainvoke({"question": question.question, "documents": documents})
                 judged = Judged(verdict=verdict, sources=_sources(verdict))
             else:
-                written = _FirstAnswer()
                 on = pipeline.model_copy(update={"retriever": _Given(documents=documents)})
-                reply = await on.ainvoke(question.question, {"callbacks": [written]})
-                judged = Judged(
-                    verdict=reply.verdict, sources=_sources(reply.verdict), reply=reply, written=written.message
-                )
+                reply = await on.ainvoke(question.question)
+                judged = Judged(verdict=reply.verdict, sources=_sources(reply.verdict), reply=reply)
         done += 1
         if progress:
             progress(done, len(questions))
@@ -192,21 +185,6 @@ class _Given(BaseRetriever):
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
         return list(self.documents)
-
-
-class _FirstAnswer(BaseCallbackHandler):
-    """Keeps the first message of the pipeline's answer calls (tagged `generate`): the free answer, with its
-    logprobs (a clarifying message comes after it, or alone when no answer was written)."""
-
-    run_inline = True
-
-    def __init__(self) -> None:
-        self.message: BaseMessage | None = None
-
-    def on_llm_end(self, response: LLMResult, *, tags: list[str] | None = None, **kwargs: Any) -> None:
-        generation = response.generations[0][0] if response.generations and response.generations[0] else None
-        if self.message is None and "generate" in (tags or []) and isinstance(generation, ChatGeneration):
-            self.message = generation.message
 
 
 SAVE_EVERY = 10
@@ -245,7 +223,7 @@ class Evaluator:
         """The embedded judge's layers whose states each row keeps (`EvalRow.hidden_states`)."""
         self._stores = ExitStack()
         self._retrievers: dict[Path, BaseRetriever] = {}
-        self._judging: tuple[SufficiencyGuard, int, GuardedRAG | None] | None = None
+        self._pipeline: GuardedRAG | None = None
 
     def __enter__(self) -> Evaluator:
         return self
@@ -269,8 +247,12 @@ class Evaluator:
         needed when every question carries one)."""
         rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
         todo = [i for i in range(len(questions)) if i not in rows]
+        pipeline = self._built()
         if todo:
-            guard, concurrency, pipeline = self._judge()
+            from rag_guard.factory import load_models
+
+            load_models(pipeline.guard.judge)
+            answering = pipeline if self.answers else None
             documents_for = given_or_retrieved(self._retriever(corpus_dir))
             step = SAVE_EVERY if checkpoint is not None or on_judged is not None else len(todo)
             for start in range(0, len(todo), step):
@@ -278,7 +260,14 @@ class Evaluator:
                 done = len(questions) - len(todo) + start
                 counted = (lambda n, _, done=done: progress(done + n, len(questions))) if progress else None
                 judged = asyncio.run(
-                    judge_all(guard, documents_for, [questions[i] for i in part], concurrency, counted, pipeline)
+                    judge_all(
+                        pipeline.guard,
+                        documents_for,
+                        [questions[i] for i in part],
+                        pipeline.max_concurrency or 1,
+                        counted,
+                        answering,
+                    )
                 )
                 fresh = {i: _row(questions[i], j) for i, j in zip(part, judged, strict=True)}
                 rows.update(fresh)
@@ -286,23 +275,19 @@ class Evaluator:
                     on_judged([questions[i] for i in part], list(fresh.values()))
                 if checkpoint is not None:
                     _save(checkpoint, fresh)
-        return summarise(questions, [rows[i] for i in range(len(questions))], self.settings)
+        return summarise(questions, [rows[i] for i in range(len(questions))], pipeline.guard)
 
-    def _judge(self) -> tuple[SufficiencyGuard, int, GuardedRAG | None]:
-        """The guard, how many questions at once, and (with `answers`) the pipeline: built on first use."""
-        from rag_guard.factory import build_guard, build_models, load_models, max_concurrency
-
-        if self._judging is None:
-            settings = self.settings
-            models = build_models(settings)
-            load_models(models.judge)
-            guard = build_guard(settings, models.judge, read_layers=self.read_layers)
-            pipeline = None
-            if self.answers:  # the whole question as the pipeline runs it, the answer's logprobs recorded
-                fields = {**reply_settings(settings), "answer_options": {"logprobs": True}}
-                pipeline = GuardedRAG(retriever=_Given(documents=[]), guard=guard, answerer=models.answerer, **fields)
-            self._judging = guard, max_concurrency(models, settings), pipeline
-        return self._judging
+    def _built(self) -> GuardedRAG:
+        """The pipeline as config.yaml describes it (`GuardedRAG.from_config`), built on first use: its guard
+        judges, and with `answers` the whole question goes through it, the answer's logprobs recorded."""
+        if self._pipeline is None:
+            self._pipeline = GuardedRAG.from_config(
+                self.settings,
+                retriever=_Given(documents=[]),
+                guard_fields={"read_layers": self.read_layers},
+                reply_fields={"answer_options": {"logprobs": True}},
+            )
+        return self._pipeline
 
     def _retriever(self, corpus_dir: Path | None) -> BaseRetriever | None:
         if corpus_dir is None:
@@ -345,18 +330,19 @@ def _save(path: Path, rows: dict[int, EvalRow]) -> None:
         file.writelines(_Saved(index=i, row=row).model_dump_json() + "\n" for i, row in rows.items())
 
 
-def report(questions: list[LabelledQuestion], judged: list[Judged], settings: Settings) -> EvalReport:
-    return summarise(questions, [_row(q, j) for q, j in zip(questions, judged, strict=True)], settings)
+def report(questions: list[LabelledQuestion], judged: list[Judged], guard: SufficiencyGuard) -> EvalReport:
+    return summarise(questions, [_row(q, j) for q, j in zip(questions, judged, strict=True)], guard)
 
 
-def summarise(questions: list[LabelledQuestion], rows: list[EvalRow], settings: Settings) -> EvalReport:
-    """The gate's and the replies' figures over one row per question."""
+def summarise(questions: list[LabelledQuestion], rows: list[EvalRow], guard: SufficiencyGuard) -> EvalReport:
+    """The gate's and the replies' figures over one row per question, at the thresholds of the guard that
+    judged them."""
     quality = gate_quality(
         [row.p_sufficient for row in rows],
         [q.answerable for q in questions],
         [row.decision for row in rows],
-        settings.guard.answer_threshold,
-        settings.guard.clarify_threshold,
+        guard.answer_threshold,
+        guard.clarify_threshold,
     )
     latencies = [row.guard_s for row in rows if row.guard_s is not None]
     replies = answer_quality(
@@ -413,7 +399,8 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         row.min_token_p, row.joint_logprob = check.min_token_p, check.joint_logprob
         return row
     try:
-        tokens = parse_logprobs(judged.written.response_metadata.get("logprobs") if judged.written else None)
+        written = reply.written
+        tokens = parse_logprobs(written.response_metadata.get("logprobs") if written is not None else None)
     except LogprobError:
         return row  # a server that gives no logprobs for answers: the text alone
     row.answer_tokens = [AnswerToken(token=t.token, logprob=t.logprob) for t in tokens]

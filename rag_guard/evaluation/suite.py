@@ -147,7 +147,7 @@ def run_suite(
     return SuiteReport(sets=scored, styles=style_scores(scored, {name: rows for name, (_, rows) in found.items()}))
 
 
-_REPLY_KEYS = frozenset({"grounding", "answer_style", "answer_check", "answer_check_threshold"})
+_REPLY_KEYS = frozenset({"grounding", "answer_style", "verify_answer", "verify_threshold"})
 """guard keys that shape only the reply written after the verdict: a suite writes none, so they may change."""
 
 

@@ -12,15 +12,26 @@ class Decision(StrEnum):
     REFUSE = "refuse"
 
 
+def check_thresholds(answer_threshold: float, clarify_threshold: float) -> None:
+    """The thresholds' one rule, 0 <= clarify <= answer <= 1, for the guard, config.yaml and `decide` alike;
+    a `ValueError` that names both otherwise."""
+    if not 0.0 <= clarify_threshold <= 1.0 or not 0.0 <= answer_threshold <= 1.0:
+        raise ValueError(
+            f"thresholds must lie between 0 and 1 (answer_threshold {answer_threshold}, "
+            f"clarify_threshold {clarify_threshold})"
+        )
+    if clarify_threshold > answer_threshold:
+        raise ValueError(
+            f"clarify_threshold ({clarify_threshold}) must not exceed answer_threshold ({answer_threshold})"
+        )
+
+
 def decide(p_sufficient: float | None, answer_threshold: float, clarify_threshold: float) -> Decision:
     """Answer at or above `answer_threshold`, clarify at or above `clarify_threshold`, else refuse.
 
     A missing or non-finite probability refuses: the guard fails closed.
     """
-    if not 0.0 <= clarify_threshold <= answer_threshold <= 1.0:
-        raise ValueError(
-            f"thresholds must satisfy 0 <= clarify ({clarify_threshold}) <= answer ({answer_threshold}) <= 1"
-        )
+    check_thresholds(answer_threshold, clarify_threshold)
     if p_sufficient is None or not math.isfinite(p_sufficient):
         return Decision.REFUSE
     if p_sufficient >= answer_threshold:

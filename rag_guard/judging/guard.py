@@ -25,8 +25,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from rag_guard.errors import GuardFailure, InvalidQuestionError
 from rag_guard.judging.calibration import Calibration
-from rag_guard.judging.decision import Decision, decide, decide_with_probe
-from rag_guard.judging.injection import sanitise
+from rag_guard.judging.decision import Decision, check_thresholds, decide, decide_with_probe
 from rag_guard.judging.logprobs import LogprobError, TokenLogprob, alternatives, answer_start, p_true, parse_logprobs
 from rag_guard.judging.parts import standalone_parts
 from rag_guard.judging.probe import CALLS, Probe, ProbeError, unasked_calls
@@ -40,9 +39,10 @@ from rag_guard.judging.prompts import (
 )
 from rag_guard.judging.question import clean_question
 from rag_guard.judging.signals import GateSignal, Signals
-from rag_guard.judging.verdict import DecisionRule, GuardError, Verdict
+from rag_guard.judging.verdict import DecisionRule, ErrorInfo, Verdict
 from rag_guard.models.failures import explain_failure, explain_missing_logprobs, failure_kind
 from rag_guard.steps import Invoke, Steps, arun, run
+from rag_guard.text.injection import sanitise
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def verdict_from_reply(
             p_sufficient=None,
             token=message.text[:20] or None,
             reason=f"refused: no trustworthy probability ({exc})",
-            error=GuardError(kind="no_probability", message=f"no trustworthy probability: {exc}"),
+            error=ErrorInfo(kind="no_probability", message=f"no trustworthy probability: {exc}"),
             guard_s=guard_s,
         )
     signals = Signals(
@@ -112,7 +112,7 @@ def verdict_from_reply(
             raw_p=raw_p,
             signals=signals,
             reason=f"refused: {why}",
-            error=GuardError(kind="signal_unmeasured", message=why),
+            error=ErrorInfo(kind="signal_unmeasured", message=why),
             guard_s=guard_s,
         )
     max_lowering = probe.max_lowering if probe is not None else None
@@ -222,8 +222,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
 
     @model_validator(mode="after")
     def _ordered(self) -> SufficiencyGuard:
-        if self.clarify_threshold > self.answer_threshold:
-            raise ValueError("clarify_threshold must not exceed answer_threshold")
+        check_thresholds(self.answer_threshold, self.clarify_threshold)
         if "probe" in self.signals and self.probe is None:
             raise ValueError("signals include probe: give the guard a probe")
         if "probe" in self.signals and self.probe is not None and (unasked := unasked_calls(self.probe, self.signals)):
@@ -404,7 +403,7 @@ class SufficiencyGuard(RunnableSerializable[GuardInput, Verdict]):
             decision=Decision.REFUSE,
             p_sufficient=None,
             reason=f"refused: {why}",
-            error=GuardError(kind=failure_kind(exc), message=why),
+            error=ErrorInfo(kind=failure_kind(exc), message=why),
             documents_used=len(prompt.documents),
             guard_s=seconds,
             prompt=prompt.messages,

@@ -13,16 +13,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag_guard.errors import LogprobError
+
 TRUE_WORDS = frozenset({"true", "yes"})
 FALSE_WORDS = frozenset({"false", "no"})
 # Servers round; a logprob of +1e-7 is a certainty, not an error.
 _ROUNDING_SLACK = 1e-6
 # Tokenisers glue punctuation and blanks to words ("(True", " true", "_TRUE"): strip them before matching.
 _NOT_A_WORD = string.punctuation + string.whitespace
-
-
-class LogprobError(ValueError):
-    """A provider reply whose logprobs are missing or malformed: the guard must not trust it."""
 
 
 class TokenLogprob(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from rag_guard.judging.words import QUESTION_WORD, key_words
+from rag_guard.text.words import QUESTION_WORD, key_words
 
 MAX_PARTS = 4
 """Parts judged at most, each one more token: a longer list of questions is judged by its first four."""

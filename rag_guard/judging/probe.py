@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal, get_args
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator, ValidationError, model_validator
 
-from rag_guard.errors import ConfigError
+from rag_guard.errors import ConfigError, ProbeError
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.signals import GateSignal, sigmoid
 
@@ -37,10 +37,6 @@ same evaluated passages, so reading it costs no forward pass either)."""
 CALLS: tuple[Call, ...] = ("verdict", "extract")
 CallStates = Mapping[str, Mapping[int, Sequence[float]] | Mapping[str, Sequence[float]]]
 """Hidden states by call, then by layer (JSON gives the layers as strings)."""
-
-
-class ProbeError(Exception):
-    """The probe cannot score this reply (the hidden state it reads is missing or malformed)."""
 
 
 def _decode(value: Any) -> np.ndarray:

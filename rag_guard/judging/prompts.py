@@ -11,15 +11,12 @@ last word of the prompt.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from rag_guard.judging.decision import Decision
-from rag_guard.judging.injection import neutralise, sanitise
-from rag_guard.judging.verdict import GuardError
+from rag_guard.text.injection import neutralise, sanitise
 
 SYSTEM = (
     "You are a careful assistant for questions about a document collection. You rely only on the "
@@ -33,25 +30,6 @@ GUARD_INSTRUCTION = (
     "cover part of it, or if a detail of the question does not match them.\n"
     "Reply with one word: True or False."
 )
-
-ANSWER_INSTRUCTION = (
-    "Task: answer the question directly from the passages: give the answer itself first, cite its passage as "
-    "[n] right after it, and stop. At most two sentences; state nothing the passages do not."
-)
-"""Kept short: after the verdict it is nearly all the answer has left to evaluate. (The answer rules were
-tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)
-On the bundled set's 20 answered questions it cites a passage in 19 answers (the earlier "one to three
-sentences" wording: 7) in 25 words on average (34), right in 18 (19); an example answer in the instruction
-was copied verbatim into answers (docs/answers.md)."""
-
-CLARIFY_INSTRUCTION = (
-    "Task: the passages above do not answer all of the question. Copy, word for word, the part of the question "
-    'they do not answer, and reply with those words only. For example, for "When did the bridge open, and who '
-    'paid for it?" with passages that give only the opening, reply: who paid for it'
-)
-"""The model names only what is unanswered, in the question's words; `clarify.py` builds the message around
-it. (Asked to say what the passages do cover, the 1.5B model stated something they do not in 5 of 10
-messages, docs/answers.md.)"""
 
 SINGLE_PASS_INSTRUCTION = (
     "Task: first judge whether the passages above state the information needed to answer the question, "
@@ -69,10 +47,6 @@ EXTRACT_INSTRUCTION = (
 """The `extract` signal: only the reply's first token is generated. A model that knows where the answer is
 starts it with one clear word; one facing a near miss hesitates between candidates or declines."""
 
-# --- guard variants measured by the signal study (bench/signals.py); docs/signals.md has the figures ---
-
-GUARD_INSTRUCTION_YES_NO = GUARD_INSTRUCTION.replace("True", "Yes").replace("False", "No")
-
 MISSING_INSTRUCTION = (
     "Task: check the question against the passages above. Does the question ask for or assume anything "
     "that the passages do not state: a fact they never mention, or a detail (a name, number, date or "
@@ -81,24 +55,6 @@ MISSING_INSTRUCTION = (
 )
 """The guard's question turned around: P(True) here is P(something is missing). Combined with the guard's
 own P(True), the model's leaning towards either word cancels out."""
-
-DETAIL_INSTRUCTION = (
-    "Task: compare the question with the passages above, detail by detail. In a few words, name what the "
-    'question asks for or assumes that the passages do not state, or write "nothing" if they state '
-    "everything it needs."
-)
-DETAIL_VERDICT = (
-    "So do the passages state the information needed to answer the question, exactly as asked?\n"
-    "Reply with one word: True or False."
-)
-"""Detail-first: the model names the unsupported detail in a few generated words, then gives its verdict."""
-
-VERIFY_INSTRUCTION = (
-    "Task: check your answer against the passages. Does it answer the question exactly as asked, with "
-    "every fact in it stated in the passages?\n"
-    "Reply with one word: True or False."
-)
-"""Asked after the drafted answer, which stays the answer: one more token, no second generation."""
 
 FEW_SHOT = """Examples of the judgement, on made-up passages:
 Passage: "The Halden bridge opened in 1931 and carries two lanes over the river Vass."
@@ -109,50 +65,6 @@ Question: In which city did Marta Olsen found the seed bank? -> True
 Question: In which city did Marta Olsen found the seed bank in 1994? -> False (the year does not match)
 Question: Who funds the Nordic Seed Bank? -> False (the passage never says)"""
 """Near misses of our own: a question that looks answerable while one detail is absent or differs."""
-
-
-REFUSAL = "I can't answer that from the documents I have: they do not appear to contain the information needed."
-
-
-def refusal_message(error: GuardError | None, refusal: str = REFUSAL) -> str:
-    """The reply to a refused question: `refusal`, or, when nothing could be judged (an outage), what failed,
-    never that the documents lack the answer."""
-    if error is None:
-        return refusal
-    return (
-        "I could not check this question against the documents, so I have not answered it. "
-        f"What failed: {error.message}."
-    )
-
-
-class VerdictLead:
-    """Drops a leading verdict word ("True", "False.") and the blanks after it from streamed text.
-
-    In single-pass mode the answer follows its verdict token, and an answer or question generated after
-    the single-pass prompt tends to begin by repeating the verdict.
-    """
-
-    _LEAD = re.compile(r"^\s*(?:(?:true|false)\b)?[\s.:,;!-]*", re.IGNORECASE)
-    _PARTIAL = re.compile(r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?", re.IGNORECASE)
-
-    def __init__(self) -> None:
-        self._held = ""
-        self._done = False
-
-    def feed(self, text: str) -> str:
-        """Text to emit now; held back while it could still be a verdict word or the blanks after one."""
-        if self._done:
-            return text
-        self._held += text
-        if not self._LEAD.sub("", self._held, count=1) or self._PARTIAL.fullmatch(self._held.strip()):
-            return ""
-        return self.flush()
-
-    def flush(self) -> str:
-        if self._done:
-            return ""
-        self._done = True
-        return self._LEAD.sub("", self._held, count=1)
 
 
 def format_context(documents: Sequence[Document]) -> str:
@@ -219,13 +131,3 @@ def prompt_fingerprint(
 def follow_up(judged: Sequence[BaseMessage], verdict: str, instruction: str) -> list[BaseMessage]:
     """The judge's own prompt, its verdict as the assistant's turn, then the next instruction."""
     return [*judged, AIMessage(content=verdict), HumanMessage(content=instruction)]
-
-
-def reply_prompt(judged: Sequence[BaseMessage], decision: Decision) -> list[BaseMessage] | None:
-    """The prompt that writes the reply a verdict calls for, continuing the judge's prompt `judged`: the
-    answer, the clarifying message, or None for a refusal, which generates nothing."""
-    if decision is Decision.ANSWER:
-        return follow_up(judged, "True", ANSWER_INSTRUCTION)
-    if decision is Decision.CLARIFY:
-        return follow_up(judged, "False", CLARIFY_INSTRUCTION)
-    return None

@@ -1,4 +1,8 @@
-"""The question as every entry point accepts it: UTF-8 text, stripped, not empty, not too long."""
+"""The question as every entry point accepts it: UTF-8 text, stripped, not empty, not too long.
+
+Each way in (the CLI, the server, the agent middleware, `GuardedRAG`, `SufficiencyGuard`) cleans what it is
+given; the result is a `Question`, which the steps after it pass on and no later entry cleans again.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,17 @@ from rag_guard.errors import InvalidQuestionError
 MAX_QUESTION_CHARS = 4000
 
 
-def clean_question(question: Any) -> str:
-    """The question stripped; `InvalidQuestionError` when it is not usable text."""
+class Question(str):
+    """A question `clean_question` has accepted."""
+
+    __slots__ = ()
+
+
+def clean_question(question: Any) -> Question:
+    """The question stripped; `InvalidQuestionError` when it is not usable text. A `Question` is returned as it
+    is: it was cleaned where it came in."""
+    if isinstance(question, Question):
+        return question
     if isinstance(question, bytes):
         try:
             question = question.decode("utf-8")
@@ -29,4 +42,4 @@ def clean_question(question: Any) -> str:
         raise InvalidQuestionError(
             f"The question is {len(question)} characters long; keep it under {MAX_QUESTION_CHARS}."
         )
-    return question
+    return Question(question)

@@ -17,7 +17,7 @@ DecisionRule = Literal["stated", "partial", "detail_doubted", "not_stated"]
 ErrorKind = FailureKind | Literal["no_probability", "signal_unmeasured", "retrieval_failed"]
 
 
-class GuardError(BaseModel):
+class ErrorInfo(BaseModel):
     """Why the guard could not judge: an outage or a fault, not what the documents say. The decision is still
     `refuse` (it fails closed); this tells a caller, a script or a monitor that nothing was judged."""
 
@@ -53,7 +53,7 @@ class Verdict(BaseModel):
     rule: DecisionRule | None = None
     """Which rule made the decision: `stated` (answer), `partial` (clarify, in the band), `detail_doubted`
     (clarify: below the band, but not without the probe), `not_stated` (refuse); None without a probability."""
-    error: GuardError | None = None
+    error: ErrorInfo | None = None
     """Set when no trustworthy probability could be had (the decision is then `refuse`)."""
     context_truncated: bool = False
     """True when lower-ranked chunks were left out to fit the model's context window."""

@@ -2,9 +2,10 @@
 
 A RAG agent calls a retrieval tool, then answers. The middleware wraps each model call; when the reply is a
 final answer (no tool calls) given after retrieval tool calls in the current turn, it asks the guard whether
-the documents those calls returned answer the user's question, and lets the answer through, replaces it with
-a clarifying question, or refuses, exactly as `GuardedRAG` does. The verdict rides in the final message's
-`response_metadata["rag_guard"]`.
+the documents those calls returned answer the user's question; what the user then reads comes from the same
+reply policy as `GuardedRAG`'s (`reply/policy.py`): the agent's answer (or a span quoted from a passage) once
+it has passed the checks, a clarifying message, or the refusal. The reply, verdict included, rides in the final
+message's `response_metadata["rag_guard"]`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResp
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMessage
 
-from rag_guard.judging import AnswerCheck, Decision, SufficiencyGuard, Verdict
-from rag_guard.judging.answer_check import written_check
-from rag_guard.judging.clarify import clarifying_message, unsupported_message
-from rag_guard.judging.prompts import REFUSAL, refusal_message, reply_prompt
-from rag_guard.steps import Apply, Invoke, Steps, arun, run
+from rag_guard.judging import Decision, SufficiencyGuard, Verdict, clean_question
+from rag_guard.reply.answers import GuardedAnswer, merge_chunks
+from rag_guard.reply.policy import ReplyPolicy, ReplySettings
+from rag_guard.steps import Apply, Invoke, Steps, arun, gathered, run
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ class GuardMiddleware(AgentMiddleware):
     `retrieval_tools` names the tools whose results are the context (None: every tool). A retriever tool made
     with `response_format="content_and_artifact"` gives the guard each document and its source; otherwise a
     tool's text is one passage. A final answer given without any retrieval this turn passes unjudged unless
-    `require_retrieval` is set, in which case it is refused.
+    `require_retrieval` is set, in which case it is refused. `reply` says how a verdict becomes the reply, as
+    for `GuardedRAG` (`factory.reply_settings` reads it from config.yaml); the guard's judge quotes, checks
+    and names the part a clarifying message asks about, continuing its own cached prompt.
     """
 
     def __init__(
@@ -41,15 +43,13 @@ class GuardMiddleware(AgentMiddleware):
         retrieval_tools: Sequence[str] | None = None,
         *,
         require_retrieval: bool = False,
-        refusal: str = REFUSAL,
-        grounding: bool = True,
+        reply: ReplySettings | None = None,
     ) -> None:
         super().__init__()
         self.guard = guard
         self.retrieval_tools = None if retrieval_tools is None else frozenset(retrieval_tools)
         self.require_retrieval = require_retrieval
-        self.refusal = refusal
-        self.grounding = grounding
+        self.policy = ReplyPolicy(reply or ReplySettings(), guard, guard.judge)
 
     def wrap_model_call(
         self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
@@ -62,70 +62,40 @@ class GuardMiddleware(AgentMiddleware):
         return await arun(self._gated(request, handler))
 
     def _gated(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Steps[ModelResponse | AIMessage]:
-        """The agent's model call, then, for a final answer after retrieval, the guard's verdict on it (one
-        path for both kinds of call, `steps.py`)."""
+        """The agent's model call, then, for a final answer after retrieval, the verdict on it and the reply it
+        calls for (one path for both kinds of call, `steps.py`)."""
         response = yield Apply(handler, request)
         judged = self._to_judge(request.messages, response)
         if not isinstance(judged, tuple):
             return judged
-        question, documents = judged
-        verdict = yield Invoke(self.guard, {"question": question, "documents": documents})
-        if verdict.decision is Decision.ANSWER:
-            return self._grounded(question, response, verdict)
-        if verdict.decision is Decision.REFUSE:
-            return self._refused(verdict)
-        if (part := verdict.uncovered_part) is None:
-            try:  # the judge's own prompt, continued (its cache serves it), asks what the user should narrow
-                part = (yield Invoke(self.guard.judge, reply_prompt(verdict.prompt, Decision.CLARIFY))).text
-            except Exception as exc:  # any failure of the judge: refuse rather than pass the ungated answer
-                log.error("the clarifying question could not be written, refusing: %s", exc)
-                return self._refused(verdict)
-        text = clarifying_message(question, verdict.documents, part)
-        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict)})
+        question, documents, final = judged
+        if not documents:
+            verdict = _unretrieved()
+        else:
+            verdict = yield Invoke(self.guard, {"question": question, "documents": documents})
+        chunks, _ = yield from gathered(self.policy.reply(question, verdict, written=final.text))
+        return _with_reply(response, merge_chunks(chunks))
 
     # --- what to judge --------------------------------------------------------------------------------
 
     def _to_judge(
         self, messages: Sequence[AnyMessage], response: ModelResponse
-    ) -> tuple[str, list[Document]] | ModelResponse | AIMessage:
-        """(question, retrieved documents) when `response` is a final answer to judge; otherwise what to
-        return at once: the response itself (a tool call, or no retrieval to judge against), or a refusal
-        (no retrieval while `require_retrieval` is set)."""
+    ) -> tuple[str, list[Document], AIMessage] | ModelResponse:
+        """(question, retrieved documents, the final answer) when `response` is a final answer to judge (no
+        documents: no retrieval while `require_retrieval` is set, which is refused); otherwise the response
+        itself, returned at once (a tool call, or no retrieval to judge against)."""
         final = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
         turn = _current_turn(messages)
         if final is None or final.tool_calls or not turn:
             return response
         results = [m for m in turn if isinstance(m, ToolMessage) and self._is_retrieval(m)]
-        if not results:
-            return self._refused(_unretrieved()) if self.require_retrieval else response
-        return turn[0].text, [doc for message in results for doc in _documents(message)]
+        if not results and not self.require_retrieval:
+            return response
+        question = clean_question(turn[0].text)
+        return question, [doc for message in results for doc in _documents(message)], final
 
     def _is_retrieval(self, message: ToolMessage) -> bool:
         return self.retrieval_tools is None or message.name in self.retrieval_tools
-
-    # --- the outcomes ---------------------------------------------------------------------------
-
-    def _grounded(self, question: str, response: ModelResponse, verdict: Verdict) -> ModelResponse | AIMessage:
-        """The agent's answer when it says more than the question and the passages state its numbers, names and
-        quoted phrases (or `grounding` is off); else what they say closest to the question, in its place."""
-        final = next(m for m in reversed(response.result) if isinstance(m, AIMessage))
-        check = written_check(final.text, question, verdict.documents) if self.grounding else None
-        if check is None or check.passed:
-            return _with_verdict(response, verdict, check)
-        log.info("the agent's answer fails the grounding check, withholding it: %s", check.reason)
-        text = (
-            unsupported_message(question, verdict.documents, check.unsupported)
-            if check.unsupported
-            else clarifying_message(question, verdict.documents, verdict.uncovered_part or "")
-        )
-        return AIMessage(content=text, response_metadata={"rag_guard": _dump(verdict, check)})
-
-    def _refused(self, verdict: Verdict) -> AIMessage:
-        """The refusal; when nothing could be judged (an outage), what failed instead of the refusal."""
-        log.info("guard refused the agent's answer: %s", verdict.reason)
-        return AIMessage(
-            content=refusal_message(verdict.error, self.refusal), response_metadata={"rag_guard": _dump(verdict)}
-        )
 
 
 def _current_turn(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
@@ -149,18 +119,15 @@ def _unretrieved() -> Verdict:
     )
 
 
-def _dump(verdict: Verdict, check: AnswerCheck | None = None) -> dict[str, Any]:
-    """The verdict as the metadata carries it, with the grounding check of the answer when there was one."""
-    dumped = verdict.model_dump(mode="json")
-    return {**dumped, "answer_check": check.model_dump(mode="json")} if check else dumped
-
-
-def _with_verdict(response: ModelResponse, verdict: Verdict, check: AnswerCheck | None) -> ModelResponse:
-    """The agent's own answer, with the verdict (and its grounding check) in its metadata."""
+def _with_reply(response: ModelResponse, reply: GuardedAnswer) -> ModelResponse:
+    """The agent's final message as the user should read it: the reply's text (the agent's own answer when it
+    passed as written), with the reply in its metadata (`rag_guard`: what `GuardedRAG` returns, as JSON)."""
     result = list(response.result)
     index = max(i for i, m in enumerate(result) if isinstance(m, AIMessage))
-    answer = result[index]
-    result[index] = answer.model_copy(
-        update={"response_metadata": {**answer.response_metadata, "rag_guard": _dump(verdict, check)}}
-    )
+    final = result[index]
+    metadata = {**final.response_metadata, "rag_guard": reply.model_dump(mode="json")}
+    if reply.decision is Decision.ANSWER:
+        result[index] = final.model_copy(update={"content": reply.answer or "", "response_metadata": metadata})
+    else:
+        result[index] = AIMessage(content=reply.message or "", response_metadata=metadata)
     return ModelResponse(result=result, structured_response=response.structured_response)

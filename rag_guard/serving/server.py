@@ -31,12 +31,12 @@ from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rag_guard.answers import GuardedAnswer, GuardedAnswerChunk
 from rag_guard.config import ServeSettings
-from rag_guard.errors import InvalidQuestionError, ModelUnavailableError, RagGuardError
+from rag_guard.errors import InvalidQuestionError, ModelUnavailableError, RagGuardError, ServerBusy
 from rag_guard.judging import clean_question
 from rag_guard.models.failures import explain_failure, target_of
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answers import GuardedAnswer, GuardedAnswerChunk
 from rag_guard.serving.conversation import Turn, question_from_turns
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,6 @@ class GuardRequest(BaseModel):
 
 
 # --- admission ------------------------------------------------------------------------------------------
-
-
-class ServerBusy(Exception):
-    """Every model slot is taken and the queue is full."""
 
 
 class Admission:

@@ -12,7 +12,6 @@ from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.logprobs import p_true, parse_logprobs
 from rag_guard.judging.prompts import (
-    ANSWER_INSTRUCTION,
     EXTRACT_INSTRUCTION,
     GUARD_INSTRUCTION,
     SINGLE_PASS_INSTRUCTION,
@@ -21,6 +20,7 @@ from rag_guard.judging.prompts import (
 )
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.prompts import ANSWER_INSTRUCTION
 from tests.fakes import FixedRetriever
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag_guard.judging.grounding import check_grounding
+from rag_guard.reply.grounding import check_grounding
 from tests.integration.helpers import REPO, ask_json, run
 
 pytestmark = pytest.mark.integration

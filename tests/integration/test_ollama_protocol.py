@@ -12,8 +12,8 @@ import pytest
 
 from rag_guard.config import load_config
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
-from rag_guard.judging.quote import QUOTE_TOKENS
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.quote import QUOTE_TOKENS
 from tests.integration.helpers import ANSWER_KEYS, ask_json, ollama_env, run
 from tests.servers import REPLAYED_P, OllamaReplay, free_port, rag_guard_server
 

@@ -21,7 +21,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from rag_guard.judging.prompts import REFUSAL
+from rag_guard.reply.prompts import REFUSAL
 from tests.integration.helpers import REPO
 from tests.servers import Served, rag_guard_server
 

@@ -114,13 +114,13 @@ def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch
 
     from rich.console import Console
 
-    from rag_guard import cli
-    from rag_guard.answers import GuardedAnswer
+    from rag_guard.cli import commands, shared
     from rag_guard.judging import Verdict
     from rag_guard.judging.decision import Decision
+    from rag_guard.reply.answers import GuardedAnswer
 
     log = io.StringIO()
-    monkeypatch.setattr(cli, "out", Console(file=log))  # a file: not a terminal
+    monkeypatch.setattr(shared, "out", Console(file=log))  # a file: not a terminal
     answer = "Voyager 2 was launched on 20 August 1977 from Cape Canaveral aboard a Titan IIIE rocket [1]."
     verdict = Verdict(decision=Decision.ANSWER, p_sufficient=0.9, reason="p_sufficient 0.900")
     result = GuardedAnswer(
@@ -130,14 +130,14 @@ def test_the_demo_table_keeps_readable_columns_when_printed_to_a_log(monkeypatch
         verdict=verdict,
         answer=answer,
     )
-    cli._print_wide(cli._table([result]))
+    shared.print_wide(commands._table([result]))
     assert "20 August 1977 from Cape Canaveral" in log.getvalue()  # not cut into 15-character lines
-    assert max(len(line) for line in log.getvalue().splitlines()) <= cli.LOG_WIDTH
+    assert max(len(line) for line in log.getvalue().splitlines()) <= shared.LOG_WIDTH
 
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_ask_exits_3_and_prints_what_failed_when_the_judge_is_down(monkeypatch, as_json):
-    from rag_guard import cli
+    from rag_guard.cli import commands
     from tests.fakes import DOCS, FakeChatModel, FixedRetriever
 
     def down(messages, kwargs):
@@ -146,9 +146,9 @@ def test_ask_exits_3_and_prints_what_failed_when_the_judge_is_down(monkeypatch, 
     model = FakeChatModel(reply=down)
     guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
     rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model)
-    monkeypatch.setattr(cli, "_pipeline", lambda settings: rag)
+    monkeypatch.setattr(commands, "build_pipeline", lambda settings: rag)
     result = run("ask", "When did Voyager 2 launch?", *(["--json"] if as_json else []))
-    assert result.exit_code == cli.OUTAGE_EXIT_CODE == 3
+    assert result.exit_code == commands.OUTAGE_EXIT_CODE == 3
     assert "do not appear to contain" not in result.stdout
     if as_json:
         assert json.loads(result.stdout)["error"]["kind"] == "unreachable"
@@ -157,17 +157,17 @@ def test_ask_exits_3_and_prints_what_failed_when_the_judge_is_down(monkeypatch, 
 
 
 def test_ask_exits_0_when_the_documents_do_not_answer(monkeypatch):
-    from rag_guard import cli
+    from rag_guard.cli import commands
     from tests.fakes import pipeline
 
-    monkeypatch.setattr(cli, "_pipeline", lambda settings: pipeline(0.05))
+    monkeypatch.setattr(commands, "build_pipeline", lambda settings: pipeline(0.05))
     result = run("ask", "When did Voyager 2 launch?")
     assert result.exit_code == 0
     assert "do not appear to contain" in result.stdout
 
 
 def test_the_demo_table_gives_each_reply_its_rule_in_plain_words():
-    from rag_guard.cli import short_reason
+    from rag_guard.cli.commands import short_reason
     from tests.fakes import DOCS, FakeChatModel, FixedRetriever, pipeline
 
     def down(messages, kwargs):

@@ -212,10 +212,16 @@ def test_a_rule_across_keys_names_only_those_keys(tmp_path):
 
 
 def test_on_off_settings_accept_the_booleans_a_yaml_1_1_writer_leaves(tmp_path):
-    guard = load_config(write(tmp_path, "guard:\n  answer_check: false\n  probe: false\n"), env={}).guard
-    assert (guard.answer_check, guard.probe) == ("off", "off")
+    guard = load_config(write(tmp_path, "guard:\n  probe: false\n"), env={}).guard
+    assert guard.probe == "off"
     assert "probe" not in guard.signals
-    assert load_config(write(tmp_path, "guard:\n  answer_check: true\n"), env={}).guard.answer_check == "buffer"
+    assert load_config(write(tmp_path, "guard:\n  probe: true\n"), env={}).guard.probe == "auto"
+
+
+def test_a_renamed_key_names_its_new_spelling(tmp_path):
+    with pytest.raises(ConfigError, match=r"`answer_check` is now `verify_answer \(true for buffer\)`"):
+        load_config(write(tmp_path, "guard:\n  answer_check: buffer\n"), env={})
+    assert load_config(write(tmp_path, "guard:\n  verify_answer: true\n"), env={}).guard.verify_answer is True
 
 
 def test_without_a_file_the_built_in_defaults_apply_with_the_store_under_the_working_directory(tmp_path, monkeypatch):

@@ -14,9 +14,9 @@ import pytest
 from rag_guard.errors import GuardFailure
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import REFUSAL
 from rag_guard.models.llamacpp import ChatLlamaCpp
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.prompts import REFUSAL
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, openai_logprobs
 
 UNGUARDED = "an answer that skipped the gate"

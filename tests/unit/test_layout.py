@@ -14,11 +14,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "rag_guard"
 LAYERS = {
     "errors": 0,
     "steps": 0,
+    "text": 1,
     "models": 1,
     "store": 1,
     "judging": 2,
+    "reply": 3,
     "config": 3,
-    "answers": 3,
     "factory": 4,
     "pipeline": 5,
     "evaluation": 6,
@@ -31,12 +32,15 @@ LAYERS = {
 lower floors, and its own modules."""
 
 ALLOWED_BELOW = {
+    "text": set(),
     "models": {"errors"},
     "store": {"errors"},
-    "judging": {"errors", "steps", "models.failures"},
+    "judging": {"errors", "steps", "text", "models.failures"},
+    "reply": {"errors", "steps", "text", "judging"},
 }
-"""The strict parts: what they may import of the package besides themselves. The judge's core takes no
-configuration and no concrete backend (only how a failed call reads to a user)."""
+"""The strict parts: what they may import of the package besides themselves. The gate takes no configuration,
+no concrete backend (only how a failed call reads to a user) and nothing of the reply; the reply takes the
+gate's verdict and the shared text helpers, and no pipeline, configuration or factory."""
 
 
 def module_name(path: Path) -> str:
@@ -89,6 +93,14 @@ def test_strict_parts_import_only_what_they_may(strict):
             if part(target) == strict:
                 continue
             assert outside in allowed or part(target) in allowed, f"{name} imports {target}"
+
+
+def test_the_gate_imports_nothing_of_the_reply_and_the_reply_nothing_of_the_wiring():
+    for name in (n for n in MODULES if part(n) == "judging"):
+        assert not {t for t in imported(name) if part(t) == "reply"}, name
+    wiring = {"pipeline", "config", "factory", "evaluation", "serving", "cli"}
+    for name in (n for n in MODULES if part(n) == "reply"):
+        assert not {t for t in imported(name) if part(t) in wiring}, name
 
 
 def test_judging_imports_no_configuration_and_no_backend():

@@ -1,12 +1,13 @@
 import pytest
 from langchain_core.documents import Document
 
-from rag_guard.answers import GuardedAnswerChunk
 from rag_guard.errors import GenerationError
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answers import GuardedAnswerChunk
+from rag_guard.reply.policy import ReplySettings
+from rag_guard.reply.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_by_question, judge_then_answer, pipeline
 
 
@@ -27,7 +28,12 @@ def test_sufficient_context_is_answered_with_sources():
 def test_a_withheld_answer_keeps_its_draft_in_the_process_but_never_in_json():
     invented = judge_then_answer(0.9, answer="It launched in 1981 [1].")  # the passages say 1977
     guard = SufficiencyGuard(judge=invented, answer_threshold=0.6, clarify_threshold=0.3)
-    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=invented, answer_style="free")
+    rag = GuardedRAG(
+        retriever=FixedRetriever(documents=DOCS),
+        guard=guard,
+        answerer=invented,
+        reply=ReplySettings(answer_style="free"),
+    )
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.answer is None and result.answer_check.unsupported == ["1981"]
     assert result.answer_check.draft == "It launched in 1981 [1]."
@@ -37,7 +43,9 @@ def test_a_withheld_answer_keeps_its_draft_in_the_process_but_never_in_json():
 def test_a_written_answer_that_only_restates_the_question_is_withheld_for_a_clarifying_message():
     echo = judge_then_answer(0.9, answer="Voyager 2 was launched [1].")
     guard = SufficiencyGuard(judge=echo, answer_threshold=0.6, clarify_threshold=0.3)
-    rag = GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=echo, answer_style="free")
+    rag = GuardedRAG(
+        retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=echo, reply=ReplySettings(answer_style="free")
+    )
     result = rag.invoke("When was Voyager 2 launched?")
     assert result.decision is Decision.CLARIFY and result.answer is None
     assert result.answer_check.reason == "the answer only restates the question"
@@ -120,7 +128,9 @@ def test_answerer_failure_after_the_verdict_raises_a_clear_error_and_answers_not
 async def test_answerer_failure_while_streaming_async_stops_after_the_verdict():
     chunks = []
     with pytest.raises(GenerationError):
-        async for chunk in broken_answerer(0.9).model_copy(update={"grounding": False}).astream("When?"):
+        async for chunk in (
+            broken_answerer(0.9).model_copy(update={"reply": ReplySettings(grounding=False)}).astream("When?")
+        ):
             chunks.append(chunk)
     assert [chunk.answer for chunk in chunks] == [None]
     assert chunks[0].decision is Decision.ANSWER
@@ -199,7 +209,7 @@ def test_empty_questions_are_rejected_before_any_model_call(question):
 
 
 def test_citations_keep_valid_labels_in_first_mention_order():
-    from rag_guard.answers import citations
+    from rag_guard.reply.answers import citations
 
     assert citations("B [2], A [1], again [2], bogus [7] [0]", n_sources=3) == [2, 1]
 

@@ -1,6 +1,7 @@
 """What users import from `rag_guard` and from each subpackage's face, pinned."""
 
 import importlib
+import re
 
 import pytest
 
@@ -13,16 +14,20 @@ PUBLIC = {
         "ConfigError",
         "CorpusError",
         "Decision",
+        "ErrorInfo",
         "GenerationError",
-        "GuardError",
         "GuardFailure",
         "GuardMiddleware",
         "GuardedAnswer",
         "GuardedAnswerChunk",
         "GuardedRAG",
         "InvalidQuestionError",
+        "LogprobError",
         "ModelUnavailableError",
+        "ProbeError",
         "RagGuardError",
+        "ReplySettings",
+        "ServerBusy",
         "Settings",
         "Source",
         "StoreBusyError",
@@ -34,15 +39,15 @@ PUBLIC = {
     ],
     "rag_guard.judging": [
         "MAX_QUESTION_CHARS",
-        "AnswerCheck",
         "Calibration",
         "Decision",
         "GateSignal",
-        "GuardError",
+        "ErrorInfo",
         "GuardInput",
         "LogprobError",
         "Probe",
         "ProbeError",
+        "Question",
         "Signals",
         "SufficiencyGuard",
         "TokenLogprob",
@@ -54,6 +59,17 @@ PUBLIC = {
         "p_true",
         "parse_logprobs",
         "verdict_from_reply",
+    ],
+    "rag_guard.reply": [
+        "REFUSAL",
+        "AnswerCheck",
+        "GuardedAnswer",
+        "GuardedAnswerChunk",
+        "ReplyPolicy",
+        "ReplySettings",
+        "Source",
+        "Timings",
+        "merge_chunks",
     ],
     "rag_guard.models": [
         "PRESETS",
@@ -96,9 +112,30 @@ def test_all_is_pinned_and_every_name_imports(module):
         assert getattr(face, name) is not None
 
 
-def test_every_error_type_is_exported_at_the_top():
+def test_every_error_type_is_exported_at_the_top_and_drawn_in_the_tree():
     types = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
     assert types <= set(rag_guard.__all__)
+    assert all(issubclass(getattr(errors, name), errors.RagGuardError) for name in types)
+    drawn = set(re.findall(r"(\w+)\s{2,}", errors.__doc__ or ""))
+    assert types <= drawn, f"not drawn in errors.py's tree: {sorted(types - drawn)}"
+
+
+def test_no_module_defines_a_public_exception_outside_errors():
+    import pkgutil
+
+    for info in pkgutil.walk_packages(rag_guard.__path__, "rag_guard."):
+        if info.name == "rag_guard.errors":
+            continue
+        module = importlib.import_module(info.name)
+        own = [
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type)
+            and issubclass(value, Exception)
+            and value.__module__ == info.name
+            and not name.startswith("_")
+        ]
+        assert not own, f"{info.name} defines {own}: public exceptions live in rag_guard.errors"
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -13,8 +13,10 @@ from pydantic import Field
 
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import CLARIFY_INSTRUCTION, SINGLE_PASS_INSTRUCTION, VerdictLead
+from rag_guard.judging.prompts import SINGLE_PASS_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answer_text import VerdictLead
+from rag_guard.reply.prompts import CLARIFY_INSTRUCTION
 from tests.fakes import DOCS, FixedRetriever, openai_logprobs
 
 ANSWER = ["Voyager", " 2", " launched", " on", " 20", " August", " 1977", " [1]."]

@@ -3,12 +3,12 @@ each way a question can end."""
 
 import pytest
 
-from rag_guard.answers import GuardedAnswer, merge_chunks
 from rag_guard.judging import Decision
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answers import GuardedAnswer, merge_chunks
 from rag_guard.steps import Invoke, arun, iterate, run
 from tests.fakes import DOCS, FakeChatModel, pipeline
-from tests.unit.judging.test_answer_check import checked_pipeline
+from tests.unit.reply.test_checks import checked_pipeline
 
 CASES = {
     "answer": (lambda: pipeline(0.9), Decision.ANSWER),

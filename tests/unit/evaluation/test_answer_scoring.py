@@ -9,7 +9,7 @@ from rag_guard.evaluation.answer_scoring import (
     score_answer,
     token_f1,
 )
-from rag_guard.judging.words import normalise
+from rag_guard.text.words import normalise
 
 
 def test_normalise_drops_case_punctuation_articles_and_citations():

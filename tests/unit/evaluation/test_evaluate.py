@@ -7,17 +7,17 @@ from rag_guard.evaluation.evaluate import given_or_retrieved, judge_all, report
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import CLARIFY_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.policy import ReplySettings
+from rag_guard.reply.prompts import CLARIFY_INSTRUCTION
 from tests.fakes import DOCS, FixedRetriever, judge_then_answer
 
 
 def through(model, guard: SufficiencyGuard) -> GuardedRAG:
     """The pipeline `rag-guard eval --answers` runs each question through, free answers, logprobs asked."""
     no_documents = FixedRetriever(documents=[])
-    return GuardedRAG(
-        retriever=no_documents, guard=guard, answerer=model, answer_style="free", answer_options={"logprobs": True}
-    )
+    replies = ReplySettings(answer_style="free", answer_options={"logprobs": True})
+    return GuardedRAG(retriever=no_documents, guard=guard, answerer=model, reply=replies)
 
 
 QUESTIONS = [
@@ -57,7 +57,7 @@ async def test_every_question_is_judged_in_order_within_the_concurrency_bound():
 async def test_report_has_the_figures_and_one_row_per_question():
     guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
     judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS, 1)
-    result = report(QUESTIONS, judged, Settings())
+    result = report(QUESTIONS, judged, guard)
     assert result.n == 3
     assert result.answered_precision == 2 / 3
     assert result.coverage == 1.0
@@ -92,7 +92,7 @@ async def test_with_an_answerer_answered_questions_carry_their_answer_and_its_co
     judged = await judge_all(
         guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS[:1], 1, pipeline=through(model, guard)
     )
-    row = report(QUESTIONS[:1], judged, Settings()).rows[0]
+    row = report(QUESTIONS[:1], judged, guard).rows[0]
     assert row.answer == "In 1977"
     assert [t.token for t in row.answer_tokens] == ["In", " 1977"]
     assert row.joint_logprob == -0.6
@@ -110,7 +110,7 @@ async def test_answers_are_scored_against_gold_and_an_answered_unanswerable_ques
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
     documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
     judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
-    result = report(questions, judged, Settings())
+    result = report(questions, judged, guard)
     assert [row.scored.right for row in result.rows] == [True, False, False]
     assert result.answers_scored == 3
     assert result.answers_right == 1 / 3
@@ -132,7 +132,7 @@ async def test_a_clarified_question_gets_its_message_scored_on_the_missing_part(
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
     documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
     judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
-    result = report(questions, judged, Settings())
+    result = report(questions, judged, guard)
     row = result.rows[0]
     assert row.decision is Decision.CLARIFY
     assert row.answer is None and '"what did it cost?"' in row.message
@@ -144,7 +144,7 @@ async def test_a_clarified_question_gets_its_message_scored_on_the_missing_part(
 async def test_without_an_answerer_nothing_is_generated_or_scored():
     guard = SufficiencyGuard(judge=judge_then_answer(0.9), answer_threshold=0.7, clarify_threshold=0.45)
     judged = await judge_all(guard, given_or_retrieved(FixedRetriever(documents=DOCS)), QUESTIONS, 1)
-    result = report(QUESTIONS, judged, Settings())
+    result = report(QUESTIONS, judged, guard)
     assert all(row.answer is None and row.scored is None for row in result.rows)
     assert result.answers_scored == 0 and result.answers_right is None
 
@@ -168,7 +168,7 @@ def stand_in_models(monkeypatch, built: list[str] | None = None) -> None:
     monkeypatch.setattr(
         factory,
         "build_guard",
-        lambda settings, j, read_layers=(): SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
+        lambda settings, j, **fields: SufficiencyGuard(judge=j, answer_threshold=0.7, clarify_threshold=0.45),
     )
 
 
@@ -201,7 +201,7 @@ def test_a_reading_stopped_part_way_goes_on_from_its_checkpoint(tmp_path, monkey
     assert batches == [[q.question] * 2 for q in QUESTIONS[1:]]  # each batch handed over as it was judged
     assert whole.rows[0] == first.rows[0] and [r.question for r in whole.rows] == [q.question for q in QUESTIONS]
 
-    monkeypatch.setattr(factory, "build_models", lambda settings: pytest.fail("nothing is left to judge"))
+    monkeypatch.setattr(factory, "load_models", lambda *models: pytest.fail("nothing is left to judge"))
     again = evaluate_module.evaluate(Settings(), tmp_path, QUESTIONS, checkpoint=checkpoint)
     assert again == whole
     reordered = evaluate_module.read_checkpoint(checkpoint, list(reversed(QUESTIONS)))
@@ -214,7 +214,7 @@ async def test_an_answer_the_grounding_check_withheld_is_scored_as_drafted_and_s
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
     documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
     judged = await judge_all(guard, documents_for, questions, 1, pipeline=through(model, guard))
-    row = report(questions, judged, Settings()).rows[0]
+    row = report(questions, judged, guard).rows[0]
     assert row.answer is None and row.draft == "It launched in 1981 [1]."
     assert row.unsupported == ["1981"] and "1981" not in row.message
     assert row.scored.withheld and not row.scored.right
@@ -233,21 +233,23 @@ async def test_a_quoted_answer_carries_its_span_s_token_confidence():
 
     model = FakeChatModel(reply=reply)
     guard = SufficiencyGuard(judge=model, answer_threshold=0.7, clarify_threshold=0.45)
-    quoting = through(model, guard).model_copy(update={"answer_style": "quote", "quote_options": {"max_tokens": 16}})
+    quoting = through(model, guard).model_copy(
+        update={"reply": ReplySettings(answer_style="quote", quote_options={"max_tokens": 16})}
+    )
     documents_for = given_or_retrieved(FixedRetriever(documents=DOCS))
     judged = await judge_all(guard, documents_for, QUESTIONS[:1], 1, pipeline=quoting)
-    row = report(QUESTIONS[:1], judged, Settings()).rows[0]
+    row = report(QUESTIONS[:1], judged, guard).rows[0]
     assert row.answer.startswith("20 August [") and row.answer_tokens is None
     assert row.min_token_p == pytest.approx(2.718281828**-0.7) and row.joint_logprob == pytest.approx(-0.8)
 
 
 async def test_with_the_answer_check_on_each_answer_row_records_the_model_s_p_supported():
-    from tests.unit.judging.test_answer_check import checked_pipeline
+    from tests.unit.reply.test_checks import checked_pipeline
 
     rag = checked_pipeline(0.8)
     questions = [LabelledQuestion(question="When did Voyager 2 launch?", answerable=True, answer="20 August 1977")]
     judged = await judge_all(rag.guard, given_or_retrieved(rag.retriever), questions, 1, pipeline=rag)
-    row = report(questions, judged, Settings()).rows[0]
+    row = report(questions, judged, rag.guard).rows[0]
     assert row.answer is not None and row.p_supported == pytest.approx(0.8)
 
 
@@ -274,3 +276,18 @@ def test_an_evaluator_builds_the_models_once_and_one_store_per_corpus(tmp_path, 
         assert opened == ["articles", "other"]
     assert built == ["models"] and opened[2:] == ["closed other", "closed articles"]
     assert first.n == 2 and second.n == 1
+
+
+def test_eval_reads_its_thresholds_from_the_guard_it_runs_not_from_the_settings(tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    import rag_guard.evaluation.evaluate as evaluate_module
+
+    stand_in_models(monkeypatch)  # the guard built answers at 0.7 and clarifies at 0.45
+    monkeypatch.setattr(
+        evaluate_module, "temporary_retriever", contextmanager(lambda s, c: (yield FixedRetriever(documents=DOCS)))
+    )
+    settings = Settings()
+    assert (settings.guard.answer_threshold, settings.guard.clarify_threshold) != (0.7, 0.45)
+    result = evaluate_module.evaluate(settings, tmp_path, QUESTIONS)
+    assert (result.answer_threshold, result.clarify_threshold) == (0.7, 0.45)

@@ -6,7 +6,7 @@ from langchain_core.documents import Document
 from langchain_core.tools import create_retriever_tool, tool
 
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import REFUSAL
+from rag_guard.reply.prompts import REFUSAL
 from rag_guard.serving.middleware import GuardMiddleware
 from tests.fakes import FakeChatModel, FixedRetriever, ScriptedAgentModel, judge_by_question, judge_then_answer
 

@@ -8,8 +8,8 @@ import pytest
 
 from rag_guard.config import ServeSettings
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import REFUSAL
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.prompts import REFUSAL
 from rag_guard.serving.server import create_app
 from tests.fakes import DOCS, FixedRetriever, judge_then_answer, pipeline
 from tests.servers import JsonServer, free_port

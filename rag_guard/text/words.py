@@ -25,6 +25,16 @@ _FILLER = frozenset(
 )
 
 
+MAX_QUOTE_WORDS = 40
+"""The longest passage sentence a reply quotes, in words."""
+
+
+def excerpt(sentence: str) -> str:
+    """`sentence` as a reply quotes it: its first `MAX_QUOTE_WORDS` words, and an ellipsis if it goes on."""
+    words = sentence.split()
+    return " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
+
+
 def without_citations(text: str) -> str:
     """`text` with its [n] markers blanked out, so "[1]" is not read as the number 1."""
     return _CITATION.sub(" ", text)

@@ -1,12 +1,7 @@
 from langchain_core.documents import Document
 
-from rag_guard.judging.clarify import (
-    MAX_QUOTE_WORDS,
-    clarifying_message,
-    closest_sentence,
-    unanswered_part,
-    unsupported_message,
-)
+from rag_guard.reply.clarify import clarifying_message, closest_sentence, unanswered_part, unsupported_message
+from rag_guard.text.words import MAX_QUOTE_WORDS
 
 QUESTION = "When was Voyager 1 launched, and how much did the mission cost?"
 DOCS = [

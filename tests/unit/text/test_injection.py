@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from langchain_core.documents import Document
 
-from rag_guard.judging.injection import WITHHELD, neutralise, sanitise, withhold_instructions
 from rag_guard.judging.prompts import format_context
+from rag_guard.text.injection import WITHHELD, neutralise, sanitise, withhold_instructions
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = REPO / "tests" / "data" / "injection"

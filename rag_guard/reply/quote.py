@@ -15,8 +15,6 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel
 
-from rag_guard.judging.clarify import MAX_QUOTE_WORDS
-from rag_guard.judging.injection import sanitise
 from rag_guard.judging.logprobs import (
     LogprobError,
     TokenLogprob,
@@ -25,7 +23,8 @@ from rag_guard.judging.logprobs import (
     parse_logprobs,
 )
 from rag_guard.judging.prompts import ABSTAIN_WORD
-from rag_guard.judging.words import key_words, sentences, stems
+from rag_guard.text.injection import sanitise
+from rag_guard.text.words import excerpt, key_words, sentences, stems
 
 QUOTE_TOKENS = 16
 """Tokens the answer-start call runs on for: "a few words"."""
@@ -50,10 +49,9 @@ class Quote(BaseModel):
     """The log of the span's whole probability; None without logprobs."""
 
     def answer(self) -> str:
-        """The span, its citation, and the sentence quoted (shortened to `MAX_QUOTE_WORDS` words); a span
-        that only repeats the question is left out, and the sentence stands alone as the answer."""
-        words = self.sentence.split()
-        quoted = " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
+        """The span, its citation, and the sentence quoted (`words.excerpt`); a span that only repeats the
+        question is left out, and the sentence stands alone as the answer."""
+        quoted = excerpt(self.sentence)
         return f'"{quoted}" [{self.label}]' if self.echoes else f'{self.span} [{self.label}]: "{quoted}"'
 
 

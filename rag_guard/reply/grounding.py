@@ -28,8 +28,8 @@ from langchain_core.documents import Document
 from number_parser import parse as parse_number_words
 from pydantic import BaseModel, Field
 
-from rag_guard.judging.injection import sanitise
-from rag_guard.judging.words import without_citations
+from rag_guard.text.injection import sanitise
+from rag_guard.text.words import without_citations
 
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}

