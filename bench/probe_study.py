@@ -21,7 +21,7 @@ import numpy as np
 from signal_table import paired_bootstrap  # bench/ is the script's folder, so its sibling imports
 
 from rag_guard.evaluation.metrics import auroc, stratified_sample
-from rag_guard.evaluation.probe_fit import Candidate, Reading, choose, combination_features, combine, grouped_splits
+from rag_guard.evaluation.probe_maths import Candidate, Reading, choose, combination_features, combine, grouped_splits
 from rag_guard.evaluation.probe_states import FeatureRow, load_features
 from rag_guard.judging.probe import Probe, load_probe
 from rag_guard.judging.signals import sigmoid
@@ -63,7 +63,7 @@ class Fit:
         self.candidate: Candidate = choose(states_of(rows, reading), labels, splits, [reading])[0]
         signals = [row.signals.features() for row in rows]
         self.combination, self.combined_oof = combine(signals, self.candidate.oof, labels, splits)
-        from rag_guard.evaluation.probe_fit import fit_probe
+        from rag_guard.evaluation.probe_maths import fit_probe
 
         self.probe: Probe = fit_probe(
             states_of(rows, reading),

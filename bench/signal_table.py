@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rag_guard.evaluation.calibration_fit import fit, out_of_fold
+from rag_guard.evaluation.calibration_maths import fit, out_of_fold
 from rag_guard.evaluation.metrics import auroc
 from rag_guard.judging.signals import Signals, logit
 

@@ -17,6 +17,7 @@ from rag_guard.errors import (
     GuardFailure,
     InvalidQuestionError,
     LogprobError,
+    MissingExtraError,
     ModelUnavailableError,
     ProbeError,
     RagGuardError,
@@ -42,6 +43,7 @@ __all__ = [
     "GuardedRAG",
     "InvalidQuestionError",
     "LogprobError",
+    "MissingExtraError",
     "ModelUnavailableError",
     "ProbeError",
     "RagGuardError",
@@ -61,6 +63,9 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """`GuardMiddleware` on first use: it needs LangChain's agents (`pip install 'rag-guard[agents]'`)."""
     if name == "GuardMiddleware":
+        from rag_guard.extras import require
+
+        require("agents", "GuardMiddleware")
         from rag_guard.serving.middleware import GuardMiddleware
 
         return GuardMiddleware

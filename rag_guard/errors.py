@@ -11,6 +11,7 @@ RagGuardError                   exit 1 unless said
 ├── StoreBusyError              another process is ingesting into the same Chroma directory
 ├── StoreUnavailableError       the Chroma server cannot be reached
 ├── ModelUnavailableError       the chat model cannot be built or loaded
+├── MissingExtraError           a feature's optional libraries are not installed (also an ImportError)
 ├── LogprobError                a model reply without usable logprobs (also a ValueError)
 ├── ProbeError                  the probe cannot score a reply: the hidden state it reads is missing
 ├── GuardFailure                no trustworthy probability, with `guard.fail_mode: error` (else a refusal)
@@ -57,6 +58,10 @@ class StoreUnavailableError(RagGuardError):
 
 class ModelUnavailableError(RagGuardError):
     """The chat model cannot be built or loaded (missing GGUF parts, checksum mismatch, bad path)."""
+
+
+class MissingExtraError(RagGuardError, ImportError):
+    """A feature needs an extra that is not installed (`rag_guard.extras`): the message names the pip command."""
 
 
 class LogprobError(RagGuardError, ValueError):

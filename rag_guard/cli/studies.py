@@ -1,7 +1,7 @@
 """The commands that measure and tune the guard: eval, eval-suite, calibrate and fit-probe.
 
-`eval-suite`, `fit-probe` and `calibrate` fit with scikit-learn and `eval --report` draws with matplotlib:
-both come with the `study` extra (`pip install 'rag-guard[study]'`, which `make` installs).
+`fit-probe` fits with scikit-learn and `eval --report` draws with matplotlib: both come with the `study` extra
+(`pip install 'rag-guard[study]'`, which `make` installs).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rag_guard.cli.shared import (
     updater,
     user_errors,
 )
+from rag_guard.extras import require
 
 LayerOption = Annotated[
     list[int] | None, typer.Option("--layer", help="With --features: a layer to keep (repeat for several).")
@@ -58,6 +59,8 @@ def evaluate(
     with user_errors():
         from rag_guard.evaluation.labelled import judge_labelled
 
+        if report is not None:  # before judging: a missing library should not cost a whole reading
+            require("study", "eval --report")
         with progress_bar() as progress:
             result = judge_labelled(
                 load_settings(config),
@@ -191,7 +194,7 @@ def calibrate(
     """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
     with user_errors():
         from rag_guard.config import write_guard_calibration
-        from rag_guard.evaluation.calibrate import calibrate as run_calibration
+        from rag_guard.evaluation.calibrate_command import calibrate as run_calibration
 
         settings = load_settings(config)
         with progress_bar() as progress:
@@ -295,7 +298,8 @@ def fit_probe(
             "give --questions to read states, or --features to fit on states kept", param_hint="--questions"
         )
     with user_errors():
-        from rag_guard.evaluation.fit_probe import fit_probe_on, fit_probe_on_features
+        require("study", "fit-probe")
+        from rag_guard.evaluation.probe_command import fit_probe_on, fit_probe_on_features
 
         settings = load_settings(config)
         call_sets = [_call_set(text) for text in calls] if calls else None

@@ -2,7 +2,7 @@
 
 A calibration is a logistic regression of the label on the signals' features (log-odds of the
 probabilities, the raw similarity or logprob otherwise): with the verdict alone it is Platt scaling, with
-more signals it is their combination. Fitting one lives in `rag_guard.evaluation.calibration_fit`.
+more signals it is their combination. Fitting one lives in `rag_guard.evaluation.calibration_maths`.
 """
 
 from __future__ import annotations

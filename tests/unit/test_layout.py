@@ -14,6 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "rag_guard"
 LAYERS = {
     "errors": 0,
     "steps": 0,
+    "extras": 1,
     "text": 1,
     "models": 1,
     "store": 1,

@@ -23,6 +23,7 @@ PUBLIC = {
         "GuardedRAG",
         "InvalidQuestionError",
         "LogprobError",
+        "MissingExtraError",
         "ModelUnavailableError",
         "ProbeError",
         "RagGuardError",
@@ -141,3 +142,15 @@ def test_no_module_defines_a_public_exception_outside_errors():
 def test_an_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = rag_guard.Nope
+
+
+def test_a_missing_extra_names_the_command_that_installs_it(monkeypatch):
+    import importlib.util
+
+    from rag_guard.extras import require
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "sklearn" else real(name))
+    with pytest.raises(errors.MissingExtraError, match=r"fit-probe needs the `study` extra \(sklearn not installed\)"):
+        require("study", "fit-probe")
+    require("agents", "GuardMiddleware")

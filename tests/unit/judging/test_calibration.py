@@ -5,7 +5,7 @@ import pytest
 from langchain_core.documents import Document
 
 from rag_guard.config import GuardSettings, load_config, write_guard_calibration
-from rag_guard.evaluation.calibration_fit import choose_thresholds, fit, out_of_fold
+from rag_guard.evaluation.calibration_maths import choose_thresholds, fit, out_of_fold
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.judging.signals import logit

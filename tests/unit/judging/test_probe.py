@@ -6,7 +6,7 @@ import pytest
 
 from rag_guard.errors import ConfigError, CorpusError
 from rag_guard.evaluation.metrics import auroc
-from rag_guard.evaluation.probe_fit import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
+from rag_guard.evaluation.probe_maths import Reading, choose, combine, combined_signals, fit_probe, grouped_splits
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.probe import Probe, ProbeError, check_model, check_prompt, load_probe
 from rag_guard.judging.prompts import GUARD_INSTRUCTION, prompt_fingerprint
@@ -218,7 +218,7 @@ def test_a_probe_reading_the_answer_start_needs_the_extract_call_among_the_signa
 
 
 def test_the_bound_chosen_is_the_one_that_keeps_a_probe_from_overruling_confident_verdicts():
-    from rag_guard.evaluation.probe_fit import choose_bound
+    from rag_guard.evaluation.probe_maths import choose_bound
     from rag_guard.judging.signals import Signals
 
     # one set where the probe ranks well, one where it crushes answerable questions the verdict is sure of
@@ -237,7 +237,7 @@ def test_the_bound_chosen_is_the_one_that_keeps_a_probe_from_overruling_confiden
 
 def test_a_probe_fitted_on_kept_states_leaves_one_set_out_and_only_scores_the_held_out_one(tmp_path):
     from rag_guard.config import Settings
-    from rag_guard.evaluation.fit_probe import fit_probe_on_features
+    from rag_guard.evaluation.probe_command import fit_probe_on_features
     from rag_guard.evaluation.probe_states import FeatureRow, save_features
 
     states, labels, groups = synthetic(n_groups=16, per_group=10)

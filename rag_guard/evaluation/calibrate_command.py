@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
-from rag_guard.evaluation.calibration_fit import ThresholdChoice, choose_thresholds, fit, out_of_fold
+from rag_guard.evaluation.calibration_maths import ThresholdChoice, choose_thresholds, fit, out_of_fold
 from rag_guard.evaluation.evaluate import Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error

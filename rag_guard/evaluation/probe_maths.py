@@ -18,7 +18,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from rag_guard.evaluation.calibration_fit import fit
+from rag_guard.evaluation.calibration_maths import fit
 from rag_guard.evaluation.metrics import auroc
 from rag_guard.judging.calibration import Calibration
 from rag_guard.judging.probe import CALLS, Probe

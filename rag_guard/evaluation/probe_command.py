@@ -16,7 +16,7 @@ from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import Progress
 from rag_guard.evaluation.labelled import default_layers, file_label
 from rag_guard.evaluation.metrics import auroc, stratified_sample
-from rag_guard.evaluation.probe_fit import (
+from rag_guard.evaluation.probe_maths import (
     FOLDS,
     BoundScore,
     Candidate,
