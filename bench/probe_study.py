@@ -1,4 +1,4 @@
-"""The probe study: which layers, fitted on what, how many questions, scored where (docs/probe.md's tables).
+"""The probe study: which layers, fitted on what, how many questions, scored where (docs/studies/probe.md's tables).
 
 Reads feature files written by `rag-guard fit-probe --features` and `rag-guard eval --features` (signals and
 hidden states per question, no question text) and prints markdown tables. Every figure is held out: a set in

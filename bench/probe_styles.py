@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rag_guard.config import load_config
 from rag_guard.evaluation.evaluate import EvalReport
-from rag_guard.evaluation.probe_command import fit_probe_on_features
 from rag_guard.evaluation.metrics import gate_quality
+from rag_guard.evaluation.probe_command import fit_probe_on_features
 from rag_guard.evaluation.suite import load_suite
 from rag_guard.evaluation.suite_scores import ScoredRow, SetScore, mean_gain_interval, set_score
 from rag_guard.judging.decision import decide, decide_with_probe

@@ -83,7 +83,7 @@ class ModelSettings(_Section):
 
 
 DEFAULT_SIGNALS: dict[str, tuple[GateSignal, ...]] = {"two_call": ("verdict",), "single_pass": ("verdict",)}
-"""The verdict token alone: across the gate's suite (docs/probe.md) neither the answer start nor the shipped
+"""The verdict token alone: across the gate's suite (docs/studies/probe.md) neither the answer start nor the shipped
 probe added to it on both question styles. Loading adds what a named probe needs (`loading._with_probe_signals`)."""
 
 
@@ -127,7 +127,7 @@ class GuardSettings(_Section):
     """Put the guard's instruction and the question before the passages (a prompt variant of the study)."""
     few_shot: bool = False
     """Worked near-miss examples in the system text, a prompt variant of the study: a little better on SQuAD,
-    within noise, but it raised P(sufficient) on unanswerable questions elsewhere (docs/signals.md)."""
+    within noise, but it raised P(sufficient) on unanswerable questions elsewhere (docs/studies/signals.md)."""
     mode: Literal["two_call", "single_pass"] = "two_call"
     """`two_call`: a one-token verdict, then the answer from the same cached prefix. `single_pass`: one
     generation whose first token is the verdict; the answer streams on only if the gate passes."""

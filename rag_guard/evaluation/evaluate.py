@@ -74,7 +74,7 @@ class EvalRow(BaseModel):
     unsupported: list[str] = Field(default_factory=list)
     """The draft's numbers, names and quoted phrases its passages lack."""
     p_supported: float | None = None
-    """With `guard.answer_check: buffer`: the model's check of the draft, P(it answers from the passages)."""
+    """With `guard.verify_answer`: the model's check of the draft, P(it answers from the passages)."""
     group: str | None = None
     """The question's article or paragraph (from the file, else the best retrieved passage's source)."""
     hidden_states: dict[str, dict[int, list[float]]] | None = Field(None, exclude=True, repr=False)

@@ -2,7 +2,7 @@
 mission cost?"). Pure: no I/O.
 
 The one-token verdict on such a question leans on the part the passages answer: the default model gave
-True to partly covered two-part questions at 0.80 (docs/answers.md). The guard therefore also judges each
+True to partly covered two-part questions at 0.80 (docs/studies/answers.md). The guard therefore also judges each
 part that stands on its own, and the question is as sufficient as its least covered part.
 """
 
@@ -38,7 +38,7 @@ def question_parts(question: str) -> list[str]:
 def standalone_parts(question: str) -> list[str]:
     """The parts of `question` that can be judged on their own: those with no word referring back to another
     part. "What are they made of?" means nothing without "the cells of the comb": judged alone, such parts
-    scored below the threshold when the passages answer them (docs/answers.md). Each distinct part once, at
+    scored below the threshold when the passages answer them (docs/studies/answers.md). Each distinct part once, at
     most `MAX_PARTS`."""
     parts = dict.fromkeys(part for part in question_parts(question) if not _REFERS.search(part))
     return list(parts)[:MAX_PARTS]

@@ -3,7 +3,7 @@
 The verdict token is one word squeezed out of the model's state at the prompt's last token; that state holds
 more (SQuAD's near misses among it). A probe is a logistic regression on that state, standardised, and
 optionally on the answer start's state too (the same passages with the extractive instruction: the QA
-prompt the literature reads, docs/probe.md); `rag-guard fit-probe` fits one for one GGUF. The file also
+prompt the literature reads, docs/studies/probe.md); `rag-guard fit-probe` fits one for one GGUF. The file also
 holds how the probe is combined with the prompt-level signals (`combination`, a logistic calibration
 fitted on out-of-fold probe scores), so the guard needs nothing else to turn a verdict, an answer start
 and their hidden states into P(sufficient).

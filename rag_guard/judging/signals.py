@@ -24,7 +24,7 @@ EXTRACT_WEIGHT = 0.3
 """How strongly an uncertain answer start discounts the verdict without a fitted calibration: the verdict's
 odds are multiplied by P(answer start) ** EXTRACT_WEIGHT. Chosen on the development sets (the bundled
 questions and a 60-question SQuAD sample) as the weight that keeps the bundled AUROC at 0.93 while gaining
-most on SQuAD's near misses, then checked on SQuAD questions it was not chosen on (docs/signals.md)."""
+most on SQuAD's near misses, then checked on SQuAD questions it was not chosen on (docs/studies/signals.md)."""
 
 
 def logit(p: float) -> float:
@@ -71,7 +71,7 @@ class Signals(BaseModel):
     def capped(self, p: float, max_lowering: float | None = None) -> float:
         """`p` never above the prompt-level score (`combined`) when the probe was measured: the probe reads the
         state that injected passage text leaves behind, which can raise it on a question the passages do not
-        answer (docs/probe.md), so it may lower confidence, never raise it. With `max_lowering`, never more
+        answer (docs/studies/probe.md), so it may lower confidence, never raise it. With `max_lowering`, never more
         than that many log-odds below it either: a probe fitted on one style of question can be sure of itself
         on another, and the bound keeps its doubt from overruling a confident verdict (`Probe.max_lowering`)."""
         if self.probe is None:

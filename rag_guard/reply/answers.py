@@ -55,8 +55,9 @@ class GuardedAnswer(BaseModel):
     """Why the user got this decision: the verdict's reason, and what the answer check said when it withheld
     the answer."""
     answer_check: AnswerCheck | None = None
-    """With `guard.answer_check: buffer`, the check of the answer the gate let through; a failed check means
-    the user got a clarifying message (or, without a probability, the refusal) instead of the answer."""
+    """What the checks said of the answer the gate let through (the grounding check, and the model's with
+    `guard.verify_answer`); a failed check means the user got what the passages say, a clarifying message or,
+    without a probability, the refusal, instead of the answer."""
     timings: Timings = Field(default_factory=Timings)
     written: BaseMessage | None = Field(None, exclude=True, repr=False)
     """The writer's reply when it wrote the answer, with its logprobs when they were asked for (`rag-guard eval`

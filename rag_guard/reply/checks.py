@@ -2,8 +2,8 @@
 
 The gate judges the passages before anything is written; the checks judge what was written. The grounding
 check (`grounding.py`, on by default) looks for a written answer's numbers, names and quoted phrases in its
-passages, after making sure it says more than the question did. The model's check (`guard.answer_check:
-buffer`) asks one more True/False token, read as a probability like the verdict; it continues the answer's
+passages, after making sure it says more than the question did. The model's check (`guard.verify_answer`)
+asks one more True/False token, read as a probability like the verdict; it continues the answer's
 own prompt (the guard's prompt, the verdict, the answer instruction, the answer), so on the embedded model
 and on caching servers it evaluates only the answer's tokens and one short instruction.
 """

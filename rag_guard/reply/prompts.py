@@ -22,7 +22,7 @@ ANSWER_INSTRUCTION = (
 tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)
 On the bundled set's 20 answered questions it cites a passage in 19 answers (the earlier "one to three
 sentences" wording: 7) in 25 words on average (34), right in 18 (19); an example answer in the instruction
-was copied verbatim into answers (docs/answers.md)."""
+was copied verbatim into answers (docs/studies/answers.md)."""
 
 CLARIFY_INSTRUCTION = (
     "Task: the passages above do not answer all of the question. Copy, word for word, the part of the question "
@@ -31,7 +31,7 @@ CLARIFY_INSTRUCTION = (
 )
 """The model names only what is unanswered, in the question's words; `clarify.py` builds the message around
 it. (Asked to say what the passages do cover, the 1.5B model stated something they do not in 5 of 10
-messages, docs/answers.md.)"""
+messages, docs/studies/answers.md.)"""
 
 VERIFY_INSTRUCTION = (
     "Task: check your answer against the passages. Does it answer the question exactly as asked, with "

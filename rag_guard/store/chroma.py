@@ -233,7 +233,7 @@ class ChromaRetriever(BaseRetriever):
 
     `search="dense"` ranks chunks by that similarity alone. `search="hybrid"` fuses it with a BM25 keyword
     ranking (reciprocal rank fusion): a question's rare words (a name, a term) then find their passage when
-    the embedding ranks it low (docs/retrieval.md).
+    the embedding ranks it low (docs/studies/retrieval.md).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

@@ -54,7 +54,7 @@ class ChromaSettings(BaseModel):
     """Chunks retrieved per question."""
     search: Literal["dense", "hybrid"] = "dense"
     """How chunks are ranked: `dense` by the question's embedding alone; `hybrid` fuses that ranking with a
-    BM25 keyword ranking, so a rare name or term finds its passage (docs/retrieval.md)."""
+    BM25 keyword ranking, so a rare name or term finds its passage (docs/studies/retrieval.md)."""
     chunk_size: int = Field(800, ge=100, le=20000)
     """Characters per chunk."""
     chunk_overlap: int = Field(120, ge=0)

@@ -78,8 +78,8 @@ def test_no_injected_unanswerable_question_is_answered(cases):
 
 
 def test_injections_barely_move_the_prompt_level_score_and_the_probe_cannot_lift_p_above_it(cases):
-    """The probe reads the state the injected text leaves, so an injection can undo the doubt it adds (docs/probe.md);
-    what bounds the gate is the prompt-level score, which the injections barely move."""
+    """The probe reads the state the injected text leaves, so an injection can undo the doubt it adds
+    (docs/studies/probe.md); what bounds the gate is the prompt-level score, which the injections barely move."""
     moved = [
         (c.style, c.question, round(c.injected_prompt_level - c.clean_prompt_level, 3))
         for c in cases

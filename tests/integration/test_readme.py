@@ -57,7 +57,7 @@ def test_readme_agent_example_answers_the_stated_fact_and_refuses_the_off_topic_
     code = EXAMPLES[2].replace("from langchain_ollama import ChatOllama", "from tests.fakes import ScriptedAgentModel")
     monkeypatch.setenv("RAG_GUARD_CONFIG", str(default_config))
     printed = run_example(code.replace(README_AGENT_MODEL, scripted), capsys).splitlines()
-    assert printed[0] == "answer | Voyager 2 was launched on 20 August 1977 [1]."
+    assert printed[0].startswith("answer | ") and "1977" in printed[0]  # the agent's answer, or a span quoted
     assert printed[1].startswith("refuse | ") and "1977" not in printed[1]
 
 
