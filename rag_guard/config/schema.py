@@ -133,11 +133,11 @@ class GuardSettings(_Section):
     generation whose first token is the verdict; the answer streams on only if the gate passes."""
     grounding: bool = True
     """Every answer is held back until its numbers, names and quoted phrases are found in its passages
-    (`judging/grounding.py`: deterministic, no model call); an answer stating one they lack is replaced by a
+    (`reply/grounding.py`: deterministic, no model call); an answer stating one they lack is replaced by a
     message quoting what they say. Off: answers stream as they are written, unchecked."""
     answer_style: Literal["free", "quote"] = "quote"
     """`quote`: the answer-start call runs on for a few words; when they stand word for word in a passage, the
-    answer is that span, cited, with the passage's sentence that holds it quoted (`judging/quote.py`);
+    answer is that span, cited, with the passage's sentence that holds it quoted (`reply/quote.py`);
     otherwise the model writes a free answer, held to the grounding check. `free`: always the model's answer."""
     verify_answer: bool = False
     """After an answer is written or quoted, one more token asks whether it answers the question from the

@@ -48,9 +48,8 @@ def decide_with_probe(
     question the prompt-level score alone (the verdict and the answer start) would answer or clarify is
     clarified at worst.
 
-    The probe separates near misses, questions covered in part and answerable ones far better than the
-    token, but it pushes partly covered questions down to where off-topic ones are (0.03-0.32 on the bundled
-    set, docs/studies/probe.md); the prompt-level score keeps the two apart (0.54-0.79 against below 0.35), and a
+    The probe separates near misses better than the token, but it pushes partly covered questions down to
+    where off-topic ones are, while the prompt-level score keeps the two apart (docs/studies/probe.md); a
     clarifying message, which states nothing the passages lack, is the right reply to the first.
     """
     decision = decide(p_sufficient, answer_threshold, clarify_threshold)

@@ -1,9 +1,9 @@
 """The parts of a question that asks two things or more ("When was Voyager 1 launched, and how much did the
 mission cost?"). Pure: no I/O.
 
-The one-token verdict on such a question leans on the part the passages answer: the default model gave
-True to partly covered two-part questions at 0.80 (docs/studies/answers.md). The guard therefore also judges each
-part that stands on its own, and the question is as sufficient as its least covered part.
+The one-token verdict on such a question leans on the part the passages answer (docs/studies/answers.md), so
+the guard also judges each part that stands on its own, and the question is as sufficient as its least
+covered part.
 """
 
 from __future__ import annotations

@@ -18,11 +18,9 @@ ANSWER_INSTRUCTION = (
     "Task: answer the question directly from the passages: give the answer itself first, cite its passage as "
     "[n] right after it, and stop. At most two sentences; state nothing the passages do not."
 )
-"""Kept short: after the verdict it is nearly all the answer has left to evaluate. (The answer rules were
-tried in the system text instead: the guard then scored unanswerable questions higher, AUROC 0.92 vs 0.95.)
-On the bundled set's 20 answered questions it cites a passage in 19 answers (the earlier "one to three
-sentences" wording: 7) in 25 words on average (34), right in 18 (19); an example answer in the instruction
-was copied verbatim into answers (docs/studies/answers.md)."""
+"""Kept short: after the verdict it is nearly all the answer has left to evaluate. It stays out of the system
+text (which the guard shares: there it made the guard score unanswerable questions higher) and gives no
+example answer (one was copied into answers); docs/studies/answers.md has the wordings measured."""
 
 CLARIFY_INSTRUCTION = (
     "Task: the passages above do not answer all of the question. Copy, word for word, the part of the question "
@@ -30,8 +28,8 @@ CLARIFY_INSTRUCTION = (
     'paid for it?" with passages that give only the opening, reply: who paid for it'
 )
 """The model names only what is unanswered, in the question's words; `clarify.py` builds the message around
-it. (Asked to say what the passages do cover, the 1.5B model stated something they do not in 5 of 10
-messages, docs/studies/answers.md.)"""
+it. (Asked to say what the passages do cover, a small model states things they do not:
+docs/studies/answers.md.)"""
 
 VERIFY_INSTRUCTION = (
     "Task: check your answer against the passages. Does it answer the question exactly as asked, with "
