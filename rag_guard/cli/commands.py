@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from rag_guard.cli.shared import (
     CollectionOption,
@@ -39,12 +41,18 @@ DECISION_STYLE = {Decision.ANSWER: "green", Decision.CLARIFY: "yellow", Decision
 @app.command()
 def ingest(
     config: ConfigOption = None,
-    corpus: Annotated[Path | None, typer.Option(help="Directory of .md/.txt files (default: demo.corpus_dir).")] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="Folder of .md, .txt, .pdf, .html and .docx files (default: demo.corpus_dir)."),
+    ] = None,
     collection: CollectionOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
 ) -> None:
     """Load a folder into a Chroma collection; re-running applies what changed in that folder only (the
-    collection's other folders are left alone)."""
+    collection's other folders are left alone). Every file it cannot read is named with the reason."""
     with user_errors():
+        from dataclasses import asdict
+
         from rag_guard.factory import open_configured_store
         from rag_guard.store import ingest as run_ingest
 
@@ -55,12 +63,20 @@ def ingest(
         with progress_bar() as progress:
             task = progress.add_task("Embedding chunks", total=None)
             report = run_ingest(store, corpus_dir, settings.chroma, updater(progress, task))
+    if as_json:
+        out.print_json(json.dumps({"collection": settings.chroma.collection, **asdict(report)}))
+        return
+    if report.skipped:
+        skipped = Table(title=f"Skipped {len(report.skipped)} file(s): nothing of theirs was added or removed")
+        skipped.add_column("file")
+        skipped.add_column("why, and what to do", overflow="fold")
         for name, reason in report.skipped.items():
-            err.print(f"[yellow]skipped[/] {name}: {reason}", highlight=False)
-        out.print(
-            f"Ingested {report.files} file(s) from {corpus_dir} into '{settings.chroma.collection}': "
-            f"{report.chunks} chunks ({report.added} added, {report.removed} removed, {report.unchanged} unchanged)."
-        )
+            skipped.add_row(name, reason)
+        print_wide(skipped)
+    out.print(
+        f"Ingested {report.files} file(s) from {corpus_dir} into '{settings.chroma.collection}': "
+        f"{report.chunks} chunks ({report.added} added, {report.removed} removed, {report.unchanged} unchanged)."
+    )
 
 
 @app.command()
@@ -135,10 +151,8 @@ def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
 
 
 def answer_json(result: GuardedAnswer) -> dict[str, Any]:
-    data = result.model_dump(mode="json")
-    for source in data["sources"]:
-        source.pop("text", None)
-    return data
+    """`ask --json`: the whole result, each source with its text, page and heading."""
+    return result.model_dump(mode="json")
 
 
 def _verdict_line(decision: Decision, p: float | None) -> str:
@@ -155,10 +169,22 @@ def _print_answer(result: GuardedAnswer) -> None:
 
 
 def _print_sources(result: GuardedAnswer) -> None:
-    if result.decision is Decision.ANSWER:
-        cited = [s for s in result.sources if s.label in result.cited] or result.sources
-        for source in cited:
-            out.print(f"[dim][{source.label}] {source.source} (chunk {source.chunk_index})[/]", highlight=False)
+    for line in _citations(result):
+        out.print(f"[dim]{escape(line)}[/]", highlight=False)
+
+
+def _citations(result: GuardedAnswer) -> list[str]:
+    """An answer's sources as a reader finds them (`[1] report.pdf, p. 12 — "Safety margins"`): those it
+    cites, else all it was written from; none for a reply that is not an answer."""
+    if result.decision is not Decision.ANSWER:
+        return []
+    cited = [s for s in result.sources if s.label in result.cited] or result.sources
+    return [f"[{source.label}] {source.citation}" for source in cited]
+
+
+def _reply_cell(result: GuardedAnswer) -> Text:
+    """The demo's reply column: the answer with its citations, or the message; as text, never as markup."""
+    return Text("\n".join([(result.answer or result.message or "").strip(), *_citations(result)]))
 
 
 @app.command()
@@ -204,7 +230,7 @@ def _table(results: list[GuardedAnswer]) -> Table:
             f"[{DECISION_STYLE[r.decision]}]{r.decision.value}[/]",
             "n/a" if r.p_sufficient is None else f"{r.p_sufficient:.3f}",
             short_reason(r),
-            (r.answer or r.message or "").strip(),
+            _reply_cell(r),
             f"{timings.guard_s or 0:.2f}",
             f"{timings.total_s or 0:.2f}",
         )

@@ -33,8 +33,18 @@ class Source(BaseModel):
     label: int
     source: str
     chunk_index: int | None = None
+    page: int | None = None
+    """The page it starts on, in a PDF."""
+    heading: str | None = None
+    """The heading it sits under (Markdown, HTML, Word)."""
     score: float | None = None
     text: str
+
+    @property
+    def citation(self) -> str:
+        """Where a reader finds it: `report.pdf, p. 12 — "Safety margins"`."""
+        where = self.source + (f", p. {self.page}" if self.page is not None else "")
+        return where + (f' \u2014 "{self.heading}"' if self.heading else "")
 
 
 class GuardedAnswer(BaseModel):
@@ -137,6 +147,8 @@ def sources_of(documents: list[Document]) -> list[Source]:
             label=label,
             source=str(doc.metadata.get("source", "unknown")),
             chunk_index=doc.metadata.get("chunk_index"),
+            page=doc.metadata.get("page"),
+            heading=doc.metadata.get("heading"),
             score=doc.metadata.get("score"),
             text=doc.page_content,
         )

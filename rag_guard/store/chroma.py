@@ -23,6 +23,7 @@ from rag_guard.errors import ConfigError, CorpusError, StoreBusyError, StoreUnav
 from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
 from rag_guard.store.fusion import reciprocal_rank_fusion
 from rag_guard.store.keyword_index import KeywordIndex
+from rag_guard.store.readers import READERS
 from rag_guard.store.settings import ChromaSettings
 
 if TYPE_CHECKING:
@@ -127,7 +128,8 @@ def ingest(
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestReport:
     """Make the collection hold exactly the current chunks of `corpus_dir`: add new ones, delete its stale
-    ones. Chunks other folders put in the same collection are left alone.
+    ones. Chunks other folders put in the same collection are left alone, and so are those of a file that
+    cannot be read now (a file turned corrupt loses nothing already stored; the report names it).
 
     Safe to interrupt at any point: each batch lands whole or not at all (Chroma commits it in one SQLite
     transaction), chunk ids are content hashes, and the next run adds whatever is missing. A file lock keeps
@@ -157,18 +159,19 @@ def _ingest(
     scan: CorpusScan = scan_corpus(corpus_dir, settings.chunk_size, settings.chunk_overlap)
     if not scan.chunks:
         raise CorpusError(
-            f"No usable .md or .txt files in {corpus_dir}"
-            + (f" ({len(scan.skipped)} skipped: {_first_reasons(scan.skipped)})" if scan.skipped else "")
-            + ". Add UTF-8 text files and run ingest again."
+            f"No usable documents in {corpus_dir}: add files of a type ingest reads ({', '.join(sorted(READERS))}) "
+            "and run ingest again." + "".join(f"\n  skipped {name}: {why}" for name, why in scan.skipped.items())
         )
     wanted = {doc.id: doc for doc in scan.chunks}
     held = store.get(include=["metadatas"])
     existing = set(held["ids"])
     folder = corpus_key(corpus_dir)
-    stale = sorted(
+    stale = sorted(  # a file that could not be read this time keeps what it had
         chunk
         for chunk, metadata in zip(held["ids"], held["metadatas"], strict=True)
-        if chunk not in wanted and _from_folder(metadata or {}, folder, corpus_dir)
+        if chunk not in wanted
+        and _from_folder(metadata or {}, folder, corpus_dir)
+        and str((metadata or {}).get("source")) not in scan.skipped
     )
     new = [doc for doc_id, doc in wanted.items() if doc_id not in existing]
     # New chunks go in before stale ones leave, so a crash midway never leaves a file with no chunks.
@@ -222,10 +225,6 @@ def collection_summaries(settings: ChromaSettings) -> list[CollectionSummary]:
             files[source] = files.get(source, 0) + 1
         summaries.append(CollectionSummary(name=collection.name, chunks=len(metadatas), sources=sources))
     return summaries
-
-
-def _first_reasons(skipped: dict[str, str]) -> str:
-    return "; ".join(f"{name}: {why}" for name, why in list(skipped.items())[:3])
 
 
 class ChromaRetriever(BaseRetriever):

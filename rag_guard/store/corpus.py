@@ -1,9 +1,11 @@
-"""Reading a corpus directory into chunks with stable ids.
+"""Reading a corpus directory into chunks with stable ids, each citing its page and heading.
 
 A chunk's id is a hash of its folder, its source path, its position and its text, so ingesting the same
 files again yields the same ids (idempotent), an edited file yields new ids for the chunks that changed, the
 ids of a deleted file simply stop appearing, and two folders in one collection never share a chunk. Each
-chunk records its folder (`metadata["corpus"]`), so re-ingesting one folder touches only its own chunks.
+chunk records its folder (`metadata["corpus"]`), so re-ingesting one folder touches only its own chunks, and
+the page and heading it starts under (`readers.py`), so a citation can be followed. Every file in the folder
+is either read or reported as skipped with the reason and the fix; none is passed over silently.
 """
 
 from __future__ import annotations
@@ -18,12 +20,9 @@ from langchain_core.documents import Document
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from rag_guard.errors import CorpusError
+from rag_guard.store.readers import READERS, ReadFile, read_file
 
 log = logging.getLogger(__name__)
-
-SUFFIXES = (".md", ".txt")
-MAX_FILE_BYTES = 5 * 1024 * 1024
-"""Larger files are skipped with a warning: a corpus article this size is almost always a mistake."""
 
 
 @dataclass
@@ -35,8 +34,10 @@ class CorpusScan:
     files: int = 0
 
 
-def chunk_id(corpus: str, source: str, index: int, text: str) -> str:
-    digest = hashlib.sha256(f"{corpus}\0{source}\0{index}\0{text}".encode()).hexdigest()
+def chunk_id(corpus: str, source: str, index: int, text: str, cited: str = "") -> str:
+    """The chunk's id: a hash of everything it carries (`cited`: its page and heading), so a chunk whose text
+    or citation changed is stored again, and an unchanged one is not."""
+    digest = hashlib.sha256(f"{corpus}\0{source}\0{index}\0{text}\0{cited}".encode()).hexdigest()
     return digest[:32]
 
 
@@ -45,36 +46,23 @@ def corpus_key(corpus_dir: Path) -> str:
     return corpus_dir.resolve().as_posix()
 
 
-def read_text_file(path: Path) -> str:
-    """The file's text, or `CorpusError` saying why it cannot be ingested."""
-    size = path.stat().st_size
-    if size == 0:
-        raise CorpusError("the file is empty")
-    if size > MAX_FILE_BYTES:
-        raise CorpusError(f"the file is {size / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:.0f} MB limit")
-    data = path.read_bytes()
-    if b"\0" in data[:8192]:
-        raise CorpusError("the file looks binary (it contains NUL bytes)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"the file is not UTF-8 text (byte {exc.start}); re-save it as UTF-8") from None
-    if not text.strip():
-        raise CorpusError("the file holds only whitespace")
-    return text
-
-
 def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Every file under `corpus_dir` but hidden ones (`.DS_Store`, `.git/`), whatever its type."""
     if not corpus_dir.is_dir():
         raise CorpusError(
-            f"Corpus directory {corpus_dir} does not exist. Create it and put .md or .txt files in it, "
-            "or point demo.corpus_dir (or --corpus) at the right place."
+            f"Corpus directory {corpus_dir} does not exist. Create it and put documents in it "
+            f"({', '.join(sorted(READERS))}), or point demo.corpus_dir (or --corpus) at the right place."
         )
-    return sorted(p for p in corpus_dir.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    root = corpus_dir.resolve()
+    return sorted(
+        p
+        for p in corpus_dir.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.resolve().relative_to(root).parts)
+    )
 
 
 def scan_corpus(corpus_dir: Path, chunk_size: int, chunk_overlap: int) -> CorpusScan:
-    """Split every .md/.txt file under `corpus_dir`; unusable files are skipped and reported, not fatal."""
+    """Split every readable file under `corpus_dir`; the others are skipped and reported, never fatal."""
     splitter = RecursiveCharacterTextSplitter(chunk_size=chunk_size, chunk_overlap=chunk_overlap, add_start_index=True)
     scan = CorpusScan()
     root = corpus_dir.resolve()
@@ -82,25 +70,29 @@ def scan_corpus(corpus_dir: Path, chunk_size: int, chunk_overlap: int) -> Corpus
     for path in corpus_files(corpus_dir):
         source = path.resolve().relative_to(root).as_posix()
         try:
-            text = read_text_file(path)
+            read = read_file(path)
         except (CorpusError, OSError) as exc:
             scan.skipped[source] = str(exc)
             log.warning("skipped %s: %s", path, exc)
             continue
         scan.files += 1
-        scan.chunks.extend(_chunks(corpus, source, text, splitter))
+        scan.chunks.extend(_chunks(corpus, source, read, splitter))
     return scan
 
 
-def _chunks(corpus: str, source: str, text: str, splitter: RecursiveCharacterTextSplitter) -> Iterable[Document]:
-    for index, piece in enumerate(splitter.create_documents([text])):
+def _chunks(corpus: str, source: str, read: ReadFile, splitter: RecursiveCharacterTextSplitter) -> Iterable[Document]:
+    for index, piece in enumerate(splitter.create_documents([read.text])):
+        start = piece.metadata["start_index"]
+        first_line = len(piece.page_content.split("\n", 1)[0])
+        cited = {"page": read.page_at(start), "heading": read.heading_at(start, first_line)}
         yield Document(
-            id=chunk_id(corpus, source, index, piece.page_content),
+            id=chunk_id(corpus, source, index, piece.page_content, f"{cited['page']}\0{cited['heading']}"),
             page_content=piece.page_content,
             metadata={
                 "source": source,
                 "corpus": corpus,
                 "chunk_index": index,
-                "start_index": piece.metadata["start_index"],
+                "start_index": start,
+                **{key: value for key, value in cited.items() if value is not None},  # Chroma keeps no None
             },
         )

@@ -3,6 +3,7 @@ exactly the corpus's chunks; a second ingest started meanwhile is turned away, n
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -123,3 +124,38 @@ def test_a_second_ingest_while_one_runs_is_turned_away(config: Path):
         settings.chroma, build_embeddings(settings.embeddings, settings.cache_dir), embedding_label(settings.embeddings)
     )
     assert sorted(store.get(include=[])["ids"]) == sorted(expected)
+
+
+def test_a_folder_of_hostile_files_ingests_what_it_can_reads_out_the_rest_and_loses_nothing(tmp_path):
+    """Zero-byte, truncated and password-protected PDFs, an all-script page, a .docx of junk and a spreadsheet
+    beside a readable PDF, HTML page and Word file, and a 200-page PDF: the command names every skipped file
+    with its reason, and a file that turns corrupt keeps the chunks it had."""
+    from tests.documents import write_docx, write_hostile, write_html, write_pdf
+
+    folder = tmp_path / "ships"
+    reasons = write_hostile(folder)
+    write_pdf(folder / "cutty_sark.pdf", ["The Cutty Sark was launched at Dumbarton in 1869."])
+    write_html(folder / "batavia.html", "The Batavia", [("The wreck", "She struck a reef on 4 June 1629.")])
+    write_docx(folder / "endurance.docx", [("The voyage", "Endurance left Plymouth in August 1914.")])
+    write_pdf(folder / "logbook.pdf", [f"Day {day}: the wind held from the {WORDS[day % 12]}." for day in range(200)])
+    config = tmp_path / "config.yaml"
+    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+
+    first = run("ingest", "--config", str(config), "--corpus", str(folder), "--json")
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["files"] == 4 and set(report["skipped"]) == set(reasons)
+    assert all(reasons[name] in why for name, why in report["skipped"].items())
+    table = run("ingest", "--config", str(config), "--corpus", str(folder))
+    assert table.exit_code == 0 and all(name in table.stdout for name in reasons), table.stdout
+    assert "(0 added, 0 removed" in " ".join(table.stdout.split())
+
+    (folder / "cutty_sark.pdf").write_bytes(b"%PDF-1.4 cut")  # corrupt now: its chunks stay
+    again = json.loads(run("ingest", "--config", str(config), "--corpus", str(folder), "--json").stdout)
+    assert "cutty_sark.pdf" in again["skipped"] and again["removed"] == 0
+
+    nothing = tmp_path / "nothing"
+    write_hostile(nothing)
+    refused = run("ingest", "--config", str(config), "--corpus", str(nothing))
+    assert refused.exit_code == 1
+    assert "No usable documents" in refused.output and "locked.pdf" in " ".join(refused.output.split())

@@ -10,7 +10,7 @@ def make_corpus(root: Path) -> Path:
     (root / "sub").mkdir(parents=True)
     (root / "a.md").write_text("# A\n\n" + "Alpha sentence. " * 80, encoding="utf-8")
     (root / "sub" / "b.txt").write_text("Beta text. " * 10, encoding="utf-8")
-    (root / "ignored.json").write_text("{}", encoding="utf-8")
+    (root / "settings.json").write_text("{}", encoding="utf-8")
     return root
 
 
@@ -58,7 +58,8 @@ def test_unusable_files_are_skipped_with_a_reason_and_the_rest_kept(tmp_path):
     (corpus / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
     (corpus / "binary.md").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0")
     scan = scan_corpus(corpus, 300, 50)
-    assert set(scan.skipped) == {"empty.md", "blank.txt", "latin1.txt", "binary.md"}
+    assert set(scan.skipped) == {"empty.md", "blank.txt", "latin1.txt", "binary.md", "settings.json"}
+    assert "not a document type ingest reads (.json" in scan.skipped["settings.json"]
     assert "UTF-8" in scan.skipped["latin1.txt"]
     assert "binary" in scan.skipped["binary.md"]
     assert scan.files == 2
