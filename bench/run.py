@@ -189,7 +189,7 @@ def measure_store(settings: Settings, chunks: int, questions: list[LabelledQuest
         synthetic_corpus(corpus, chunks, settings.chroma.chunk_size)
         chroma = settings.chroma.model_copy(update={"persist_directory": Path(tmp) / "chroma"})
         embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
-        store = open_store(chroma, embeddings, embedding_label(settings.embeddings))
+        store = open_store(chroma, embeddings, embedding_label(settings.embeddings), create=True)
         report, ingest_s = timed(ingest, store, corpus, chroma)
         dense = build_retriever(chroma.model_copy(update={"search": "dense"}), store)
         hybrid = build_retriever(chroma.model_copy(update={"search": "hybrid"}), store)

@@ -30,9 +30,10 @@ class Check(BaseModel):
     detail: str
 
 
-def run_checks(config: str | Path | None = None) -> list[Check]:
+def run_checks(config: str | Path | None = None, collection: str | None = None) -> list[Check]:
+    """Every check, on `collection` (default: `chroma.collection`); a failed one never stops the others."""
     try:
-        settings = load_config(config)
+        settings = load_config(config).with_collection(collection)
     except RagGuardError as exc:
         return [Check(name="config", ok=False, detail=str(exc))]
     checks = [Check(name="config", ok=True, detail=str(settings.source or "built-in defaults (no config.yaml)"))]
@@ -129,7 +130,8 @@ def _store_checks(settings: Settings) -> list[Check]:
         if chunks:
             store.similarity_search("probe", k=1)
     except Exception as exc:
-        checks.append(Check(name="chroma store", ok=False, detail=f"{chroma.location}: {exc}"))
+        detail = str(exc) if isinstance(exc, RagGuardError) else f"{chroma.location}: {exc}"
+        checks.append(Check(name="chroma store", ok=False, detail=detail))
         return checks
     if not chunks:
         detail = f"collection '{chroma.collection}' in {chroma.location} is empty: run `rag-guard ingest`"

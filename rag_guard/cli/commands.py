@@ -59,7 +59,7 @@ def ingest(
         settings = load_settings(config, collection)
         corpus_dir = corpus or settings.demo.corpus_dir
         with spinner("Loading the embedding model..."):
-            store = open_configured_store(settings, replace_mismatched=True)
+            store = open_configured_store(settings, replace_mismatched=True, create=True)
         with progress_bar() as progress:
             task = progress.add_task("Embedding chunks", total=None)
             report = run_ingest(store, corpus_dir, settings.chroma, updater(progress, task))
@@ -80,12 +80,25 @@ def ingest(
 
 
 @app.command()
-def collections(config: ConfigOption = None) -> None:
-    """List the store's collections: chunks, folders and files."""
+def collections(
+    config: ConfigOption = None,
+    delete: Annotated[
+        str | None, typer.Option("--delete", metavar="NAME", help="Delete this collection and its chunks.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --delete: do not ask first.")] = False,
+) -> None:
+    """List the store's collections (chunks, folders and files), or delete one."""
     with user_errors():
-        from rag_guard.store import collection_summaries
+        from rag_guard.store import collection_summaries, delete_collection
 
         settings = load_settings(config)
+        if delete is not None:
+            doomed = settings.with_collection(delete).chroma
+            if not yes and not typer.confirm(f"Delete the collection '{delete}' in {doomed.location}?"):
+                raise typer.Exit(1)
+            chunks = delete_collection(doomed)
+            out.print(f"Deleted the collection '{delete}' ({chunks} chunks) from {doomed.location}.")
+            return
         summaries = collection_summaries(settings.chroma)
     if not summaries:
         out.print(f"No collections in {settings.chroma.location}: run `rag-guard ingest --corpus DIR` first.")
@@ -100,7 +113,7 @@ def collections(config: ConfigOption = None) -> None:
             table.add_row(
                 f"{summary.name}{default}" if i == 0 else "",
                 str(summary.chunks) if i == 0 else "",
-                folder or "(ingested before folders were recorded)",
+                folder or "(no folder recorded)",
                 ", ".join(f"{name} ({n})" for name, n in sorted(files.items())) or "empty",
             )
     print_wide(table)
@@ -284,12 +297,12 @@ def prepare_model(
 
 
 @app.command()
-def doctor(config: ConfigOption = None) -> None:
+def doctor(config: ConfigOption = None, collection: CollectionOption = None) -> None:
     """Check the config, the model server and model, the judge's logprobs and the store; exit 1 if any fail."""
     from rag_guard.doctor import run_checks
 
     with spinner("Checking..."):
-        checks = run_checks(config)
+        checks = run_checks(config, collection)
     table = Table(title="rag_guard doctor", show_lines=True)
     table.add_column("check")
     table.add_column("status")

@@ -101,7 +101,7 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
         if settings.chroma.mode == "http":
             update["collection"] = f"rag_guard_eval_{uuid.uuid4().hex[:12]}"
         chroma = settings.chroma.model_copy(update=update)
-        store = open_configured_store(settings, chroma)
+        store = open_configured_store(settings, chroma, create=True)
         try:
             ingest(store, corpus_dir, chroma)
             yield build_retriever(chroma, store)

@@ -41,14 +41,18 @@ def open_store(
     embedded_by: str | None = None,
     *,
     replace_mismatched: bool = False,
+    create: bool = False,
 ) -> Chroma:
-    """The collection, created with cosine distance if new.
+    """The collection; with `create` (ingest), created with cosine distance if new, else a collection that
+    does not exist is a `CorpusError` naming those that do: reading never creates one.
 
     With `embedded_by`, a collection filled by other embeddings is an error (its vectors are not comparable
     with the question's), or, for `replace_mismatched` (ingest), emptied so it can be filled again.
     """
     client = chroma_client(settings)
     metadata = {"hnsw:space": "cosine", **({"embedded_by": embedded_by} if embedded_by else {})}
+    if not create and settings.collection not in collection_names(client):
+        raise CorpusError(missing_collection(settings, collection_names(client)))
     collection = client.get_or_create_collection(settings.collection, metadata=metadata)
     recorded = (collection.metadata or {}).get("embedded_by")
     if embedded_by and recorded is None:  # a collection from before labels, or opened without one
@@ -72,6 +76,30 @@ def open_store(
         embedding_function=embeddings,
         collection_metadata=metadata,
     )
+
+
+def collection_names(client: ClientAPI) -> list[str]:
+    return sorted(collection.name for collection in client.list_collections())
+
+
+def missing_collection(settings: ChromaSettings, existing: list[str]) -> str:
+    """Why a collection cannot be read: it does not exist; which do, and how to make it."""
+    held = f"it holds {', '.join(repr(name) for name in existing)}" if existing else "it holds none yet"
+    return (
+        f"The collection '{settings.collection}' does not exist in the store at {settings.location} ({held}). "
+        f"Create it with `rag-guard ingest --corpus DIR --collection {settings.collection}`, or name one that "
+        "exists (`--collection`, `chroma.collection`; `rag-guard collections` lists them)."
+    )
+
+
+def delete_collection(settings: ChromaSettings) -> int:
+    """Remove the collection and its chunks from the store; returns how many chunks it held."""
+    client = chroma_client(settings)
+    if settings.collection not in collection_names(client):
+        raise CorpusError(missing_collection(settings, collection_names(client)))
+    chunks = client.get_collection(settings.collection).count()
+    client.delete_collection(settings.collection)
+    return chunks
 
 
 def chroma_client(settings: ChromaSettings) -> ClientAPI:

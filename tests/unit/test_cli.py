@@ -185,3 +185,54 @@ def test_the_demo_table_gives_each_reply_its_rule_in_plain_words():
     )
     assert short_reason(pipeline(0.45).invoke("When did Voyager 2 launch?")).startswith("the passages may answer only")
     assert short_reason(outage.invoke("When did Voyager 2 launch?")) == "could not judge (unreachable)"
+
+
+def test_collections_delete_asks_first_and_removes_only_the_one_named(tmp_path):
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from rag_guard.store import ChromaSettings, ingest, open_store
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.md").write_text("A short note on tides. " * 5, encoding="utf-8")
+    for name in ("rag_guard", "notes"):
+        chroma = ChromaSettings(persist_directory=tmp_path / "chroma", collection=name)
+        ingest(open_store(chroma, DeterministicFakeEmbedding(size=8), create=True), tmp_path / "notes", chroma)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+
+    kept = CliRunner().invoke(app, ["collections", "--config", str(config), "--delete", "notes"], input="n\n")
+    assert kept.exit_code == 1 and "Delete the collection 'notes'" in kept.output
+    deleted = run("collections", "--config", str(config), "--delete", "notes", "--yes")
+    assert deleted.exit_code == 0 and "Deleted the collection 'notes'" in deleted.output
+    from rag_guard.store import collection_summaries
+
+    assert [summary.name for summary in collection_summaries(chroma)] == ["rag_guard"]
+    again = run("collections", "--config", str(config), "--delete", "notes", "--yes")
+    assert again.exit_code == 1 and "'notes' does not exist" in " ".join(again.output.split())
+
+
+def test_asking_a_collection_that_does_not_exist_names_those_that_do_and_creates_none(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from rag_guard import factory
+    from rag_guard.store import ChromaSettings, collection_summaries, ingest, open_store
+    from tests.fakes import judge_then_answer
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.md").write_text("A short note on tides. " * 5, encoding="utf-8")
+    chroma = ChromaSettings(persist_directory=tmp_path / "chroma", collection="notes")
+    ingest(open_store(chroma, DeterministicFakeEmbedding(size=8), create=True), tmp_path / "notes", chroma)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+    judge = judge_then_answer(0.9)
+    monkeypatch.setattr(factory, "build_models", lambda settings: SimpleNamespace(judge=judge, answerer=judge))
+    monkeypatch.setattr(factory, "load_models", lambda *models: None)
+    monkeypatch.setattr(factory, "build_embeddings", lambda *args: DeterministicFakeEmbedding(size=8))
+    monkeypatch.setattr(factory, "build_guard", lambda settings, j, **fields: SufficiencyGuard(judge=j))
+
+    result = run("ask", "When is high tide?", "--config", str(config), "--collection", "doesnotexist")
+    said = " ".join(result.output.split())
+    assert result.exit_code == 1 and "'doesnotexist' does not exist" in said and "it holds 'notes'" in said
+    assert [summary.name for summary in collection_summaries(chroma)] == ["notes"]

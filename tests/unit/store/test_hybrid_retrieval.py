@@ -24,7 +24,7 @@ def store(tmp_path: Path):
     for name, text in {**FILLER, "axolotl.md": "Wild axolotls live only in the canals of Xochimilco."}.items():
         (corpus / name).write_text(text, encoding="utf-8")
     settings = ChromaSettings(persist_directory=tmp_path / "chroma", chunk_size=600, chunk_overlap=0)
-    store = open_store(settings, DeterministicFakeEmbedding(size=16))
+    store = open_store(settings, DeterministicFakeEmbedding(size=16), create=True)
     ingest(store, corpus, settings)
     return store, corpus, settings
 
@@ -73,6 +73,6 @@ def test_a_question_sharing_no_word_with_the_passages_gets_the_dense_ranking(sto
 
 def test_an_empty_collection_gives_no_passages_in_either_mode(tmp_path):
     settings = ChromaSettings(persist_directory=tmp_path / "chroma")
-    empty = open_store(settings, DeterministicFakeEmbedding(size=16))
+    empty = open_store(settings, DeterministicFakeEmbedding(size=16), create=True)
     for search in ("dense", "hybrid"):
         assert ChromaRetriever(store=empty, k=2, search=search).invoke("Anything?") == []

@@ -7,7 +7,7 @@ from filelock import FileLock
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from rag_guard.errors import CorpusError, StoreBusyError
-from rag_guard.store import ChromaRetriever, ChromaSettings, collection_summaries, ingest, open_store
+from rag_guard.store import ChromaRetriever, ChromaSettings, collection_summaries, delete_collection, ingest, open_store
 from rag_guard.store.chroma import INGEST_LOCK
 
 
@@ -18,7 +18,7 @@ def setup(tmp_path: Path):
     (corpus / "one.md").write_text("Honeybees dance to share where flowers are. " * 20, encoding="utf-8")
     (corpus / "two.md").write_text("Tides follow the Moon around the Earth. " * 20, encoding="utf-8")
     settings = ChromaSettings(persist_directory=tmp_path / "chroma", chunk_size=300, chunk_overlap=30)
-    store = open_store(settings, DeterministicFakeEmbedding(size=16))
+    store = open_store(settings, DeterministicFakeEmbedding(size=16), create=True)
     return corpus, settings, store
 
 
@@ -78,7 +78,7 @@ def test_a_corpus_with_nothing_usable_is_an_error_and_leaves_the_store_alone(set
 
 def test_a_store_filled_by_other_embeddings_is_refused_for_questions_and_refilled_by_ingest(setup):
     corpus, settings, _ = setup
-    first = open_store(settings, DeterministicFakeEmbedding(size=16), "fake:a")
+    first = open_store(settings, DeterministicFakeEmbedding(size=16), "fake:a", create=True)
     ingest(first, corpus, settings)
 
     with pytest.raises(CorpusError) as info:
@@ -133,10 +133,30 @@ def test_collections_are_listed_with_chunks_by_folder_and_file(setup, tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "n.md").write_text("A short note. " * 5, encoding="utf-8")
-    ingest(open_store(other, DeterministicFakeEmbedding(size=16)), notes, other)
+    ingest(open_store(other, DeterministicFakeEmbedding(size=16), create=True), notes, other)
     summaries = {s.name: s for s in collection_summaries(settings)}
     assert set(summaries) == {settings.collection, "notes"}
     assert summaries[settings.collection].chunks == report.chunks
     folder = corpus.resolve().as_posix()
     assert set(summaries[settings.collection].sources[folder]) == {"one.md", "two.md"}
     assert summaries["notes"].sources == {notes.resolve().as_posix(): {"n.md": 1}}
+
+
+def test_reading_a_collection_that_does_not_exist_names_those_that_do_and_creates_nothing(setup):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    absent = settings.model_copy(update={"collection": "doesnotexist"})
+    with pytest.raises(CorpusError, match=r"'doesnotexist' does not exist .*it holds 'rag_guard'"):
+        open_store(absent, DeterministicFakeEmbedding(size=16))
+    assert [summary.name for summary in collection_summaries(settings)] == [settings.collection]
+
+
+def test_a_deleted_collection_is_gone_and_the_others_stay(setup, tmp_path):
+    corpus, settings, store = setup
+    ingest(store, corpus, settings)
+    notes = settings.model_copy(update={"collection": "notes"})
+    ingest(open_store(notes, DeterministicFakeEmbedding(size=16), create=True), corpus, notes)
+    assert delete_collection(notes) == len(ids(store))
+    assert [summary.name for summary in collection_summaries(settings)] == [settings.collection]
+    with pytest.raises(CorpusError, match="'notes' does not exist"):
+        delete_collection(notes)
