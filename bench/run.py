@@ -1,4 +1,5 @@
-"""What the guard costs: latency of plain, guarded, single-pass and naively guarded RAG, retrieval, ingest.
+"""What the guard costs: latency of plain, guarded, single-pass and naively guarded RAG, retrieval, ingest
+(text, and a 200-page PDF beside the same text).
 
 Run with `make bench` (or `.venv/bin/python bench/run.py --help`). Latency variants run question by question,
 interleaved, each from a cold KV cache, so machine noise hits them alike and the ratios are fair. Results
@@ -222,6 +223,41 @@ def measure_store(settings: Settings, chunks: int, questions: list[LabelledQuest
         }
 
 
+def measure_document_ingest(settings: Settings, pages: int = 200) -> dict[str, float]:
+    """Ingest throughput of a `pages`-page PDF beside the same text as a .txt file, side by side in one run: what
+    reading the PDF's text layer adds to chunking and embedding."""
+    from fpdf import FPDF  # the dev extra's PDF writer
+
+    with tempfile.TemporaryDirectory(prefix="rag_guard_bench_") as tmp:
+        synthetic = Path(tmp) / "synthetic"
+        synthetic.mkdir()
+        synthetic_corpus(synthetic, pages, settings.chroma.chunk_size)
+        paragraphs = "\n\n".join(path.read_text(encoding="utf-8") for path in sorted(synthetic.glob("*.md")))
+        texts = paragraphs.split("\n\n")[:pages]  # one chunk-sized paragraph a page
+        figures: dict[str, float] = {"document_pages": len(texts)}
+        embeddings = build_embeddings(settings.embeddings, settings.cache_dir)
+        for kind in ("txt", "pdf"):
+            corpus = Path(tmp) / kind
+            corpus.mkdir()
+            if kind == "pdf":
+                pdf = FPDF()
+                pdf.set_font("helvetica", size=11)
+                for text in texts:
+                    pdf.add_page()
+                    pdf.multi_cell(0, 6, text)
+                pdf.output(str(corpus / "book.pdf"))
+            else:
+                (corpus / "book.txt").write_text("\n\n".join(texts), encoding="utf-8")
+            chroma = settings.chroma.model_copy(update={"persist_directory": Path(tmp) / f"chroma-{kind}"})
+            store = open_store(chroma, embeddings, embedding_label(settings.embeddings), create=True)
+            report, seconds = timed(ingest, store, corpus, chroma)
+            figures[f"{kind}_ingest_s"] = seconds
+            figures[f"{kind}_ingest_chunks_per_s"] = report.chunks / seconds
+            figures[f"{kind}_pages_per_s"] = len(texts) / seconds
+        figures["pdf_over_txt_ingest"] = figures["pdf_ingest_s"] / figures["txt_ingest_s"]
+        return figures
+
+
 def measure_cold_start(config: Path, rag: GuardedRAG, question: str, runs: int = 3) -> dict[str, float]:
     """`rag-guard ask` in a new process, as a user runs it: the median wall time from launch to exit, less what
     the same question takes in a warm process (model loaded, KV cache cold) is the start-up."""
@@ -358,6 +394,7 @@ def main() -> None:
         "machine": machine(),
     }
     results.update(measure_store(settings, args.chunks, questions))
+    results.update(measure_document_ingest(settings))
     if not args.skip_latency:
         rag = GuardedRAG.from_config(settings)
         ensure_ingested(rag.retriever, settings.chroma)

@@ -23,6 +23,8 @@ MAX_TEXT_BYTES = 5 * 1024 * 1024
 """A text or Markdown file this large is almost always a mistake (a log, a dump)."""
 MAX_DOCUMENT_BYTES = 100 * 1024 * 1024
 """PDF, HTML and Word files carry layout and images: their limit is larger."""
+SHORT_LINE = 0.8
+"""A PDF line shorter than this share of its page's longest ends a paragraph (or is a heading)."""
 _MARKDOWN_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _ESCAPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>|])")
 
@@ -86,8 +88,21 @@ def read_pdf(path: Path) -> ReadFile:
     text, starts = "", []
     for page in pages:
         starts.append(len(text))
-        text += page.strip() + "\n\n"
+        text += _paragraphs(page) + "\n\n"
     return ReadFile(text.rstrip(), page_starts=starts)
+
+
+def _paragraphs(page: str) -> str:
+    """A page's text with its paragraphs apart again: the text layer keeps line breaks but not the space between
+    paragraphs, so a line well short of the page's longest (a paragraph's last line, a heading) ends one."""
+    lines = [line.rstrip() for line in page.strip().splitlines()]
+    width = max((len(line) for line in lines), default=0)
+    kept: list[str] = []
+    for line in lines:
+        kept.append(line)
+        if line.strip() and len(line) < SHORT_LINE * width:
+            kept.append("")
+    return "\n".join(kept).strip()
 
 
 def read_html(path: Path) -> ReadFile:

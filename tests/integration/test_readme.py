@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import httpx
@@ -71,19 +72,62 @@ def said(result: Result) -> str:
     return " ".join(result.output.split())
 
 
+FORMATS = {
+    "cutty_sark.pdf": ("When was the Cutty Sark placed in a dry dock at Greenwich?", "1954", ", p. 2"),
+    "batavia.html": ("On what date did the Batavia strike the reef?", "1629", ' \u2014 "The wreck"'),
+    "endurance.docx": ("On what date did the Endurance finally sink?", "1915", ' \u2014 "The loss of the ship"'),
+}
+"""Per document the tests write: a question its own content answers, the answer's key, how its citation ends."""
+
+
+def my_notes(folder: Path) -> Path:
+    """~/my-notes as a user might have it: the Markdown notes of tests/data/own_articles, a PDF, an HTML page
+    and a Word document, all written here."""
+    from tests.documents import write_docx, write_html, write_pdf
+
+    shutil.copytree(REPO / "tests/data/own_articles", folder)
+    write_pdf(
+        folder / "cutty_sark.pdf",
+        [
+            "The Cutty Sark is a British clipper ship, built at Dumbarton on the river Leven in 1869 for the tea "
+            "trade.",
+            "After her sailing days the Cutty Sark was placed in a dry dock at Greenwich in 1954, where she is kept "
+            "as a museum ship.",
+        ],
+    )
+    write_html(
+        folder / "batavia.html",
+        "The Batavia",
+        [
+            ("The ship", "The Batavia was a ship of the Dutch East India Company, built in Amsterdam in 1628."),
+            ("The wreck", "On her maiden voyage the Batavia struck a reef off Western Australia on 4 June 1629."),
+        ],
+    )
+    write_docx(
+        folder / "endurance.docx",
+        [
+            ("The expedition", "Endurance carried Ernest Shackleton's expedition to the Weddell Sea in 1914."),
+            ("The loss of the ship", "Crushed by the pack ice, the Endurance finally sank on 21 November 1915."),
+        ],
+    )
+    return folder
+
+
 def test_readme_own_documents_section_runs_and_keeps_each_collection_to_its_folder(
     default_config, tmp_path_factory, capsys
 ):
-    """The four commands as written (~/my-notes is tests/data/own_articles), with the bundled corpus already in
-    the default collection: neither folder removes the other's chunks, and each collection answers from its own."""
+    """The four commands as written, ~/my-notes holding Markdown notes, a PDF, an HTML page and a Word document
+    (written by the test), with the bundled corpus already in the default collection: neither folder removes the
+    other's chunks, each collection answers from its own, and each format answers from its own content, citing
+    its page or heading."""
     commands = [shlex.split(line) for line in OWN_DOCUMENTS[1].strip().splitlines()]
     assert [c[1] for c in commands] == ["ingest", "collections", "ask", "serve"]
-    folder = str(REPO / "tests/data/own_articles")
+    folder = str(my_notes(tmp_path_factory.mktemp("home") / "my-notes"))
     ingest, listing, ask, serve = ([folder if arg == "~/my-notes" else arg for arg in c[1:]] for c in commands)
 
     result = run(*ingest, "--config", str(default_config))
     assert result.exit_code == 0, result.output
-    assert "into 'my-notes'" in said(result)
+    assert "into 'my-notes'" in said(result) and "Ingested 5 file(s)" in said(result)
     bundled_again = run("ingest", "--config", str(default_config))
     assert bundled_again.exit_code == 0 and "(0 added, 0 removed" in said(bundled_again), bundled_again.output
     own_again = run(*ingest, "--config", str(default_config))
@@ -95,11 +139,16 @@ def test_readme_own_documents_section_runs_and_keeps_each_collection_to_its_fold
 
     question = ask[1]
     own = ask_json(default_config, question, "--collection", "my-notes")
-    assert {s["source"] for s in own["sources"]} <= {"axolotls.md", "speedcubing.md"}
+    assert {s["source"] for s in own["sources"]} <= {"axolotls.md", "speedcubing.md", *FORMATS}
     assert own["decision"] != "refuse", own
     bundled = ask_json(default_config, question)
     assert all(s["source"].startswith("articles/") for s in bundled["sources"])
     assert bundled["decision"] != "answer", bundled
+
+    for name, (asked, key, cited) in FORMATS.items():
+        answer = run("ask", asked, "--collection", "my-notes", "--config", str(default_config))
+        assert answer.exit_code == 0 and answer.stdout.startswith("answer"), answer.stdout
+        assert key in answer.stdout and f"{name}{cited}" in answer.stdout, answer.stdout
 
     with rag_guard_server(default_config, tmp_path_factory.mktemp("serve") / "serve.log", {}, *serve[1:]) as served:
         reply = httpx.post(
@@ -108,7 +157,7 @@ def test_readme_own_documents_section_runs_and_keeps_each_collection_to_its_fold
             timeout=300,
         ).json()
     assert reply["rag_guard"]["decision"] == own["decision"]
-    assert {s["source"] for s in reply["rag_guard"]["sources"]} <= {"axolotls.md", "speedcubing.md"}
+    assert {s["source"] for s in reply["rag_guard"]["sources"]} <= {"axolotls.md", "speedcubing.md", *FORMATS}
 
 
 def test_readme_quick_start_questions_do_what_the_readme_says(default_config):
