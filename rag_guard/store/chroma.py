@@ -186,6 +186,8 @@ def _ingest(
 ) -> IngestReport:
     scan: CorpusScan = scan_corpus(corpus_dir, settings.chunk_size, settings.chunk_overlap)
     if not scan.chunks:
+        if not store.get(limit=1, include=[])["ids"]:
+            store.delete_collection()  # a first ingest that read nothing leaves no empty collection behind
         raise CorpusError(
             f"No usable documents in {corpus_dir}: add files of a type ingest reads ({', '.join(sorted(READERS))}) "
             "and run ingest again." + "".join(f"\n  skipped {name}: {why}" for name, why in scan.skipped.items())

@@ -160,3 +160,13 @@ def test_a_deleted_collection_is_gone_and_the_others_stay(setup, tmp_path):
     assert [summary.name for summary in collection_summaries(settings)] == [settings.collection]
     with pytest.raises(CorpusError, match="'notes' does not exist"):
         delete_collection(notes)
+
+
+def test_a_first_ingest_that_reads_nothing_leaves_no_empty_collection(tmp_path):
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    (nothing / "table.xlsx").write_bytes(b"PK a spreadsheet")
+    settings = ChromaSettings(persist_directory=tmp_path / "chroma", collection="ships")
+    with pytest.raises(CorpusError, match="table.xlsx: not a document type"):
+        ingest(open_store(settings, DeterministicFakeEmbedding(size=16), create=True), nothing, settings)
+    assert collection_summaries(settings) == []
