@@ -81,13 +81,18 @@ def scan_corpus(corpus_dir: Path, chunk_size: int, chunk_overlap: int) -> Corpus
 
 
 def _chunks(corpus: str, source: str, read: ReadFile, splitter: RecursiveCharacterTextSplitter) -> Iterable[Document]:
-    for index, piece in enumerate(splitter.create_documents([read.text])):
-        start = piece.metadata["start_index"]
-        first_line = len(piece.page_content.split("\n", 1)[0])
+    """The file's chunks, none across a page (so its page is the one it cites), each with its page and heading."""
+    pieces = [
+        (offset + piece.metadata["start_index"], piece.page_content)
+        for offset, segment in read.segments()
+        for piece in splitter.create_documents([segment])
+    ]
+    for index, (start, text) in enumerate(pieces):
+        first_line = len(text.split("\n", 1)[0])
         cited = {"page": read.page_at(start), "heading": read.heading_at(start, first_line)}
         yield Document(
-            id=chunk_id(corpus, source, index, piece.page_content, f"{cited['page']}\0{cited['heading']}"),
-            page_content=piece.page_content,
+            id=chunk_id(corpus, source, index, text, f"{cited['page']}\0{cited['heading']}"),
+            page_content=text,
             metadata={
                 "source": source,
                 "corpus": corpus,

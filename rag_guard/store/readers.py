@@ -37,6 +37,12 @@ class ReadFile:
     page_starts: list[int] = field(default_factory=list)
     headings: list[tuple[int, str]] = field(default_factory=list)
 
+    def segments(self) -> list[tuple[int, str]]:
+        """The text in the pieces a chunk must not cross, with their offsets: one a page, or the whole text."""
+        starts = self.page_starts or [0]
+        ends = [*starts[1:], len(self.text)]
+        return [(start, self.text[start:end]) for start, end in zip(starts, ends, strict=True)]
+
     def page_at(self, offset: int) -> int | None:
         """The 1-based page the text at `offset` is on; None for a file without pages."""
         if not self.page_starts:

@@ -13,6 +13,15 @@ def test_a_pdf_is_read_page_by_page_and_each_offset_knows_its_page(tmp_path):
     assert read.page_at(read.text.index("carried tea")) == 2
 
 
+def test_no_pdf_chunk_crosses_a_page_so_each_cites_the_page_it_is_on(tmp_path):
+    write_pdf(tmp_path / "ship.pdf", ["The Cutty Sark was launched in 1869.", "She was placed in a dry dock in 1954."])
+    chunks = scan_corpus(tmp_path, chunk_size=800, chunk_overlap=0).chunks
+    assert [(chunk.metadata["page"], chunk.page_content) for chunk in chunks] == [
+        (1, "The Cutty Sark was launched in 1869."),
+        (2, "She was placed in a dry dock in 1954."),
+    ]
+
+
 def test_an_html_page_keeps_its_main_text_and_headings_not_its_navigation_scripts_or_styles(tmp_path):
     page = write_html(
         tmp_path / "batavia.html",
