@@ -3,8 +3,9 @@
 The guard, the pipeline, the reply policy and the agent middleware each write their logic once, as a generator
 that yields the calls it needs (a Runnable's invoke, a step of a stream) and is sent their results, or thrown
 their exceptions, so its own `try` blocks see a failed call as ordinary code would. It may also yield output
-(the reply's chunks), which `gathered` collects when other steps run it. `run` / `iterate` make the calls synchronously, `arun` / `aiterate` with
-`await`: what differs between the two paths is the handful of lines in each `Call` below and the drivers.
+(the reply's chunks), which `gathered` collects when other steps run it. `run` / `iterate` make the calls
+synchronously, `arun` / `aiterate` with `await`: what differs between the two paths is the handful of lines in
+each `Call` below and the drivers.
 """
 
 from __future__ import annotations

@@ -88,8 +88,7 @@ def _chunks(corpus: str, source: str, read: ReadFile, splitter: RecursiveCharact
         for piece in splitter.create_documents([segment])
     ]
     for index, (start, text) in enumerate(pieces):
-        first_line = len(text.split("\n", 1)[0])
-        cited = {"page": read.page_at(start), "heading": read.heading_at(start, first_line)}
+        cited = {"page": read.page_at(start), "heading": read.heading_at(start)}
         yield Document(
             id=chunk_id(corpus, source, index, text, f"{cited['page']}\0{cited['heading']}"),
             page_content=text,

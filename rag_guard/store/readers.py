@@ -49,14 +49,18 @@ class ReadFile:
             return None
         return bisect.bisect_right(self.page_starts, offset)
 
-    def heading_at(self, offset: int, length: int = 0) -> str | None:
-        """The heading the text at `offset` sits under: the last one starting before it, or one starting within
-        the first `length` characters from it (a chunk that opens with its heading)."""
-        starts = [start for start, _ in self.headings]
-        index = bisect.bisect_right(starts, offset + length) - 1
-        first_in = bisect.bisect_left(starts, offset)
-        if first_in < len(starts) and starts[first_in] <= offset + length:
-            index = first_in
+    def heading_at(self, offset: int) -> str | None:
+        """The heading the text from `offset` sits under: the last one before its first line of body text, so a
+        chunk that opens with headings ("# The Batavia", "## The wreck") sits under the last of them."""
+        body = offset
+        for start, _ in self.headings:
+            if start < body:
+                continue
+            if self.text[body:start].strip():  # body text comes first
+                break
+            end = self.text.find("\n", start)
+            body = len(self.text) if end < 0 else end
+        index = bisect.bisect_right([start for start, _ in self.headings], body) - 1
         return self.headings[index][1] if index >= 0 else None
 
 

@@ -95,19 +95,47 @@ def my_notes(folder: Path) -> Path:
             "as a museum ship.",
         ],
     )
-    write_html(
+    write_html(  # sections of a page's usual length, so each is a chunk of its own
         folder / "batavia.html",
         "The Batavia",
         [
-            ("The ship", "The Batavia was a ship of the Dutch East India Company, built in Amsterdam in 1628."),
-            ("The wreck", "On her maiden voyage the Batavia struck a reef off Western Australia on 4 June 1629."),
+            (
+                "The ship",
+                "The Batavia was a ship of the Dutch East India Company, built in Amsterdam in 1628. She was a "
+                "retourschip, a large ship made to carry cargo to the East Indies and back, and she was armed with "
+                "cannon against pirates. On her first voyage she sailed from Texel in October 1628 with more than "
+                "three hundred people on board, bound for the town of Batavia on the island of Java. A copy of "
+                "the ship, built by hand in the Netherlands, was launched in 1995.",
+            ),
+            (
+                "The wreck",
+                "On her maiden voyage the Batavia struck a reef off Western Australia on 4 June 1629. Most of the "
+                "passengers and crew reached the small islands nearby, while the commander took the longboat north "
+                "to find help. A mutiny broke out among the survivors left on the islands, and the rescue ship "
+                "arrived only months later, in September of that year. The wreck itself was found again by "
+                "divers in 1963 and part of its hull was raised.",
+            ),
         ],
     )
     write_docx(
         folder / "endurance.docx",
         [
-            ("The expedition", "Endurance carried Ernest Shackleton's expedition to the Weddell Sea in 1914."),
-            ("The loss of the ship", "Crushed by the pack ice, the Endurance finally sank on 21 November 1915."),
+            (
+                "The expedition",
+                "Endurance carried Ernest Shackleton's expedition to the Weddell Sea in 1914. The plan was to land "
+                "a party on the Antarctic coast and cross the continent on foot by way of the South Pole. The ship "
+                "was a three-masted barquentine built in Norway and strengthened for the polar ice, with a crew of "
+                "twenty-eight men and a cargo of dogs and sledges for the crossing. The expedition left Plymouth "
+                "in August 1914, days after the war in Europe had begun.",
+            ),
+            (
+                "The loss of the ship",
+                "In January 1915 the Endurance was caught in the pack ice and drifted with it for many months. "
+                "Crushed by the pressure of the ice, the Endurance finally sank on 21 November 1915. Her crew "
+                "camped on the floating ice and later reached Elephant Island in the ship's three lifeboats, from "
+                "where a few of them sailed on to South Georgia for help. Every man of the crew survived. The "
+                "wreck was found on the floor of the Weddell Sea in 2022.",
+            ),
         ],
     )
     return folder
