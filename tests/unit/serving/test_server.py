@@ -205,3 +205,25 @@ async def test_a_judge_s_server_that_answers_http_at_all_is_ready():
             ready = await http.get("/readyz")
     assert ready.status_code == 200, ready.json()
     assert "is reachable" in ready.json()["detail"]
+
+
+def test_the_rag_guard_object_cites_each_source_by_page_and_heading_with_its_text():
+    from langchain_core.documents import Document
+
+    from rag_guard.serving.server import guard_report
+
+    cited = [
+        Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "log.pdf", "page": 12}),
+        Document(page_content="Voyager 1 followed.", metadata={"source": "notes.md", "heading": "Launch order"}),
+    ]
+    rag = GuardedRAG(
+        retriever=FixedRetriever(documents=cited),
+        guard=SufficiencyGuard(judge=judge_then_answer(0.9)),
+        answerer=judge_then_answer(0.9),
+    )
+    sources = guard_report(rag.invoke("When did Voyager 2 launch?"))["sources"]
+    assert [(s["source"], s["page"], s["heading"]) for s in sources] == [
+        ("log.pdf", 12, None),
+        ("notes.md", None, "Launch order"),
+    ]
+    assert sources[0]["text"] == "Voyager 2 launched on 20 August 1977."
