@@ -95,6 +95,7 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
     """The corpus ingested into a store that disappears afterwards."""
     from rag_guard.factory import build_retriever, open_configured_store
     from rag_guard.store import chroma_client, ingest
+    from rag_guard.store.chroma import collection_names
 
     with tempfile.TemporaryDirectory(prefix="rag_guard_eval_") as tmp:
         update: dict[str, object] = {"persist_directory": Path(tmp) / "chroma"}
@@ -106,8 +107,9 @@ def temporary_retriever(settings: Settings, corpus_dir: Path) -> Iterator[BaseRe
             ingest(store, corpus_dir, chroma)
             yield build_retriever(chroma, store)
         finally:
-            if chroma.mode == "http":
-                chroma_client(chroma).delete_collection(chroma.collection)
+            client = chroma_client(chroma) if chroma.mode == "http" else None
+            if client is not None and chroma.collection in collection_names(client):  # ingest may have removed it
+                client.delete_collection(chroma.collection)
 
 
 class Judged(BaseModel):
