@@ -1,9 +1,10 @@
-"""The guard, answer and clarify prompts, laid out so the answer costs only its own few tokens.
+"""The judge's prompts, laid out so that what follows the verdict costs only its own few tokens.
 
 The guard's prompt is system text, the delimited context, the question and the guard's instruction. The
-answer and clarify prompts continue that exact conversation: the verdict as the assistant's turn, then one
-short user turn with the next instruction. The whole guard prompt is thus their prefix, and a model server
-or the embedded model that keeps the guard's KV cache evaluates only those last few tokens to go on.
+reply's prompts (`reply/prompts.py`) continue that exact conversation through `follow_up`: the verdict as the
+assistant's turn, then one short user turn with the next instruction. The whole guard prompt is thus their
+prefix, and a model server or the embedded model that keeps the guard's KV cache evaluates only those last
+few tokens to go on.
 Keeping the instruction after the context also means text inside a retrieved chunk cannot pose as the
 last word of the prompt.
 """

@@ -51,8 +51,8 @@ def open_store(
     """
     client = chroma_client(settings)
     metadata = {"hnsw:space": "cosine", **({"embedded_by": embedded_by} if embedded_by else {})}
-    if not create and settings.collection not in collection_names(client):
-        raise CorpusError(missing_collection(settings, collection_names(client)))
+    if not create:
+        _must_exist(client, settings)
     collection = client.get_or_create_collection(settings.collection, metadata=metadata)
     recorded = (collection.metadata or {}).get("embedded_by")
     if embedded_by and recorded is None:  # a collection from before labels, or opened without one
@@ -82,10 +82,13 @@ def collection_names(client: ClientAPI) -> list[str]:
     return sorted(collection.name for collection in client.list_collections())
 
 
-def missing_collection(settings: ChromaSettings, existing: list[str]) -> str:
-    """Why a collection cannot be read: it does not exist; which do, and how to make it."""
+def _must_exist(client: ClientAPI, settings: ChromaSettings) -> None:
+    """`CorpusError` when the collection does not exist, naming those that do and how to make it."""
+    existing = collection_names(client)
+    if settings.collection in existing:
+        return
     held = f"it holds {', '.join(repr(name) for name in existing)}" if existing else "it holds none yet"
-    return (
+    raise CorpusError(
         f"The collection '{settings.collection}' does not exist in the store at {settings.location} ({held}). "
         f"Create it with `rag-guard ingest --corpus DIR --collection {settings.collection}`, or name one that "
         "exists (`--collection`, `chroma.collection`; `rag-guard collections` lists them)."
@@ -95,8 +98,7 @@ def missing_collection(settings: ChromaSettings, existing: list[str]) -> str:
 def delete_collection(settings: ChromaSettings) -> int:
     """Remove the collection and its chunks from the store; returns how many chunks it held."""
     client = chroma_client(settings)
-    if settings.collection not in collection_names(client):
-        raise CorpusError(missing_collection(settings, collection_names(client)))
+    _must_exist(client, settings)
     chunks = client.get_collection(settings.collection).count()
     client.delete_collection(settings.collection)
     return chunks
