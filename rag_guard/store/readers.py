@@ -189,11 +189,11 @@ def _markdown(text: str) -> ReadFile:
     return ReadFile(text, headings=headings)
 
 
-def _sized(path: Path, limit: int) -> int:
+def _sized(path: Path, limit: int) -> None:
+    """`CorpusError` for a file over `limit` bytes."""
     size = path.stat().st_size
     if size > limit:
         raise CorpusError(f"the file is {size / 1e6:.1f} MB, over the {limit / 1e6:.0f} MB limit: split it")
-    return size
 
 
 def _decoded(path: Path, limit: int = MAX_TEXT_BYTES) -> str:
