@@ -63,10 +63,10 @@ def quoted(quote: Quote) -> AnswerCheck:
 
 def written_check(answer: str, question: str, documents: Sequence[Document]) -> AnswerCheck:
     """The checks that need no model, on an answer the model wrote: it must say something the question did
-    not, and its passages must state its numbers, names and quoted phrases."""
+    not, and its passages must state its numbers (with what they count), names, quoted phrases and content words."""
     if restates_question(answer, question):
         return AnswerCheck(passed=False, reason="the answer only restates the question")
-    return _grounding_check(grounded_in(answer, documents))
+    return _grounding_check(grounded_in(answer, documents, question))
 
 
 def _grounding_check(grounding: Grounding) -> AnswerCheck:

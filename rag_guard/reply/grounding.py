@@ -1,21 +1,27 @@
-"""The grounding check: every checkable item of an answer must stand in the passages it was written from. Pure.
+"""The grounding check: every claim-bearing word of an answer must stand in the passages it was written from. Pure.
 
 The gate judges whether the passages answer the question; this judges what the answer then says. A 1.5B
 model answering from passages that say "well over a thousand eggs a day" may write "2000 eggs a day": a
-number, a date, a name or a quotation the passages lack is the commonest invented detail, and it can be
-found without a model. Checked items:
+number, a date, a name, a quotation or a word the passages lack is the commonest invented detail, and it can
+be found without a model. Checked items:
 
 - numbers, written in digits ("2,000", "1.5", "20th", "1970s") or in words ("two thousand"), compared by
-  value, so "2,000", "2000" and "two thousand" are one item; "1.5 million" is 1,500,000;
+  value, so "2,000", "2000" and "two thousand" are one item; "1.5 million" is 1,500,000. A number followed by
+  the word it counts or measures ("three lines", "10 species") needs a passage sentence that states both: the
+  passage's "three" in "appears three times" does not support "three lines";
 - names: capitalised words inside a sentence, and all-capital acronyms anywhere (a sentence's first word is
   capitalised anyway, so it counts only as part of a longer name);
-- quoted phrases, word for word.
+- quoted phrases, word for word;
+- every other content word (not a closed-class word such as "the", "was", "not"): in the passages or in the
+  question. An answer in the passages' own words passes; "Mumbai, the financial capital" over a passage that
+  says Delhi does not, nor "a monotypic genus" over one that never says monotypic.
 
 Words compare in lower case, without accents, punctuation or possessive "'s", hyphenated words as their parts;
-a name's words also by their stem, so a plural or a people's adjective stands for its place ("Western
-European" is found in "Western Europe", "Normans" in "Norman", "Italian" in "Italy").
+by their stem too, so a plural or a people's adjective stands for its place ("Western European" is found in
+"Western Europe", "Normans" in "Norman", "Italian" in "Italy").
 What it cannot see: a paraphrase that changes the meaning with words the passages also use ("before" for
-"after", "neap" for "spring" when both stand in the passage).
+"after", "neap" for "spring" when both stand in the passage), and a claim about one thing made with another
+thing's words (`subject.py` checks the question's subject against the passage the answer cites).
 """
 
 from __future__ import annotations
@@ -29,11 +35,14 @@ from number_parser import parse as parse_number_words
 from pydantic import BaseModel, Field
 
 from rag_guard.text.injection import sanitise
-from rag_guard.text.words import without_citations
+from rag_guard.text.words import FUNCTION_WORDS, sentences, stem, without_citations
 
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}
 _SCALED = re.compile(r"\s*(\d+)(?!\d|[.,]\d)")
+_NEGATION = re.compile(r"\b(?:not|never|neither|nor|none|nothing|no longer|cannot)\b|n't\b", re.IGNORECASE)
+_WITH_DIGITS = re.compile(r"\S*\d\S*")
+_COUNTED = re.compile(r"\w*[\s-]+([^\W\d_][\w'\u2019]*)")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'\u201c\u2018(\[]*$")
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{3,}?)[\"\u201d]")
@@ -46,7 +55,8 @@ class Grounding(BaseModel):
     """What the check found in one answer."""
 
     checked: list[str] = Field(default_factory=list)
-    """The answer's checkable items, as written (numbers by value)."""
+    """The answer's numbers (by value; "3 lines" for a number and what it counts), names and quoted phrases,
+    and any other content word the passages and the question lack."""
     unsupported: list[str] = Field(default_factory=list)
     """Those the passages lack."""
 
@@ -55,13 +65,50 @@ class Grounding(BaseModel):
         return not self.unsupported
 
 
-def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
-    """The answer's numbers, names and quoted phrases, and which of them the passages lack."""
-    source = " \n".join(passages)
-    known_numbers = _numbers(source, stated=False)
-    source_words = _words(source)
-    known_words, known_text = set(source_words), " ".join(source_words)
-    known_stems = {_name_stem(word) for word in known_words}
+class Evidence:
+    """What some passages state, ready for the checks to look items up in: built once per reply."""
+
+    def __init__(self, passages: Iterable[str]) -> None:
+        self.passages = list(passages)
+        source = " \n".join(self.passages)
+        self.numbers = _numbers(source, stated=False)
+        source_words = _words(source)
+        self._words, self._text = set(source_words), f" {' '.join(source_words)} "
+        self._forms = _forms(source_words)
+        self._negating = [sentence for p in self.passages for sentence in sentences(p) if _NEGATION.search(sentence)]
+
+    def states_name(self, name: str) -> bool:
+        """Every word of the name, as written or by its name stem ("Normans" in "Norman")."""
+        return all(part in self._words or _name_stem(part) in self._forms for part in _words(name))
+
+    def states_phrase(self, phrase: str) -> bool:
+        """The phrase word for word."""
+        wanted = " ".join(_words(phrase))
+        return bool(wanted) and f" {wanted} " in self._text
+
+    def states_word(self, word: str) -> bool:
+        return bool(_forms([word]) & self._forms)
+
+    def states_together(self, value: float, word: str) -> bool:
+        """Some sentence states the number `value` and `word` (or a form of it) together."""
+        wanted = _forms([word])
+        return any(
+            wanted & _forms(_words(sentence)) and value in _numbers(sentence, stated=False)
+            for passage in self.passages
+            for sentence in sentences(passage)
+        )
+
+    def negates(self, words: Iterable[str]) -> bool:
+        """Some sentence negates something and shares one of `words`: a denial needs one to stand on."""
+        wanted = _forms(words)
+        return any(wanted & _forms(_words(sentence)) for sentence in self._negating)
+
+
+def check_grounding(answer: str, passages: Iterable[str] | Evidence, question: str = "") -> Grounding:
+    """The answer's numbers (with what they count), names, quoted phrases, content words and denials, and which
+    of them the passages lack. A content word or a denial may also come from the question: an answer names what
+    was asked about ("Was it not Rollo?")."""
+    known = passages if isinstance(passages, Evidence) else Evidence(passages)
     checked: list[str] = []
     unsupported: list[str] = []
 
@@ -72,19 +119,34 @@ def check_grounding(answer: str, passages: Iterable[str]) -> Grounding:
                 unsupported.append(item)
 
     text = without_citations(answer)
+    spelled_out = parse_number_words(text, language="en")
+    counted = _counted(spelled_out)
     for value in sorted(_numbers(text, stated=True)):
-        note(_shown(value), value in known_numbers)
-    for name in _names(text):
-        note(name, all(part in known_words or _name_stem(part) in known_stems for part in _words(name)))
-    for phrase in _QUOTED.findall(text):
-        wanted = " ".join(_words(phrase))
-        note(f'"{phrase.strip()}"', bool(wanted) and f" {wanted} " in f" {known_text} ")
+        shown, words = _shown(value), counted.get(value, [])
+        if value not in known.numbers or not words:
+            note(shown, value in known.numbers)
+        for word in words if value in known.numbers else ():
+            note(f"{shown} {word}", known.states_together(value, word))
+    names = _names(text)
+    for name in names:
+        note(name, known.states_name(name))
+    quoted = _QUOTED.findall(text)
+    for phrase in quoted:
+        note(f'"{phrase.strip()}"', known.states_phrase(phrase))
+    asked = _forms(_words(question))
+    covered = {word for item in [*names, *quoted] for word in _words(item)} | {w for ws in counted.values() for w in ws}
+    content = [word for word in _words(_WITH_DIGITS.sub(" ", spelled_out)) if word not in FUNCTION_WORDS]
+    for word in content:
+        if word not in covered and not _forms([word]) & asked and not known.states_word(word):
+            note(word, False)
+    if (denial := _NEGATION.search(text)) and not _NEGATION.search(question) and not known.negates(content):
+        note(denial[0].strip().lower(), False)
     return Grounding(checked=checked, unsupported=unsupported)
 
 
-def grounded_in(answer: str, documents: Sequence[Document]) -> Grounding:
+def grounded_in(answer: str, documents: Sequence[Document], question: str = "") -> Grounding:
     """`check_grounding` against the documents' text as the model read it (instructions withheld)."""
-    return check_grounding(answer, (sanitise(doc.page_content)[0] for doc in documents))
+    return check_grounding(answer, (sanitise(doc.page_content)[0] for doc in documents), question)
 
 
 def states_number(text: str) -> bool:
@@ -123,6 +185,28 @@ def _scaled_pairs(text: str) -> list[tuple[float, float]]:
         if after and float(after[1]) in _SCALES:
             pairs.append((float(match[1].replace(",", "") + (match[2] or "")), float(after[1])))
     return pairs
+
+
+def _counted(spelled_out: str) -> dict[float, list[str]]:
+    """Each number of an answer (number words already digits) and the word right after it, when that word is
+    what it counts or measures ("3 lines", "10 species", "20th century"): not a closed-class word, not another
+    number. "1.5 1000000 people" counts people for 1,500,000."""
+    counted: dict[float, list[str]] = {}
+    for match in _NUMBER.finditer(spelled_out):
+        value, end = float(match[1].replace(",", "") + (match[2] or "")), match.end()
+        if (scale := _SCALED.match(spelled_out, end)) and float(scale[1]) in _SCALES:
+            value, end = value * float(scale[1]), scale.end()
+        if (after := _COUNTED.match(spelled_out, end)) is None:
+            continue
+        words = _words(after[1])
+        if words and words[0] not in FUNCTION_WORDS and words[0] not in counted.setdefault(value, []):
+            counted[value].append(words[0])
+    return counted
+
+
+def _forms(words: Iterable[str]) -> set[str]:
+    """Each word as written, by `words.stem` and by its name stem: the forms two words compare by."""
+    return {form for word in words for form in (word, stem(word), _name_stem(word))}
 
 
 def _shown(value: float) -> str:
