@@ -15,11 +15,16 @@ from rag_guard.text.words import QUESTION_WORD, key_words
 MAX_PARTS = 4
 """Parts judged at most, each one more token: a longer list of questions is judged by its first four."""
 _ASKS = rf"(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
-_JOINS = re.compile(rf",?\s+(?:and|but|or)\s+(?={QUESTION_WORD})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE)
-"""Where a second question begins: a conjunction followed by a question word ("..., and how much ..."),
+_PREPOSITION = r"(?:at|in|on|for|from|to|by|with|since|until)\s+"
+_JOINS = re.compile(
+    rf",?\s+(?:and|but|or)\s+(?=(?:{_PREPOSITION})?{QUESTION_WORD})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE
+)
+"""Where a second question begins: a conjunction followed by a question word ("..., and how much ...", "...,
+and at what time ..."),
 or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like
 mostly joins two predicates of one question ("Which family distilled brandy and were Huguenots?"): no
 split there."""
+_ASKING = re.compile(rf"(?:{_PREPOSITION})?{_ASKS}", re.IGNORECASE)
 _REFERS = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|one|ones|that|this|these|those)\b", re.IGNORECASE)
 
 
@@ -30,9 +35,17 @@ def question_parts(question: str) -> list[str]:
     when?" stays one question, since "when?" cannot be judged on its own.
     """
     parts = [part.strip(" ,;?") for part in _JOINS.split(question.strip())]
-    if len(parts) < 2 or not all(key_words(part) and re.match(_ASKS, part, re.IGNORECASE) for part in parts):
+    if len(parts) < 2 or not all(_asks_on_its_own(part) for part in parts):
         return []
     return [part[0].upper() + part[1:] + "?" for part in parts]
+
+
+def _asks_on_its_own(part: str) -> bool:
+    """The part opens with a question word and carries a content word; one opened by a preposition, two ("at
+    what time is high tide?", not "in which year?": that only asks more of the question before it)."""
+    if not _ASKING.match(part):
+        return False
+    return len(key_words(part)) >= (2 if re.match(_PREPOSITION, part, re.IGNORECASE) else 1)
 
 
 def standalone_parts(question: str) -> list[str]:

@@ -22,6 +22,7 @@ from rag_guard.reply.answer_text import restates_question
 from rag_guard.reply.grounding import Grounding, grounded_in
 from rag_guard.reply.prompts import VERIFY_INSTRUCTION
 from rag_guard.reply.quote import Quote
+from rag_guard.reply.subject import Subject, check_subject
 
 
 class AnswerCheck(BaseModel):
@@ -34,6 +35,11 @@ class AnswerCheck(BaseModel):
     """The answer's numbers, names and quoted phrases that the grounding check looked for in its passages."""
     unsupported: list[str] = Field(default_factory=list)
     """Those the passages lack: the answer was withheld for them."""
+    cited: list[int] = Field(default_factory=list)
+    """The passages the answer cites (a quote's own; a written answer's [n], else those stating what it names)."""
+    off_subject: list[str] = Field(default_factory=list)
+    """The question's names, quoted terms and numbers that the cited passages' documents lack (`subject.py`):
+    the answer, about something else, was withheld for them."""
     p_supported: float | None = None
     """The model's check: P(True) of "does the answer answer the question, with every fact in it from the
     passages?"; None when it was not asked or no trustworthy probability came back."""
@@ -82,6 +88,29 @@ def _grounding_check(grounding: Grounding) -> AnswerCheck:
     return AnswerCheck(
         passed=grounding.passed, reason=reason, checked=grounding.checked, unsupported=grounding.unsupported
     )
+
+
+def about_subject(check: AnswerCheck, question: str, documents: Sequence[Document], cited: list[int]) -> AnswerCheck:
+    """A passed check, then the subject check on the passages the answer cites: withheld when their documents do
+    not name what the question does."""
+    if not check.passed:
+        return check
+    subject = check_subject(question, documents, cited)
+    if subject.passed:
+        return check.model_copy(update={"cited": subject.cited})
+    return check.model_copy(
+        update={
+            "passed": False,
+            "cited": subject.cited,
+            "off_subject": subject.missing,
+            "reason": f"{_not_named(subject)}; {check.reason}",
+        }
+    )
+
+
+def _not_named(subject: Subject) -> str:
+    labels = ", ".join(f"[{label}]" for label in subject.cited)
+    return f"the cited passage {labels} is from a document that does not name {', '.join(subject.missing)}"
 
 
 def check_prompt(answer_prompt: Sequence[BaseMessage], answer: str) -> list[BaseMessage]:

@@ -17,9 +17,13 @@ from langchain_core.documents import Document
 from rag_guard.judging.parts import question_parts
 from rag_guard.reply.grounding import states_number
 from rag_guard.text.injection import sanitise
-from rag_guard.text.words import excerpt, key_words, sentences, stem, stems, tokens
+from rag_guard.text.words import FUNCTION_WORDS, excerpt, key_words, sentences, stem, stems, tokens
 
 MAX_PART_WORDS = 25
+UNTOUCHED = (
+    "no retrieved sentence shares the question's content words, so a clarifying message would quote a non sequitur"
+)
+"""Why a question in the clarify band is refused when no passage sentence touches it (`touches`)."""
 
 
 def unanswered_part(question: str, reply: str) -> str | None:
@@ -67,22 +71,48 @@ def _holds(sentence: str, part: str) -> bool:
 
 
 def closest_sentence(question: str, documents: Sequence[Document]) -> tuple[int, str, str] | None:
-    """The passage sentence that shares the most content words with the question: (label, source, text).
-
-    Ties go to the higher-ranked passage; None when no sentence shares a word.
-    """
-    asked = stems(question)
-    best: tuple[int, int, str, str] | None = None
+    """The passage sentence that shares the most content words with the question, when it touches the question
+    (`_touches`): (label, source, text). Ties go to the higher-ranked passage; None when no sentence touches
+    it, so a message never quotes a non sequitur ("The hexagon is an economical shape" for "How much honey
+    does a hive produce?")."""
+    asked = _content(question)
+    parts = [_content(part) for part in question_parts(question)] or [asked]
+    found = []
+    held: list[set[str]] = []
     for label, doc in enumerate(documents, start=1):
-        text, _ = sanitise(doc.page_content)
-        for sentence in sentences(text):
-            shared = len(stems(sentence) & asked)
-            if shared and (best is None or shared > best[0]):
-                best = (shared, label, str(doc.metadata.get("source", "unknown")), sentence)
-    if best is None:
+        text = sanitise(doc.page_content)[0]
+        found += [
+            (label, str(doc.metadata.get("source", "unknown")), sentence, _content(sentence))
+            for sentence in sentences(text)
+        ]
+        held.append(_content(text))
+    topic = {word for word in asked if 2 * sum(word in words for words in held) >= len(held) > 1}
+    touching = [entry for entry in found if any(_touches(part, entry[3], topic) for part in parts)]
+    if not touching:
         return None
-    _, label, source, sentence = best
+    label, source, sentence, _ = max(touching, key=lambda entry: (len(entry[3] & asked), -entry[0]))
     return label, source, excerpt(sentence)
+
+
+def touches(question: str, documents: Sequence[Document]) -> bool:
+    """Some retrieved sentence touches the question: else the passages are about something else, and the reply
+    is the refusal, not a clarifying message built on an unrelated sentence."""
+    return closest_sentence(question, documents) is not None
+
+
+def _content(text: str) -> set[str]:
+    """The stems of the words that carry content, closed-class words aside."""
+    return {stem(word) for word in key_words(text) if word not in FUNCTION_WORDS}
+
+
+def _touches(part: set[str], sentence: set[str], topic: set[str]) -> bool:
+    """The sentence shares more than half of a question part's content words; or at least a third, one of
+    them beyond what half the passages hold (their common topic: "honeybee", "colony"). What sets a question
+    apart ("diseases") is what a sentence that shares little else must speak to."""
+    shared = part & sentence
+    if 2 * len(shared) > len(part):
+        return True
+    return 3 * len(shared) >= len(part) and bool(shared - topic)
 
 
 def clarifying_message(question: str, documents: Sequence[Document], reply: str) -> str:

@@ -41,6 +41,7 @@ _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}
 _SCALED = re.compile(r"\s*(\d+)(?!\d|[.,]\d)")
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor|none|nothing|no longer|cannot)\b|n't\b", re.IGNORECASE)
+_NUMBERED_NAME = re.compile(r"(\b[A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*)[\s-]+(\d+)\b")
 _WITH_DIGITS = re.compile(r"\S*\d\S*")
 _COUNTED = re.compile(r"\w*[\s-]+([^\W\d_][\w'\u2019]*)")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
@@ -75,16 +76,28 @@ class Evidence:
         source_words = _words(source)
         self._words, self._text = set(source_words), f" {' '.join(source_words)} "
         self._forms = _forms(source_words)
+        self._folded = _folded(source)
         self._negating = [sentence for p in self.passages for sentence in sentences(p) if _NEGATION.search(sentence)]
 
     def states_name(self, name: str) -> bool:
-        """Every word of the name, as written or by its name stem ("Normans" in "Norman")."""
-        return all(part in self._words or _name_stem(part) in self._forms for part in _words(name))
+        """Every word of the name, as written or by its name stem ("Normans" in "Norman"); a numbered name
+        ("Voyager 1") with its number right after its last word."""
+        words = _words(name)
+        if not all(part in self._words or _name_stem(part) in self._forms for part in words):
+            return False
+        number = _NUMBERED_NAME.fullmatch(name)
+        return number is None or re.search(rf"\b{words[-1]}[\s-]+{number[2]}\b", self._folded) is not None
 
     def states_phrase(self, phrase: str) -> bool:
         """The phrase word for word."""
         wanted = " ".join(_words(phrase))
         return bool(wanted) and f" {wanted} " in self._text
+
+    def states(self, kind: str, item: str) -> bool:
+        """A `named_items` item."""
+        if kind == "number":
+            return float(item) in self.numbers
+        return self.states_phrase(item) if kind == "phrase" else self.states_name(item)
 
     def states_word(self, word: str) -> bool:
         return bool(_forms([word]) & self._forms)
@@ -152,6 +165,20 @@ def grounded_in(answer: str, documents: Sequence[Document], question: str = "") 
 def states_number(text: str) -> bool:
     """The text states a number, in digits or in words ("ten kilometres"); "one of the largest" does not."""
     return bool(_numbers(text, stated=True))
+
+
+def named_items(text: str) -> list[tuple[str, str]]:
+    """What a text names, as (kind, item): its names, its quoted phrases and the numbers it states (by value,
+    as `shown`). The subject check reads a question's subject with it."""
+    text = without_citations(text)
+    numbered = {match[0]: match[2] for match in _NUMBERED_NAME.finditer(text) if match[1] in _names(text)}
+    numbers = {_shown(value) for value in _numbers(text, stated=True)} - set(numbered.values())
+    return [
+        *(("name", name) for name in _names(text) if not any(item.startswith(f"{name} ") for item in numbered)),
+        *(("name", item) for item in numbered),
+        *(("phrase", phrase.strip()) for phrase in _QUOTED.findall(text)),
+        *(("number", shown) for shown in sorted(numbers, key=float)),
+    ]
 
 
 def _numbers(text: str, *, stated: bool) -> set[float]:

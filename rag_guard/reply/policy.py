@@ -24,10 +24,19 @@ from rag_guard.judging import Decision, SufficiencyGuard, Verdict
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from rag_guard.reply.answer_text import VerdictLead, tidy_answer
 from rag_guard.reply.answers import GuardedAnswerChunk, sources_of
-from rag_guard.reply.checks import AnswerCheck, check_failed, check_prompt, quoted, read_check, written_check
-from rag_guard.reply.clarify import clarifying_message, unsupported_message
+from rag_guard.reply.checks import (
+    AnswerCheck,
+    about_subject,
+    check_failed,
+    check_prompt,
+    quoted,
+    read_check,
+    written_check,
+)
+from rag_guard.reply.clarify import UNTOUCHED, clarifying_message, touches, unsupported_message
 from rag_guard.reply.prompts import REFUSAL, refusal_message, reply_prompt
 from rag_guard.reply.quote import QUOTE_TOKENS, Quote, read_quote
+from rag_guard.reply.subject import cited_labels, off_subject_message
 from rag_guard.steps import Invoke, NextPiece, OpenStream, Steps
 
 log = logging.getLogger(__name__)
@@ -93,6 +102,11 @@ class ReplyPolicy:
         if verdict.decision is Decision.REFUSE:
             yield self.header(question, verdict, Decision.REFUSE)
             return
+        if verdict.decision is Decision.CLARIFY and not touches(question, verdict.documents):
+            yield self.header(question, verdict, Decision.REFUSE).model_copy(
+                update={"reason": f"{verdict.reason}; refused: {UNTOUCHED}"}
+            )
+            return
         answering = verdict.decision is Decision.ANSWER
         quote = None
         if answering and self.settings.answer_style == "quote" and answer_stream is None:
@@ -145,11 +159,14 @@ class ReplyPolicy:
         checks, so it carries the final decision. A quote is grounded by construction."""
         message = None
         if quote is not None:
-            answer, grounded = quote.answer(), quoted(quote)
+            answer, grounded, cited = quote.answer(), quoted(quote), [quote.label]
         else:
             text, message = yield from self._written(verdict, written, answer_stream)
             answer = tidy_answer(text, question)
             grounded = written_check(answer, question, verdict.documents) if self.settings.grounding else None
+            cited = cited_labels(answer, verdict.documents)
+        if grounded is not None:
+            grounded = about_subject(grounded, question, verdict.documents, cited)
         check = yield from self._verified(answer, grounded, verdict)
         decision = _after_check(check)
         if decision is not Decision.ANSWER:
@@ -157,6 +174,10 @@ class ReplyPolicy:
         yield self.header(question, verdict, decision, check).model_copy(update={"written": message})
         if decision is Decision.ANSWER:
             yield GuardedAnswerChunk(answer=answer)
+        elif check.off_subject:
+            yield GuardedAnswerChunk(
+                message=off_subject_message(question, verdict.documents, check.cited, check.off_subject)
+            )
         elif check.unsupported:
             yield GuardedAnswerChunk(message=unsupported_message(question, verdict.documents, check.unsupported))
         elif decision is Decision.CLARIFY:
@@ -192,6 +213,7 @@ class ReplyPolicy:
             return check
         kept = {
             "checked": grounded.checked,
+            "cited": grounded.cited,
             "min_token_p": grounded.min_token_p,
             "joint_logprob": grounded.joint_logprob,
             "reason": f"{grounded.reason}; {check.reason}",

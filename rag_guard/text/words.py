@@ -26,14 +26,14 @@ _FILLER = frozenset(
 
 
 FUNCTION_WORDS = _FILLER | frozenset(
-    """about above across after against all also although am among an another any anyone anything around
-    because before behind below beneath beside besides between beyond both but can cannot could during either
-    else ever every few her hers herself him himself his however i if into itself just least less like may me
-    might mine more most must my myself near nearly neither nor not now off once one ones only onto other others
-    our ours out over own rather them theirs themselves they their it its same shall she should since so some still such than then thence therefore
-    though through throughout thus till toward towards under unless until up upon us very via we whether while
-    whose will within without would yes no yet you your also had has have having being am been became become
-    becomes such each either every many several""".split()  # noqa: SIM905
+    """about above across after against all also although am among an another any anyone anything around became
+    because become becomes been before behind being below beneath beside besides between beyond both but can
+    cannot could during each either else ever every few had has have having her hers herself him himself his
+    however i if into it its itself just least less like many may me might mine more most must my myself near
+    nearly neither no nor not now off once one ones only onto other others our ours out over own rather same
+    several shall she should since so some still such than their theirs them themselves then thence therefore
+    they though through throughout thus till toward towards under unless until up upon us very via we whether
+    while whose will within without would yes yet you your""".split()  # noqa: SIM905
 )
 """Closed-class English words (articles, pronouns, auxiliaries, prepositions, conjunctions, yes and no): they
 hold no claim of their own, so the grounding check does not look for them in the passages."""

@@ -1,6 +1,13 @@
+import pytest
 from langchain_core.documents import Document
 
-from rag_guard.reply.clarify import clarifying_message, closest_sentence, unanswered_part, unsupported_message
+from rag_guard.reply.clarify import (
+    clarifying_message,
+    closest_sentence,
+    touches,
+    unanswered_part,
+    unsupported_message,
+)
 from rag_guard.text.words import MAX_QUOTE_WORDS
 
 QUESTION = "When was Voyager 1 launched, and how much did the mission cost?"
@@ -130,3 +137,42 @@ def test_a_how_thick_part_whose_sentence_has_its_words_but_no_figure_is_still_na
     lines = clarifying_message(question, GLACIERS, part).splitlines()
     assert lines[0] == f'The documents I found do not answer this part of your question: "{part}"'
     assert lines[1] == 'The closest they come is [1] (glaciers.md): "Ice sheets cover Antarctica."'
+
+
+HIVES = [
+    Document(
+        page_content="A colony of the western honeybee behaves less like a crowd of insects than like one animal. "
+        "The hexagon is an economical shape for honey storage.",
+        metadata={"source": "honeybees.md"},
+    ),
+    Document(
+        page_content="A honeybee colony keeps its hive at about 35 degrees. Honey is nectar dried to 18 percent water.",
+        metadata={"source": "honeybees.md"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the capital of Australia?",
+        "What diseases threaten honeybee colonies?",  # only the passages' common topic is shared
+        "How much honey does a typical hive produce in a year?",
+    ],
+)
+def test_a_question_no_sentence_speaks_to_is_not_touched_so_nothing_is_quoted(question):
+    assert not touches(question, HIVES)
+    assert closest_sentence(question, HIVES) is None
+
+
+@pytest.mark.parametrize(
+    ("question", "quoted"),
+    [
+        ("At what temperature does a honeybee colony keep its hive?", "keeps its hive at about 35 degrees"),
+        ("Why are honeycomb cells hexagons?", "The hexagon is an economical shape"),
+        ("How much water is in honey, and who eats it?", "Honey is nectar dried to 18 percent water"),  # one part suffices
+    ],
+)
+def test_a_sentence_sharing_what_sets_the_question_apart_touches_it(question, quoted):
+    assert touches(question, HIVES)
+    assert quoted in closest_sentence(question, HIVES)[2]

@@ -102,8 +102,7 @@ def test_a_denial_needs_a_passage_sentence_that_denies_it():
     [
         (
             "There are three lines of Greek text on the stone.",
-            "The decree is inscribed on the stone in Greek text. The same text appears three times, in three "
-            "scripts.",
+            "The decree is inscribed on the stone in Greek text. The same text appears three times, in three scripts.",
             ["3 lines"],
         ),
         (

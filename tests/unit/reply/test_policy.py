@@ -26,6 +26,7 @@ class Case:
     """What the pipeline's writer writes, and the agent answers."""
     quote: str = "I am not sure"
     """The answer-start call's few words: a passage span or not."""
+    question: str = QUESTION
 
 
 CASES = {
@@ -34,6 +35,9 @@ CASES = {
     "grounding withheld": Case(0.9, answer="It launched on 5 September 1979 [1]."),
     "restatement withheld": Case(0.9, answer="Voyager 2 did launch [1]."),
     "clarify": Case(0.55),
+    "quote about another thing": Case(0.9, quote="20 August 1977", question="When did Voyager 3 launch?"),
+    "written answer about another thing": Case(0.9, question="When did Voyager 3 launch?"),
+    "off topic in the clarify band": Case(0.55, question="What is the capital of Australia?"),
     "refuse": Case(0.1),
     "outage": Case(None),
 }
@@ -43,6 +47,12 @@ EXPECTED = {
     "grounding withheld": (Decision.CLARIFY, "The answer I drafted stated a number that the documents do not say"),
     "restatement withheld": (Decision.CLARIFY, "The documents I found"),
     "clarify": (Decision.CLARIFY, "The documents I found"),
+    "quote about another thing": (Decision.CLARIFY, 'The documents I found do not say this about "Voyager 3".'),
+    "written answer about another thing": (
+        Decision.CLARIFY,
+        'The documents I found do not say this about "Voyager 3".',
+    ),
+    "off topic in the clarify band": (Decision.REFUSE, REFUSAL),
     "refuse": (Decision.REFUSE, REFUSAL),
     "outage": (Decision.REFUSE, "I could not check this question against the documents"),
 }
@@ -93,9 +103,9 @@ def agent_reply(final) -> tuple[Decision, str, str]:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_the_pipeline_and_an_agent_give_the_same_reply(name):
     case = CASES[name]
-    result = through_the_pipeline(case).invoke(QUESTION)
+    result = through_the_pipeline(case).invoke(case.question)
     mine = (result.decision, result.answer or result.message, result.reason)
-    final = through_an_agent(case).invoke({"messages": [("user", QUESTION)]})["messages"][-1]
+    final = through_an_agent(case).invoke({"messages": [("user", case.question)]})["messages"][-1]
     assert agent_reply(final) == mine
     decision, opening = EXPECTED[name]
     assert mine[0] is decision and mine[1].startswith(opening)
@@ -104,11 +114,11 @@ def test_the_pipeline_and_an_agent_give_the_same_reply(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 async def test_the_pipeline_and_an_agent_give_the_same_reply_when_awaited(name):
     case = CASES[name]
-    result = await through_the_pipeline(case).ainvoke(QUESTION)
-    final = (await through_an_agent(case).ainvoke({"messages": [("user", QUESTION)]}))["messages"][-1]
+    result = await through_the_pipeline(case).ainvoke(case.question)
+    final = (await through_an_agent(case).ainvoke({"messages": [("user", case.question)]}))["messages"][-1]
     mine = (result.decision, result.answer or result.message, result.reason)
     assert agent_reply(final) == mine
-    synchronous = through_the_pipeline(case).invoke(QUESTION)
+    synchronous = through_the_pipeline(case).invoke(case.question)
     assert (synchronous.decision, synchronous.answer or synchronous.message, synchronous.reason) == mine
 
 
@@ -136,3 +146,16 @@ def test_when_the_unanswered_part_cannot_be_named_the_message_is_assembled_witho
     assert result.decision is Decision.CLARIFY
     assert result.message.startswith("The documents I found may not answer your question exactly as asked.")
     assert "Voyager 2 launched on 20 August 1977" in result.message
+
+
+def test_an_answer_about_another_thing_records_what_its_passage_does_not_name():
+    result = through_the_pipeline(CASES["quote about another thing"]).invoke("When did Voyager 3 launch?")
+    assert result.answer_check is not None
+    assert result.answer_check.off_subject == ["Voyager 3"] and result.answer_check.cited == [1]
+    assert "does not name Voyager 3" in result.reason
+
+
+def test_an_off_topic_question_in_the_clarify_band_is_refused_with_the_rule_as_its_reason():
+    result = through_the_pipeline(CASES["off topic in the clarify band"]).invoke("What is the capital of Australia?")
+    assert result.decision is Decision.REFUSE and result.message == REFUSAL
+    assert "no retrieved sentence shares the question's content words" in result.reason

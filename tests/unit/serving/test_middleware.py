@@ -99,11 +99,21 @@ def test_every_turn_is_judged_on_its_own_question():
     judge = judge_then_answer(0.9)
     agent = agent_with(judge)
     first = agent.invoke({"messages": [("user", "When did Voyager 2 launch?")]})
-    again = agent.invoke({"messages": [*first["messages"], ("user", "And what about Voyager 1?")]})
+    again = agent.invoke({"messages": [*first["messages"], ("user", "So Voyager 2 left in 1977?")]})
     finals = [m for m in again["messages"] if m.type == "ai" and not m.tool_calls]
     assert [m.response_metadata["rag_guard"]["decision"] for m in finals] == ["answer", "answer"]
     last_judged = [call for call in judge.calls if call.get("max_tokens") == 1][-1]["messages"][-1].text
-    assert "And what about Voyager 1?" in last_judged and "When did Voyager 2 launch?" not in last_judged
+    assert "So Voyager 2 left in 1977?" in last_judged and "When did Voyager 2 launch?" not in last_judged
+
+
+def test_an_agent_answer_about_another_thing_than_the_one_asked_is_withheld():
+    """The agent answers with Voyager 2's date, from a passage that never names Voyager 1."""
+    final = final_message(agent_with(judge_then_answer(0.9)), "When did Voyager 1 launch?")
+    assert "20 August 1977" not in final.content.splitlines()[0]
+    assert final.content.startswith('The documents I found do not say this about "Voyager 1".')
+    record = final.response_metadata["rag_guard"]
+    assert record["decision"] == "clarify"
+    assert record["answer_check"]["off_subject"] == ["Voyager 1"] and record["answer_check"]["cited"] == [1]
 
 
 def test_an_agent_answer_stating_what_the_documents_lack_is_withheld():
