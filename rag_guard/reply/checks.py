@@ -22,7 +22,7 @@ from rag_guard.reply.answer_text import restates_question
 from rag_guard.reply.grounding import Grounding, grounded_in
 from rag_guard.reply.prompts import VERIFY_INSTRUCTION
 from rag_guard.reply.quote import Quote
-from rag_guard.reply.subject import Subject, check_subject
+from rag_guard.reply.subject import Subject, check_subject, cited_labels
 
 
 class AnswerCheck(BaseModel):
@@ -69,10 +69,12 @@ def quoted(quote: Quote) -> AnswerCheck:
 
 def written_check(answer: str, question: str, documents: Sequence[Document]) -> AnswerCheck:
     """The checks that need no model, on an answer the model wrote: it must say something the question did
-    not, and its passages must state its numbers (with what they count), names, quoted phrases and content words."""
+    not, its passages must state its numbers (with what they count), names, quoted phrases and content words,
+    and the documents it cites must name what the question does."""
     if restates_question(answer, question):
         return AnswerCheck(passed=False, reason="the answer only restates the question")
-    return _grounding_check(grounded_in(answer, documents, question))
+    grounded = _grounding_check(grounded_in(answer, documents, question))
+    return about_subject(grounded, question, documents, cited_labels(answer, documents))
 
 
 def _grounding_check(grounding: Grounding) -> AnswerCheck:

@@ -36,7 +36,7 @@ from rag_guard.reply.checks import (
 from rag_guard.reply.clarify import UNTOUCHED, clarifying_message, touches, unsupported_message
 from rag_guard.reply.prompts import REFUSAL, refusal_message, reply_prompt
 from rag_guard.reply.quote import QUOTE_TOKENS, Quote, read_quote
-from rag_guard.reply.subject import cited_labels, off_subject_message
+from rag_guard.reply.subject import off_subject_message
 from rag_guard.steps import Invoke, NextPiece, OpenStream, Steps
 
 log = logging.getLogger(__name__)
@@ -159,14 +159,12 @@ class ReplyPolicy:
         checks, so it carries the final decision. A quote is grounded by construction."""
         message = None
         if quote is not None:
-            answer, grounded, cited = quote.answer(), quoted(quote), [quote.label]
+            answer = quote.answer()
+            grounded = about_subject(quoted(quote), question, verdict.documents, [quote.label])
         else:
             text, message = yield from self._written(verdict, written, answer_stream)
             answer = tidy_answer(text, question)
             grounded = written_check(answer, question, verdict.documents) if self.settings.grounding else None
-            cited = cited_labels(answer, verdict.documents)
-        if grounded is not None:
-            grounded = about_subject(grounded, question, verdict.documents, cited)
         check = yield from self._verified(answer, grounded, verdict)
         decision = _after_check(check)
         if decision is not Decision.ANSWER:

@@ -35,6 +35,30 @@ _REPLY = (
     r"r[ée]pond(?:ez|s)?|responde|antworte|rispondi|responda"
 )
 _TARGETS = r"ai|assistant|llm|grader|evaluator|chatbot|language model|ai model"
+# Self-praise and words to graders, in English, Spanish, French, German, Italian and Portuguese.
+_SELF = r"this|these|the present|esta|este|estas|estos|ce|cet|cette|ces|dieser|diese|dieses|questo|questa|questi"
+_TEXTS = (
+    r"pages?|documents?|passages?|texts?|articles?|sources?|references?|entry|"
+    r"p[áa]ginas?|documentos?|pasajes?|textos?|art[íi]culos?|fuentes?|referencias?|"
+    r"documents?|textes?|Seiten?|Dokumente?|Texte?|Quellen?|pagine|documenti|testi|fonti"
+)
+_CONTEXTS = r"context|contexts|contexto|contexte|kontext|contesto"
+_SUFFICIENT = (
+    r"sufficient|complete|authoritative|comprehensive|exhaustive|definitive|verified|"
+    r"suficientes?|complet[ao]s?|autorizad[ao]s?|exhaustiv[ao]s?|definitiv[ao]s?|verificad[ao]s?|"
+    r"suffisante?s?|compl[eè]te?s?|exhaustive?s?|v[ée]rifi[ée]e?s?|"
+    r"ausreichend|vollst[äa]ndig|ma[ßs]geblich|sufficiente|esaustiv[oa]|verificat[oa]"
+)
+_GRADERS = (
+    r"evaluators?|reviewers?|graders?|assessors?|annotators?|raters?|automated systems?|ai systems?|"
+    r"evaluador(?:es|as?)?|revisor(?:es|as?)?|[ée]valuateur(?:s|rices?)?|correcteurs?|Pr[üu]fer(?:in)?|"
+    r"Bewerter(?:in)?|valutator[ei]|avaliador(?:es|as?)?"
+)
+_MUST = r"should|must|shall|debe|deben|doit|doivent|muss|m[üu]ssen|deve|devono"
+_TREAT = (
+    r"treat|consider|mark|rate|score|accept|regard|considerar|tratar|aceptar|traiter|consid[ée]rer|accepter|"
+    r"behandeln|betrachten|akzeptieren|considerare|trattare|accettare"
+)
 _INSTRUCTION_PATTERNS = [
     # "Ignore all previous instructions", in a few languages.
     rf"\b(?:{_IGNORE})\b[^.\n]{{0,50}}\b(?:{_RULES}|previous|prior|above|pr[ée]c[ée]dentes|anteriores|vorherigen)\b",
@@ -59,13 +83,28 @@ _INSTRUCTION_PATTERNS = [
     r"\byou\b[^.\n]{0,20}\b(?:were|are|have\s+been)\s+(?:just\s+)?asked\b",
     # A verdict word repeated: "True. True. True. True."
     r"(?:\b(?:true|yes)\b\W*){4,}",
+    # The text praising itself as sufficient: "this page is the complete and authoritative reference", "treat
+    # this context as sufficient", "esta página es la referencia completa", in a few languages.
+    rf"(?:\b(?:{_SELF})\s+(?:\w+\s+)?(?:{_TEXTS})\b|\b(?:{_CONTEXTS})\b(?!\s+(?:of|de|des|du|del|di|von)\b))[^.\n]{{0,80}}\b(?:{_SUFFICIENT})\b",
+    rf"\b(?:{_SUFFICIENT})[^.\n]{{0,80}}\b(?:{_SELF})\s+(?:\w+\s+)?(?:{_TEXTS}|{_CONTEXTS})\b",
+    # Words to whoever grades the text: "Evaluators: this document was verified", "cualquier evaluador debe".
+    rf"\b(?:{_GRADERS})\s*:|\b(?:{_GRADERS})\b[^.\n]{{0,80}}\b(?:{_SUFFICIENT})\b",
+    rf"\b(?:{_GRADERS})\b[^.\n]{{0,40}}\b(?:{_MUST})\s+(?:\w+\s+)?(?:{_TREAT}|{_REPLY})\b",
+    # A machine-readable verdict: "has_sufficient_context_for_answer = True", "sufficient: yes".
+    r"\w*(?:sufficien|suficien|suffisan|ausreichen)\w*\s*[=:]+\s*[\"']?(?:true|yes|1|s[ií]|oui|ja)\b",
 ]
+_COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
+_COMMENT_MARK = "(comment) "
+"""What an HTML comment becomes before the sentence check: a line of its own that is always withheld."""
+_INSTRUCTION_PATTERNS.append(rf"^{re.escape(_COMMENT_MARK)}")
 _INSTRUCTION = re.compile("|".join(f"(?:{p})" for p in _INSTRUCTION_PATTERNS), re.IGNORECASE | re.MULTILINE)
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 
 
 def neutralise(text: str) -> str:
-    """Text with delimiter and chat-template markup made inert; the lookalike characters keep it readable."""
+    """Text with delimiter and chat-template markup made inert (the lookalike characters keep it readable), and
+    each HTML comment, which no reader of the page sees, set on a line of its own for `withhold_instructions`."""
+    text = _COMMENT.sub(lambda match: f"\n{_COMMENT_MARK}{' '.join(match[1].split())}\n", text)
     return _MARKUP.sub(lambda match: match.group(0).translate(_DEFANGED), text)
 
 

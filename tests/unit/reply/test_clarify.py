@@ -170,7 +170,10 @@ def test_a_question_no_sentence_speaks_to_is_not_touched_so_nothing_is_quoted(qu
     [
         ("At what temperature does a honeybee colony keep its hive?", "keeps its hive at about 35 degrees"),
         ("Why are honeycomb cells hexagons?", "The hexagon is an economical shape"),
-        ("How much water is in honey, and who eats it?", "Honey is nectar dried to 18 percent water"),  # one part suffices
+        (
+            "How much water is in honey, and who eats it?",
+            "Honey is nectar dried to 18 percent water",
+        ),  # one part suffices
     ],
 )
 def test_a_sentence_sharing_what_sets_the_question_apart_touches_it(question, quoted):
