@@ -42,10 +42,12 @@ _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}
 _SCALED = re.compile(r"\s*(\d+)(?!\d|[.,]\d)")
 _NEGATION = re.compile(r"\b(?:not|never|neither|nor|none|nothing|no longer|cannot)\b|n't\b", re.IGNORECASE)
 _NUMBERED_NAME = re.compile(r"(\b[A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*)[\s-]+(\d+)\b")
+_YEAR = re.compile(r"1\d{3}|20\d{2}")
 _WITH_DIGITS = re.compile(r"\S*\d\S*")
 _COUNTED = re.compile(r"\w*[\s-]+([^\W\d_][\w'\u2019]*)")
 _WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
-_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|\n\s*)[\"'\u201c\u2018(\[]*$")
+_SENTENCE_START = re.compile(r"(?:^|(?<!\b[A-Z])[.!?:;]\s+|\n\s*)[\"'\u201c\u2018(\[]*$")
+"""Where a sentence starts: not after an initial ("J. H. Williams")."""
 _QUOTED = re.compile(r"[\"\u201c]([^\"\u201c\u201d]{3,}?)[\"\u201d]")
 _POSSESSIVE = re.compile(r"['\u2019]s$")
 _NAME_SUFFIXES = ("ians", "eans", "ans", "ian", "ean", "an", "ese", "es", "s")
@@ -86,7 +88,10 @@ class Evidence:
         if not all(part in self._words or _name_stem(part) in self._forms for part in words):
             return False
         number = _NUMBERED_NAME.fullmatch(name)
-        return number is None or re.search(rf"\b{words[-1]}[\s-]+{number[2]}\b", self._folded) is not None
+        if number is None:
+            return True
+        last = _words(number[1])[-1]
+        return re.search(rf"\b{re.escape(last)}[\s-]+{number[2]}\b", self._folded) is not None
 
     def states_phrase(self, phrase: str) -> bool:
         """The phrase word for word."""
@@ -98,6 +103,15 @@ class Evidence:
         if kind == "number":
             return float(item) in self.numbers
         return self.states_phrase(item) if kind == "phrase" else self.states_name(item)
+
+    def mentions(self, kind: str, item: str) -> bool:
+        """A `named_items` item, or for a name any one of its words ("Shapiro" mentions "Jake David Shapiro"),
+        a numbered name's number with it ("Voyager 2" does not mention "Voyager 1")."""
+        if kind != "name" or self.states(kind, item):
+            return self.states(kind, item)
+        if _NUMBERED_NAME.fullmatch(item):
+            return False
+        return any(self.states_name(word) for word in item.split() if word not in FUNCTION_WORDS)
 
     def states_word(self, word: str) -> bool:
         return bool(_forms([word]) & self._forms)
@@ -167,14 +181,25 @@ def states_number(text: str) -> bool:
     return bool(_numbers(text, stated=True))
 
 
-def named_items(text: str) -> list[tuple[str, str]]:
+def named_items(text: str, *, question: bool = False) -> list[tuple[str, str]]:
     """What a text names, as (kind, item): its names, its quoted phrases and the numbers it states (by value,
-    as `shown`). The subject check reads a question's subject with it."""
+    as `shown`); "Voyager 1" is one name, "September 1872" a name and a year. The subject check reads a
+    question's subject with it (`question`: a question's first word is a name too, unless it is a closed-class
+    word: "Mookychick is ...?" asks about Mookychick, "What is ...?" about nothing called What)."""
     text = without_citations(text)
-    numbered = {match[0]: match[2] for match in _NUMBERED_NAME.finditer(text) if match[1] in _names(text)}
+    names = _names(text)
+    first = _WORD.search(text)
+    if question and first and first[0][0].isupper() and _folded(first[0]) not in FUNCTION_WORDS:
+        run = _names(f"x {text[first.start() :]}")[:1]
+        names = [name for name in [*run, *names] if not (run and name != run[0] and run[0].endswith(name))]
+    numbered = {
+        match[0]: match[2]
+        for match in _NUMBERED_NAME.finditer(text)
+        if match[1] in names and not _YEAR.fullmatch(match[2])
+    }
     numbers = {_shown(value) for value in _numbers(text, stated=True)} - set(numbered.values())
     return [
-        *(("name", name) for name in _names(text) if not any(item.startswith(f"{name} ") for item in numbered)),
+        *(("name", name) for name in dict.fromkeys(names) if not any(item.startswith(f"{name} ") for item in numbered)),
         *(("name", item) for item in numbered),
         *(("phrase", phrase.strip()) for phrase in _QUOTED.findall(text)),
         *(("number", shown) for shown in sorted(numbers, key=float)),

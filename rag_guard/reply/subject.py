@@ -22,6 +22,7 @@ from rag_guard.text.words import excerpt, sentences, stems
 
 _CITED = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _FILE_WORDS = re.compile(r"[\W_]+")
+_PRONOUN_OPENING = re.compile(r"\W*(?:[^.!?]{0,60}?,\s*)?(?:he|she|it|they|his|her|its|their)\b", re.IGNORECASE)
 
 
 class Subject(BaseModel):
@@ -38,13 +39,18 @@ class Subject(BaseModel):
 def check_subject(question: str, documents: Sequence[Document], cited: Sequence[int]) -> Subject:
     """The question's names, quoted terms and numbers that the documents of the `cited` passages (1-based
     labels) do not state."""
-    wanted = named_items(question)
+    wanted = named_items(question, question=True)
     labels = [label for label in dict.fromkeys(cited) if 1 <= label <= len(documents)]
     if not wanted or not labels:
         return Subject(cited=labels)
+    if all(_unnamed(documents[label - 1]) for label in labels):
+        return Subject(cited=labels)
     sources = {_source(documents[label - 1]) for label in labels}
     known = Evidence(_described(doc) for doc in documents if _source(doc) in sources)
-    return Subject(cited=labels, missing=[item for kind, item in wanted if not known.states(kind, item)])
+    named = [(kind, item) for kind, item in wanted if kind != "number"] or wanted
+    if any(known.mentions(kind, item) for kind, item in named):
+        return Subject(cited=labels)
+    return Subject(cited=labels, missing=[item for _, item in named])
 
 
 def cited_labels(answer: str, documents: Sequence[Document]) -> list[int]:
@@ -80,6 +86,12 @@ def off_subject_message(
         )
     lines.append(f"Is that what you meant? If not, could you point me to a document about {missing}?")
     return "\n".join(lines)
+
+
+def _unnamed(doc: Document) -> bool:
+    """The passage opens by referring to a subject it does not name ("He was born in 1972 in Enugu.") and has
+    no heading to name it: what it is about is unknown, so it cannot be called about something else."""
+    return not doc.metadata.get("heading") and _PRONOUN_OPENING.match(sanitise(doc.page_content)[0]) is not None
 
 
 def _source(doc: Document) -> str:

@@ -56,3 +56,16 @@ def test_the_message_names_the_mismatch_and_shows_what_the_cited_document_says()
     message = off_subject_message(question, SHIPS, [2], ["Mary Rose"])
     assert message.startswith('The documents I found do not say this about "Mary Rose".')
     assert '[2] (ships/vasa.md), which does not mention "Mary Rose": "She carried 64 bronze guns' in message
+
+
+def test_a_passage_that_opens_on_an_unnamed_subject_without_a_heading_is_not_called_about_something_else():
+    unnamed = [Document(page_content="He was born in 1972 in Enugu.", metadata={"source": "notes.txt"})]
+    assert check_subject("Where was James Iroha born?", unnamed, [1]).passed
+    headed = [Document(page_content="He was born in 1972 in Enugu.", metadata={"source": "a.md", "heading": "Okafor"})]
+    assert check_subject("Where was James Iroha born?", headed, [1]).missing == ["James Iroha"]
+
+
+def test_a_question_s_first_word_names_its_subject_unless_it_is_a_question_word():
+    passage = [Document(page_content="Mookychick is a magazine.", metadata={"source": "m.md", "heading": "Press"})]
+    assert check_subject("Mookychick is published where?", passage, [1]).passed
+    assert check_subject("Bustle is published where?", passage, [1]).missing == ["Bustle"]
