@@ -32,6 +32,7 @@ from rich.table import Table
 from rag_guard.config import load_config
 from rag_guard.judging.decision import Decision
 from rag_guard.reply.checks import AnswerCheck, check_prompt, read_check, written_check
+from rag_guard.reply.grounding import NEGATIONS
 from rag_guard.reply.prompts import reply_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def which_check(check: AnswerCheck) -> str:
         return "number"
     if item[:1] == '"':
         return "quotation"
-    if item in ("not", "never", "n't", "no longer", "neither", "nor", "none", "nothing", "cannot"):
+    if item in NEGATIONS:
         return "denial"
     return "name" if item[:1].isupper() else "word"
 

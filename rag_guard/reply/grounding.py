@@ -40,7 +40,9 @@ from rag_guard.text.words import FUNCTION_WORDS, sentences, stem, without_citati
 _NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 _SCALES = {100.0, 1_000.0, 1_000_000.0, 1_000_000_000.0, 1_000_000_000_000.0}
 _SCALED = re.compile(r"\s*(\d+)(?!\d|[.,]\d)")
-_NEGATION = re.compile(r"\b(?:not|never|neither|nor|none|nothing|no longer|cannot)\b|n't\b", re.IGNORECASE)
+NEGATIONS = ("not", "never", "neither", "nor", "none", "nothing", "no longer", "cannot", "n't")
+"""The words that deny: an answer holding one needs a passage sentence that denies too."""
+_NEGATION = re.compile(rf"\b(?:{'|'.join(NEGATIONS[:-1])})\b|n't\b", re.IGNORECASE)
 _NUMBERED_NAME = re.compile(r"(\b[A-Z][\w'\u2019-]*(?:\s+[A-Z][\w'\u2019-]*)*)[\s-]+(\d+)\b")
 _YEAR = re.compile(r"1\d{3}|20\d{2}")
 _WITH_DIGITS = re.compile(r"\S*\d\S*")
