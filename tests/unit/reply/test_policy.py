@@ -159,3 +159,14 @@ def test_an_off_topic_question_in_the_clarify_band_is_refused_with_the_rule_as_i
     result = through_the_pipeline(CASES["off topic in the clarify band"]).invoke("What is the capital of Australia?")
     assert result.decision is Decision.REFUSE and result.message == REFUSAL
     assert "no retrieved sentence shares the question's content words" in result.reason
+
+
+@pytest.mark.parametrize("name", ["quote about another thing", "off topic in the clarify band"])
+async def test_a_stream_opens_with_the_decision_the_checks_reached(name):
+    case = CASES[name]
+    chunks = list(through_the_pipeline(case).stream(case.question))
+    streamed = [chunk async for chunk in through_the_pipeline(case).astream(case.question)]
+    decision, opening = EXPECTED[name]
+    for got in (chunks, streamed):
+        assert got[0].decision is decision
+        assert "".join(chunk.message or chunk.answer or "" for chunk in got).startswith(opening)
