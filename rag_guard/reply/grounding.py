@@ -133,11 +133,11 @@ class Evidence:
         return any(wanted & _forms(_words(sentence)) for sentence in self._negating)
 
 
-def check_grounding(answer: str, passages: Iterable[str] | Evidence, question: str = "") -> Grounding:
+def check_grounding(answer: str, passages: Iterable[str], question: str = "") -> Grounding:
     """The answer's numbers (with what they count), names, quoted phrases, content words and denials, and which
     of them the passages lack. A content word or a denial may also come from the question: an answer names what
     was asked about ("Was it not Rollo?")."""
-    known = passages if isinstance(passages, Evidence) else Evidence(passages)
+    known = Evidence(passages)
     checked: list[str] = []
     unsupported: list[str] = []
 

@@ -2,10 +2,15 @@
 
 The grounding check asks whether the passages state an answer's words; over notes on two ships it passes
 "64 [2]" for "How many guns did the Mary Rose carry?" when passage [2] is the Vasa's, since every word of the
-answer stands there. What gives it away is that passage [2] never names the Mary Rose. So the question's
-subject (its names, quoted terms, and the numbers or dates it states) must stand in the document the answer
-cites: the cited passage's text, its heading and file name, or another retrieved passage of the same file (a
-passage that says "she" sits in a document that names her). Matching is the grounding check's (`Evidence`).
+answer stands there. What gives it away is that passage [2]'s document never names the Mary Rose. So the
+document the answer cites (the cited passage's text, its heading and file name, and the other retrieved
+passages of the same file: a passage that says "she" sits in a document that names her) must mention one of
+the question's names or quoted terms ("Shapiro" mentions "Jake David Shapiro"; "Voyager 2" does not mention
+"Voyager 1"), or, when the question names nothing, the numbers and dates it states. One, not all: a question
+often names a bridge ("the coach of the 2014 Michigan team") that the answering passage leaves out.
+
+A passage that opens on a subject it does not name ("He was born in 1972 in Enugu.") and has no heading could
+be about anyone: it is left alone. Matching is the grounding check's (`Evidence`).
 """
 
 from __future__ import annotations
@@ -37,8 +42,8 @@ class Subject(BaseModel):
 
 
 def check_subject(question: str, documents: Sequence[Document], cited: Sequence[int]) -> Subject:
-    """The question's names, quoted terms and numbers that the documents of the `cited` passages (1-based
-    labels) do not state."""
+    """Whether the documents of the `cited` passages (1-based labels) mention what the question names; when
+    they mention none of it, all of it is `missing`."""
     wanted = named_items(question, question=True)
     labels = [label for label in dict.fromkeys(cited) if 1 <= label <= len(documents)]
     if not wanted or not labels:
