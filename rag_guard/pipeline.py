@@ -18,13 +18,23 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessageChunk
+from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from pydantic import ConfigDict, Field
 
-from rag_guard.errors import GenerationError, GuardFailure
+from rag_guard.conversation.rewrite import (
+    REWRITE_TOKENS,
+    Rewrite,
+    ambiguity,
+    needs_rewrite,
+    read_rewrite,
+    rewrite_prompt,
+    same_question,
+)
+from rag_guard.conversation.turns import Turn
+from rag_guard.errors import GenerationError, GuardFailure, InvalidQuestionError
 from rag_guard.judging import Decision, ErrorInfo, SufficiencyGuard, Verdict, clean_question
 from rag_guard.judging.logprobs import verdict_word
 from rag_guard.judging.prompts import SINGLE_PASS_INSTRUCTION
@@ -46,6 +56,26 @@ def question_of(input: QuestionInput) -> str:
     if isinstance(input, dict):
         return clean_question(input.get("question"))
     return clean_question(input)
+
+
+def history_of(input: QuestionInput) -> list[Turn]:
+    """`{"question": ..., "history": [...]}`'s earlier turns: `Turn`s, `{"role", "content"}` dicts, (role,
+    content) pairs or LangChain messages; none for a bare question."""
+    if not isinstance(input, dict):
+        return []
+    turns = []
+    for item in input.get("history") or []:
+        if isinstance(item, Turn):
+            turns.append(item)
+        elif isinstance(item, BaseMessage):
+            role = {"human": "user", "ai": "assistant"}.get(item.type, item.type)
+            turns.append(Turn(role, item.text))
+        elif isinstance(item, dict):
+            turns.append(Turn(str(item.get("role", "")), str(item.get("content", ""))))
+        else:
+            role, content = item
+            turns.append(Turn(str(role), str(content)))
+    return [turn for turn in turns if turn.role in ("user", "assistant") and turn.content.strip()]
 
 
 class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
@@ -179,17 +209,30 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     def _steps(self, input: QuestionInput, child: Children, *, streaming: bool) -> Steps[None]:
         """One question: retrieve, judge, then the reply the verdict calls for, as chunks; timings last."""
         started = time.perf_counter()
-        question = question_of(input)
+        typed = question_of(input)
         timings = Timings()
         policy = ReplyPolicy(self.reply, self.guard, self.answerer, child, self.single_pass)
+        rewrite = yield from self._standalone(typed, history_of(input), child)
+        timings.rewrite_s = time.perf_counter() - started if rewrite.rewritten or rewrite.ambiguous else 0.0
+        if rewrite.ambiguous:
+            timings.total_s = timings.rewrite_s
+            yield _asking_which(typed, rewrite).model_copy(update={"timings": timings})
+            return
+        question = rewrite.question
+        asked = None if same_question(question, typed) else typed
+        retrieval_started = time.perf_counter()
         try:
             documents = yield Invoke(self.retriever, question, child("retrieve"))
         except Exception as exc:
-            timings.retrieval_s = timings.total_s = time.perf_counter() - started
+            timings.retrieval_s = time.perf_counter() - retrieval_started
+            timings.total_s = time.perf_counter() - started
             verdict = self._retrieval_failed(exc)
-            yield policy.header(question, verdict, verdict.decision).model_copy(update={"timings": timings})
+            header = policy.header(question, verdict, verdict.decision)
+            yield header.model_copy(update={"timings": timings, "asked": asked})
             return
-        timings.retrieval_s = time.perf_counter() - started
+        timings.retrieval_s = time.perf_counter() - retrieval_started
+        if asked is not None:
+            yield GuardedAnswerChunk(asked=asked)
         if self.single_pass:
             verdict, answer_stream = yield from self._first_token_verdict(question, documents, child("guard"))
         else:
@@ -208,6 +251,26 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         now = time.perf_counter()
         timings.generation_s, timings.total_s = now - generation_started, now - started
         yield GuardedAnswerChunk(timings=timings)
+
+    def _standalone(self, typed: str, history: list[Turn], child: Children) -> Steps[Rewrite]:
+        """The question to judge: as typed for a first turn or a follow-up that stands alone; the question
+        back for an ambiguous one; else the writer's rewrite, or the question as typed when the call fails."""
+        if not needs_rewrite(typed, history):
+            return Rewrite(question=typed)
+        if options := ambiguity(typed, history):
+            return Rewrite(question=typed, options=options)
+        try:
+            reply = yield Invoke(
+                self.answerer, rewrite_prompt(typed, history), child("rewrite"), {"max_tokens": REWRITE_TOKENS}
+            )
+        except Exception as exc:
+            log.warning("the follow-up could not be rewritten, judging it as typed: %s", exc)
+            return Rewrite(question=typed, rewritten=True)
+        rewrite = read_rewrite(reply.text, typed)
+        try:
+            return Rewrite(question=clean_question(rewrite.question), rewritten=True)
+        except InvalidQuestionError:
+            return Rewrite(question=typed, rewritten=True)
 
     def _first_token_verdict(
         self, question: str, documents: list[Document], config: RunnableConfig
@@ -253,6 +316,20 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             f"The guard's verdict was {verdict.decision.value} ({verdict.reason}), but the answer model failed, "
             f"so nothing was answered: {why}"
         )
+
+
+def _asking_which(typed: str, rewrite: Rewrite) -> GuardedAnswerChunk:
+    """The reply to an ambiguous follow-up: a question back, before anything is retrieved or judged."""
+    reason = f"the question could mean {', '.join(rewrite.options)}: asked which, before judging"
+    verdict = Verdict(decision=Decision.CLARIFY, p_sufficient=None, reason=reason)
+    return GuardedAnswerChunk(
+        question=typed,
+        decision=Decision.CLARIFY,
+        verdict=verdict,
+        sources=[],
+        message=rewrite.which(),
+        reason=reason,
+    )
 
 
 def _children(

@@ -20,6 +20,8 @@ from rag_guard.reply.checks import AnswerCheck
 class Timings(BaseModel):
     """Wall-clock seconds per stage; a stage that did not run stays None."""
 
+    rewrite_s: float | None = None
+    """A follow-up's rewrite into a standalone question (0 when none was needed)."""
     retrieval_s: float | None = None
     guard_s: float | None = None
     generation_s: float | None = None
@@ -68,6 +70,9 @@ class GuardedAnswer(BaseModel):
     """What the checks said of the answer the gate let through (the grounding check, and the model's with
     `guard.verify_answer`); a failed check means the user got what the passages say, a clarifying message or,
     without a probability, the refusal, instead of the answer."""
+    asked: str | None = None
+    """What the user typed, when the question judged (`question`) is its standalone rewrite: a follow-up read
+    in the conversation ("Read as: When did the Vasa sink?")."""
     timings: Timings = Field(default_factory=Timings)
     written: BaseMessage | None = Field(None, exclude=True, repr=False)
     """The writer's reply when it wrote the answer, with its logprobs when they were asked for (`rag-guard eval`
@@ -98,6 +103,7 @@ class GuardedAnswerChunk(BaseModel):
     """Clarifying question or refusal text added by this chunk."""
     reason: str | None = None
     answer_check: AnswerCheck | None = None
+    asked: str | None = None
     timings: Timings | None = None
     """The stages' times, in the last chunk (generation ends with the stream)."""
     written: BaseMessage | None = Field(None, exclude=True, repr=False)
@@ -116,6 +122,7 @@ class GuardedAnswerChunk(BaseModel):
             message=join(self.message, other.message),
             reason=self.reason or other.reason,
             answer_check=self.answer_check or other.answer_check,
+            asked=self.asked or other.asked,
             timings=other.timings or self.timings,
             written=self.written or other.written,
         )
@@ -135,6 +142,7 @@ class GuardedAnswerChunk(BaseModel):
             verdict=self.verdict,
             reason=self.reason or self.verdict.reason,
             answer_check=self.answer_check,
+            asked=self.asked,
             timings=self.timings or Timings(),
             written=self.written,
         )

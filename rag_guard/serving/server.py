@@ -32,12 +32,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rag_guard.config import ServeSettings
+from rag_guard.conversation.turns import CLARIFY_MARK, Turn, conversation_of, mark_clarifying
 from rag_guard.errors import InvalidQuestionError, ModelUnavailableError, RagGuardError, ServerBusy
-from rag_guard.judging import clean_question
+from rag_guard.judging import Decision, clean_question
 from rag_guard.models.failures import explain_failure, target_of
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.reply.answers import GuardedAnswer, GuardedAnswerChunk
-from rag_guard.serving.conversation import Turn, question_from_turns
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +165,7 @@ def guard_report(result: GuardedAnswer) -> dict[str, Any]:
         "decision": result.decision.value,
         "p_sufficient": result.p_sufficient,
         "question": result.question,
+        "asked": result.asked,
         "sources": [source.model_dump(mode="json") for source in result.sources],
         "cited": result.cited,
         "reason": result.reason,
@@ -176,7 +177,28 @@ def guard_report(result: GuardedAnswer) -> dict[str, Any]:
 
 
 def reply_text(result: GuardedAnswer) -> str:
-    return (result.answer if result.answer is not None else result.message) or ""
+    """What the assistant says: the "Read as" line for a rewritten follow-up, then the answer or message; a
+    clarifying message ends with `CLARIFY_MARK`, so a reply to it is chained to its question."""
+    text = (result.answer if result.answer is not None else result.message) or ""
+    if result.decision is Decision.CLARIFY:
+        text = mark_clarifying(text)
+    return read_as_line(result.question) + text if result.asked is not None else text
+
+
+def read_as_line(question: str) -> str:
+    return f"Read as: {question}\n\n"
+
+
+def verdict_first(head: GuardedAnswerChunk) -> dict[str, Any]:
+    """The stream's first event's `rag_guard`: the verdict, before any text."""
+    return {
+        "decision": head.decision.value if head.decision else None,
+        "p_sufficient": head.p_sufficient,
+        "question": head.question,
+        "asked": head.asked,
+        "sources": [source.model_dump(mode="json") for source in head.sources or []],
+        "reason": head.reason,
+    }
 
 
 class _Completion:
@@ -296,7 +318,8 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)], response_model=None)
     async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
-        question = clean_question(question_from_turns([Turn(m.role, m.text) for m in body.messages]))
+        conversation = conversation_of([Turn(m.role, m.text) for m in body.messages])
+        question = {"question": clean_question(conversation.question), "history": conversation.history}
         completion = _Completion(settings.model_name)
         admission.check()  # turn a full server away with a status, before a stream has begun
         if body.stream:
@@ -305,17 +328,26 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
             result = await rag.ainvoke(question)
         return JSONResponse(completion.body(result))
 
-    async def _events(question: str, completion: _Completion) -> AsyncIterator[str]:
+    async def _events(question: dict[str, Any], completion: _Completion) -> AsyncIterator[str]:
+        """The verdict first (decision, score, the question judged, the sources), then the reply's text as
+        the checks release it, then the whole `rag_guard` object with the last event."""
         try:
             async with asyncio.timeout(settings.request_timeout_s), admission.slot():
-                yield completion.event({"role": "assistant", "content": ""})
                 merged: GuardedAnswerChunk | None = None
+                opened = False
                 async for piece in rag.astream(question):
                     merged = piece if merged is None else merged + piece
-                    if text := (piece.answer or piece.message):
+                    if not opened and merged.decision is not None:
+                        opened = True
+                        lead = read_as_line(merged.question or "") if merged.asked is not None else ""
+                        yield completion.event({"role": "assistant", "content": lead}, rag_guard=verdict_first(merged))
+                    if opened and (text := (piece.answer or piece.message)):
                         yield completion.event({"content": text})
-                assert merged is not None  # the pipeline always yields its verdict
-                yield completion.event({}, "stop", rag_guard=guard_report(merged.to_answer()))
+                assert merged is not None and opened  # the pipeline always yields its verdict
+                result = merged.to_answer()
+                if result.decision is Decision.CLARIFY:
+                    yield completion.event({"content": CLARIFY_MARK})
+                yield completion.event({}, "stop", rag_guard=guard_report(result))
         except ServerBusy:
             yield _sse_error("server_busy", "Every model slot is busy and the queue is full; retry later.")
         except TimeoutError:

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from rag_guard.config import ServeSettings
+from rag_guard.conversation.turns import CLARIFY_MARK, mark_clarifying
 from rag_guard.judging.guard import SufficiencyGuard
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.reply.prompts import REFUSAL
@@ -61,23 +62,35 @@ async def test_a_refusal_is_the_message_content():
     assert reply["rag_guard"]["decision"] == "refuse"
 
 
-async def test_streaming_sends_text_deltas_then_the_verdict_in_the_last_event():
+async def test_a_stream_opens_with_the_verdict_then_sends_the_text_then_the_whole_record():
     async with client(pipeline(0.9)) as http:
         response = await http.post("/v1/chat/completions", json={**QUESTION, "stream": True})
     assert response.headers["content-type"].startswith("text/event-stream")
     chunks = events(response.text)
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    first = chunks[0]["rag_guard"]
+    assert first["decision"] == "answer" and first["p_sufficient"] == pytest.approx(0.9, abs=1e-3)
+    assert first["question"] == "When did Voyager 2 launch?" and first["sources"][0]["source"] == "voyager.md"
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
     assert text.strip() == "It launched on 20 August 1977 [1]."
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["rag_guard"]["decision"] == "answer"
-    assert all("rag_guard" not in c for c in chunks[:-1])
+    assert chunks[-1]["rag_guard"]["decision"] == "answer" and chunks[-1]["rag_guard"]["timings"]["total_s"]
+    assert all("rag_guard" not in c for c in chunks[1:-1])
+
+
+async def test_a_clarifying_message_carries_the_mark_that_chains_the_reply_to_it():
+    async with client(pipeline(0.4)) as http:
+        reply = (await http.post("/v1/chat/completions", json=QUESTION)).json()
+        streamed = events((await http.post("/v1/chat/completions", json={**QUESTION, "stream": True})).text)
+    assert reply["rag_guard"]["decision"] == "clarify"
+    assert reply["choices"][0]["message"]["content"].endswith(CLARIFY_MARK)
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in streamed).endswith(CLARIFY_MARK)
 
 
 async def test_a_reply_to_the_clarifying_question_is_judged_with_the_question_it_clarifies():
     messages = [
         {"role": "user", "content": "When did it launch?"},
-        {"role": "assistant", "content": "Which spacecraft do you mean?"},
+        {"role": "assistant", "content": mark_clarifying("Which spacecraft do you mean?")},
         {"role": "user", "content": [{"type": "text", "text": "Voyager 2"}]},
     ]
     rag = pipeline(0.9)
