@@ -48,6 +48,10 @@ class EvalRow(BaseModel):
     answerable: bool
     kind: str | None
     decision: Decision
+    """The gate's decision, which the metrics score."""
+    replied: Decision | None = None
+    """With `answers`: the decision the user got after the reply's rules (a withheld answer is clarified; a
+    question no retrieved sentence touches is refused)."""
     p_sufficient: float | None
     signals: Signals | None = None
     """What p_sufficient was made of (`rag-guard calibrate` fits on these)."""
@@ -381,6 +385,7 @@ def _row(question: LabelledQuestion, judged: Judged) -> EvalRow:
         hidden_states=verdict.hidden_states,
     )
     reply, draft = judged.reply, judged.draft
+    row.replied = reply.decision if reply is not None else None
     if reply is None or (draft is None and reply.decision is Decision.REFUSE):
         return row
     if draft is None:  # the clarifying message
