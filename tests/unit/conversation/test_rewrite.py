@@ -1,0 +1,53 @@
+import pytest
+
+from rag_guard.conversation.rewrite import ambiguity, needs_rewrite, read_rewrite, rewrite_prompt, same_question
+from rag_guard.conversation.turns import Turn, mark_clarifying
+
+VASA = [Turn("user", "Who designed the Vasa?"), Turn("assistant", "Henrik Hybertsson [1].")]
+SHIPS = [Turn("user", "Which was longer, the Vasa or the Mary Rose?"), Turn("assistant", "The Vasa [1].")]
+
+
+@pytest.mark.parametrize("question", ["When did it sink?", "And the Mary Rose?", "How many guns?", "Who sailed there?"])
+def test_a_follow_up_that_refers_back_or_names_nothing_is_rewritten(question):
+    assert needs_rewrite(question, VASA)
+
+
+@pytest.mark.parametrize(
+    ("question", "history"),
+    [("When did it sink?", []), ("Who commanded the Batavia?", VASA), ("When did it sink?", VASA[1:])],
+)
+def test_a_first_turn_or_a_question_that_stands_alone_is_not(question, history):
+    assert not needs_rewrite(question, history)
+
+
+def test_a_singular_reference_after_a_question_naming_several_things_is_ambiguous():
+    assert ambiguity("When did she sink?", SHIPS) == ["Vasa", "Mary Rose"]
+    assert ambiguity("When did the Vasa sink?", SHIPS) == []
+    assert ambiguity("When did she sink?", VASA) == []
+    assert ambiguity("When did they sink?", SHIPS) == []  # both: nothing to choose
+
+
+def test_the_prompt_holds_the_last_turns_without_the_mark_and_the_follow_up():
+    history = [*VASA, Turn("user", "How long was it?"), Turn("assistant", mark_clarifying("Which length?"))]
+    prompt = rewrite_prompt("the hull", history)[-1].text
+    assert "User: Who designed the Vasa?" in prompt and "Assistant: Which length?" in prompt
+    assert "\u2063" not in prompt and prompt.rstrip().endswith("Rewritten question:")
+    assert "Last question: the hull" in prompt
+
+
+@pytest.mark.parametrize(
+    ("reply", "question"),
+    [
+        ("When did the Vasa sink?", "When did the Vasa sink?"),
+        ('Rewritten question: "When did the Vasa sink"\nExplanation: it is the Vasa.', "When did the Vasa sink?"),
+        ("", "When did it sink?"),
+        ("x" * 400, "When did it sink?"),
+    ],
+)
+def test_the_reply_is_read_as_one_question_or_the_question_stays_as_typed(reply, question):
+    assert read_rewrite(reply, "When did it sink?").question == question
+
+
+def test_questions_compare_without_case_spacing_or_punctuation():
+    assert same_question("When did the Vasa sink?", " when did the vasa sink ")
+    assert not same_question("When did the Vasa sink?", "When did it sink?")
