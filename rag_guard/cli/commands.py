@@ -1,10 +1,9 @@
-"""The user's commands: ingest, collections, ask, demo, prepare-model, doctor and serve."""
+"""The user's commands: ingest, collections, ask, chat, demo, prepare-model, doctor and serve."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,6 +27,7 @@ from rag_guard.cli.shared import (
     updater,
     user_errors,
 )
+from rag_guard.errors import RagGuardError
 from rag_guard.judging import Decision
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.reply.answers import GuardedAnswer, GuardedAnswerChunk, merge_chunks
@@ -146,21 +146,60 @@ def ask(
         raise typer.Exit(OUTAGE_EXIT_CODE)
 
 
-def _stream_answer(rag: GuardedRAG, question: str) -> GuardedAnswer:
+def _stream_answer(rag: GuardedRAG, question: str | dict[str, Any]) -> GuardedAnswer:
+    """The verdict line as soon as the decision is known, then each piece of text as it comes, flushed even
+    into a pipe; the sources last."""
+
     def shown(chunks: Iterator[GuardedAnswerChunk]) -> Iterator[GuardedAnswerChunk]:
+        merged: GuardedAnswerChunk | None = None
         for chunk in chunks:
-            if chunk.verdict is not None:
-                out.print(_verdict_line(chunk.verdict.decision, chunk.p_sufficient), highlight=False)
-            text = chunk.answer or chunk.message
-            if text:
-                out.print(text, end="", highlight=False, markup=False)
-                sys.stdout.flush()
+            merged = chunk if merged is None else merged + chunk
+            if chunk.verdict is not None and merged.decision is not None:
+                out.print(_verdict_line(merged.decision, merged.p_sufficient), highlight=False)
+                if merged.asked is not None:
+                    out.print(f"[dim]Read as: {escape(merged.question or '')}[/]", highlight=False)
+                out.file.flush()
+            if text := (chunk.answer or chunk.message):
+                out.file.write(text)
+                out.file.flush()
             yield chunk
 
     result = merge_chunks(shown(rag.stream(question)))
     out.print()
     _print_sources(result)
     return result
+
+
+@app.command()
+def chat(config: ConfigOption = None, collection: CollectionOption = None) -> None:
+    """A guarded conversation in the terminal: follow-ups are read in the turns before them, and a reply to
+    the guard's clarifying question is joined to the question it clarifies. An empty line or Ctrl-D ends it."""
+    with user_errors():
+        from rag_guard.conversation.turns import Turn, conversation_of, mark_clarifying
+        from rag_guard.judging import clean_question
+
+        rag = build_pipeline(load_settings(config, collection))
+        turns: list[Turn] = []
+        out.print("[dim]Ask about your documents; an empty line ends the chat.[/]")
+        while True:
+            try:
+                typed = input("you> ").strip()
+            except EOFError:
+                break
+            if not typed:
+                break
+            conversation = conversation_of([*turns, Turn("user", typed)])
+            try:
+                asked = clean_question(conversation.question)
+            except RagGuardError as exc:
+                err.print(f"[red]{escape(str(exc))}[/]")
+                continue
+            result = _stream_answer(rag, {"question": asked, "history": conversation.history})
+            said = result.answer or result.message or ""
+            turns += [
+                Turn("user", typed),
+                Turn("assistant", mark_clarifying(said) if result.decision is Decision.CLARIFY else said),
+            ]
 
 
 def answer_json(result: GuardedAnswer) -> dict[str, Any]:
@@ -175,6 +214,8 @@ def _verdict_line(decision: Decision, p: float | None) -> str:
 
 def _print_answer(result: GuardedAnswer) -> None:
     out.print(_verdict_line(result.decision, result.p_sufficient), highlight=False)
+    if result.asked is not None:
+        out.print(f"[dim]Read as: {escape(result.question)}[/]", highlight=False)
     out.print(result.answer or result.message or "", highlight=False, markup=False)
     if result.decision is not Decision.ANSWER and result.error is None:
         out.print(f"[dim]{result.verdict.reason}[/]", highlight=False)

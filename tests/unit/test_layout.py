@@ -20,6 +20,7 @@ LAYERS = {
     "store": 1,
     "judging": 2,
     "reply": 3,
+    "conversation": 4,
     "config": 3,
     "factory": 4,
     "pipeline": 5,
@@ -38,10 +39,12 @@ ALLOWED_BELOW = {
     "store": {"errors"},
     "judging": {"errors", "steps", "text", "models.failures"},
     "reply": {"errors", "steps", "text", "judging"},
+    "conversation": {"errors", "text", "reply.grounding"},
 }
 """The strict parts: what they may import of the package besides themselves. The gate takes no configuration,
 no concrete backend (only how a failed call reads to a user) and nothing of the reply; the reply takes the
-gate's verdict and the shared text helpers, and no pipeline, configuration or factory."""
+gate's verdict and the shared text helpers, and no pipeline, configuration or factory; the conversation reads
+turns and rewrites follow-ups with no model of its own (the pipeline makes the call)."""
 
 
 def module_name(path: Path) -> str:
