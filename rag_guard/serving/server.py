@@ -21,12 +21,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 from typing import Any, Literal
 
 import httpx
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from langchain_core.documents import Document
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,6 +41,9 @@ from rag_guard.pipeline import GuardedRAG
 from rag_guard.reply.answers import GuardedAnswer, GuardedAnswerChunk
 
 log = logging.getLogger(__name__)
+
+CHAT_PAGE = resources.files("rag_guard.serving.page").joinpath("index.html").read_text(encoding="utf-8")
+"""The chat page at `/`: one file, its script and style inline, nothing fetched from elsewhere."""
 
 ReadyCheck = Callable[[], Awaitable[str]]
 """Raises when the server cannot answer questions; returns a short description when it can."""
@@ -159,13 +163,14 @@ def error(kind: str, message: str, status: int, headers: dict[str, str] | None =
 # --- replies --------------------------------------------------------------------------------------------
 
 
-def guard_report(result: GuardedAnswer) -> dict[str, Any]:
-    """The `rag_guard` object: what the guard decided and from which passages."""
+def guard_report(result: GuardedAnswer, thresholds: dict[str, float]) -> dict[str, Any]:
+    """The `rag_guard` object: what the guard decided, against which thresholds, from which passages."""
     return {
         "decision": result.decision.value,
         "p_sufficient": result.p_sufficient,
         "question": result.question,
         "asked": result.asked,
+        "thresholds": thresholds,
         "sources": [source.model_dump(mode="json") for source in result.sources],
         "cited": result.cited,
         "reason": result.reason,
@@ -189,11 +194,12 @@ def read_as_line(question: str) -> str:
     return f"Read as: {question}\n\n"
 
 
-def verdict_first(head: GuardedAnswerChunk) -> dict[str, Any]:
+def verdict_first(head: GuardedAnswerChunk, thresholds: dict[str, float]) -> dict[str, Any]:
     """The stream's first event's `rag_guard`: the verdict, before any text."""
     return {
         "decision": head.decision.value if head.decision else None,
         "p_sufficient": head.p_sufficient,
+        "thresholds": thresholds,
         "question": head.question,
         "asked": head.asked,
         "sources": [source.model_dump(mode="json") for source in head.sources or []],
@@ -204,10 +210,11 @@ def verdict_first(head: GuardedAnswerChunk) -> dict[str, Any]:
 class _Completion:
     """Ids and envelopes shared by one completion's body or events."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, thresholds: dict[str, float]) -> None:
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.model = model
+        self.thresholds = thresholds
 
     def body(self, result: GuardedAnswer) -> dict[str, Any]:
         return {
@@ -223,7 +230,7 @@ class _Completion:
                     "logprobs": None,
                 }
             ],
-            "rag_guard": guard_report(result),
+            "rag_guard": guard_report(result, self.thresholds),
         }
 
     def event(self, delta: dict[str, Any], finish: Literal["stop"] | None = None, **extra: Any) -> str:
@@ -252,6 +259,7 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
     token = os.environ.get(settings.api_key_env, "").strip() or None
     busy_headers = {"Retry-After": str(settings.retry_after_s)}
     ready = ready or all_ready(store_ready(rag), judge_ready(rag))
+    thresholds = {"answer": rag.guard.answer_threshold, "clarify": rag.guard.clarify_threshold}
 
     async def authorised(request: Request) -> None:
         if token is None:
@@ -289,6 +297,12 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
     async def _failed(request: Request, exc: RagGuardError) -> JSONResponse:
         return error("server_error", str(exc), 502)
 
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> HTMLResponse:
+        """The chat page: each reply with its decision, score against the thresholds, question judged and
+        passages, everything served from the package."""
+        return HTMLResponse(CHAT_PAGE)
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -320,7 +334,7 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
     async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
         conversation = conversation_of([Turn(m.role, m.text) for m in body.messages])
         question = {"question": clean_question(conversation.question), "history": conversation.history}
-        completion = _Completion(settings.model_name)
+        completion = _Completion(settings.model_name, thresholds)
         admission.check()  # turn a full server away with a status, before a stream has begun
         if body.stream:
             return StreamingResponse(_events(question, completion), media_type="text/event-stream")
@@ -340,14 +354,17 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
                     if not opened and merged.decision is not None:
                         opened = True
                         lead = read_as_line(merged.question or "") if merged.asked is not None else ""
-                        yield completion.event({"role": "assistant", "content": lead}, rag_guard=verdict_first(merged))
+                        yield completion.event(
+                            {"role": "assistant", "content": lead},
+                            rag_guard=verdict_first(merged, completion.thresholds),
+                        )
                     if opened and (text := (piece.answer or piece.message)):
                         yield completion.event({"content": text})
                 assert merged is not None and opened  # the pipeline always yields its verdict
                 result = merged.to_answer()
                 if result.decision is Decision.CLARIFY:
                     yield completion.event({"content": CLARIFY_MARK})
-                yield completion.event({}, "stop", rag_guard=guard_report(result))
+                yield completion.event({}, "stop", rag_guard=guard_report(result, completion.thresholds))
         except ServerBusy:
             yield _sse_error("server_busy", "Every model slot is busy and the queue is full; retry later.")
         except TimeoutError:

@@ -234,7 +234,7 @@ def test_the_rag_guard_object_cites_each_source_by_page_and_heading_with_its_tex
         guard=SufficiencyGuard(judge=judge_then_answer(0.9)),
         answerer=judge_then_answer(0.9),
     )
-    sources = guard_report(rag.invoke("When did Voyager 2 launch?"))["sources"]
+    sources = guard_report(rag.invoke("When did Voyager 2 launch?"), {"answer": 0.7, "clarify": 0.45})["sources"]
     assert [(s["source"], s["page"], s["heading"]) for s in sources] == [
         ("log.pdf", 12, None),
         ("notes.md", None, "Launch order"),
