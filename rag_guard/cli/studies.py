@@ -24,6 +24,7 @@ from rag_guard.cli.shared import (
     updater,
     user_errors,
 )
+from rag_guard.errors import ConfigError
 from rag_guard.extras import require
 
 LayerOption = Annotated[
@@ -34,10 +35,19 @@ LayerOption = Annotated[
 @app.command("eval")
 def evaluate(
     corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
-    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    questions: Annotated[
+        Path | None, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")
+    ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     limit: Annotated[int | None, typer.Option(min=2, help="A stratified sample of this many questions.")] = None,
+    conversations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled conversations instead (bench/sets/conversations.jsonl): each follow-up's decision "
+            "against its standalone question's."
+        ),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Write plots and an HTML page here (answers are generated too).")
     ] = None,
@@ -55,9 +65,16 @@ def evaluate(
     ] = None,
     layers: LayerOption = None,
 ) -> None:
-    """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds)."""
+    """Measure the guard on labelled questions (AUROC, calibration, precision and coverage at the thresholds),
+    or on labelled conversations (`--conversations`)."""
+    if conversations is not None:
+        _evaluate_conversations(corpus, conversations, config, as_json)
+        return
     with user_errors():
         from rag_guard.evaluation.labelled import judge_labelled
+
+        if questions is None:
+            raise ConfigError("Pass --questions FILE (labelled questions) or --conversations FILE.")
 
         if report is not None:  # before judging: a missing library should not cost a whole reading
             require("study", "eval --report")
@@ -122,6 +139,35 @@ def evaluate(
         counts = getattr(result, label)
         table.add_row(f"{label}: answer / clarify / refuse", f"{counts.answer} / {counts.clarify} / {counts.refuse}")
     table.add_row("thresholds (answer, clarify)", f"{result.answer_threshold} / {result.clarify_threshold}")
+    out.print(table)
+
+
+def _evaluate_conversations(corpus: Path, conversations: Path, config: Path | None, as_json: bool) -> None:
+    with user_errors():
+        from rag_guard.evaluation.conversations import evaluate_conversations, load_conversations
+        from rag_guard.evaluation.evaluate import temporary_retriever
+        from rag_guard.pipeline import GuardedRAG
+
+        labelled = load_conversations(conversations)
+        if not corpus.is_dir():
+            raise ConfigError(f"Corpus directory {corpus} not found: pass --corpus DIR.")
+        settings = load_settings(config)
+        with temporary_retriever(settings, corpus) as retriever, progress_bar() as progress:
+            rag = GuardedRAG.from_config(settings, retriever=retriever)
+            task = progress.add_task("Conversations", total=sum(len(c.turns) for c in labelled))
+            result = evaluate_conversations(rag, labelled, lambda done, total: progress.update(task, completed=done))
+    if as_json:
+        out.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"rag_guard eval: {conversations.name} ({result.conversations} conversations)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("follow-ups", str(result.follow_ups))
+    table.add_row("decision as its standalone question's", f"{result.agreement:.3f}")
+    table.add_row("unanswerable follow-ups answered", str(result.unanswerable_answered))
+    table.add_row("ambiguous follow-ups asked back", f"{result.ambiguous_asked} / {result.ambiguous}")
+    for label, value in (("follow-up", result.rewrite_s_follow_up), ("first turn", result.rewrite_s_first_turn)):
+        table.add_row(f"rewrite seconds per {label}", "n/a" if value is None else f"{value:.2f}")
     out.print(table)
 
 
