@@ -21,6 +21,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
+from rag_guard.conversation.turns import CLARIFY_MARK
 from rag_guard.reply.prompts import REFUSAL
 from tests.integration.helpers import REPO
 from tests.servers import Served, rag_guard_server
@@ -55,9 +56,10 @@ def guard_of(reply: Any) -> dict[str, Any]:
 
 
 def ask_streaming(
-    client: openai.OpenAI, question: str, started: threading.Event | None = None
-) -> tuple[str, dict[str, Any]]:
-    text, guard = "", None
+    client: openai.OpenAI, question: str, started: threading.Event | None = None, *, with_first: bool = False
+) -> Any:
+    """The streamed text and the last event's `rag_guard` object (and, `with_first`, the first event's)."""
+    text, guard, first = "", None, None
     for chunk in client.chat.completions.create(
         model="rag-guard", messages=[{"role": "user", "content": question}], stream=True
     ):
@@ -66,8 +68,9 @@ def ask_streaming(
         if chunk.choices and chunk.choices[0].delta.content:
             text += chunk.choices[0].delta.content
         guard = (chunk.model_extra or {}).get("rag_guard", guard)
+        first = first or guard
     assert guard is not None, "the last event carries the rag_guard object"
-    return text.strip(), guard
+    return (text.strip(), guard, first) if with_first else (text.strip(), guard)
 
 
 @pytest.mark.parametrize(
@@ -84,14 +87,15 @@ def test_the_openai_client_gets_guarded_replies(default_server, question, decisi
         assert "1977" in content and guard["p_sufficient"] >= 0.7
         assert any(s["source"] == "articles/voyager.md" for s in guard["sources"])
     elif decision == "clarify":
-        assert content.rstrip().endswith("?")
+        assert content.endswith(CLARIFY_MARK) and content.removesuffix(CLARIFY_MARK).rstrip().endswith("?")
     else:
         assert content == REFUSAL
 
-    streamed, streamed_guard = ask_streaming(client, question)
+    streamed, streamed_guard, first_event = ask_streaming(client, question, with_first=True)
     assert streamed == content.strip()
     assert streamed_guard["decision"] == decision
     assert streamed_guard["p_sufficient"] == guard["p_sufficient"]
+    assert first_event["decision"] == decision and first_event["question"] == question
 
 
 def test_the_reply_to_a_clarifying_question_is_judged_with_the_original_question(default_server):
