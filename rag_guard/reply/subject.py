@@ -7,7 +7,8 @@ document the answer cites (the cited passage's text, its heading and file name, 
 passages of the same file: a passage that says "she" sits in a document that names her) must mention one of
 the question's names or quoted terms ("Shapiro" mentions "Jake David Shapiro"; "Voyager 2" does not mention
 "Voyager 1"), or, when the question names nothing, the numbers and dates it states. One, not all: a question
-often names a bridge ("the coach of the 2014 Michigan team") that the answering passage leaves out.
+often names a bridge ("the coach of the 2014 Michigan team") that the answering passage leaves out. But a
+name in the possessive is what the question is about ("Cassini's magnetometer"): that one must be mentioned.
 
 A passage that opens on a subject it does not name ("He was born in 1972 in Enugu.") and has no heading could
 be about anyone: it is left alone. Matching is the grounding check's (`Evidence`).
@@ -27,6 +28,7 @@ from rag_guard.text.words import excerpt, sentences, stems
 
 _CITED = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 _FILE_WORDS = re.compile(r"[\W_]+")
+_POSSESSIVE = re.compile(r"['\u2019]s$")
 _PRONOUN_OPENING = re.compile(r"\W*(?:[^.!?]{0,60}?,\s*)?(?:he|she|it|they|his|her|its|their)\b", re.IGNORECASE)
 
 
@@ -53,6 +55,10 @@ def check_subject(question: str, documents: Sequence[Document], cited: Sequence[
     sources = {_source(documents[label - 1]) for label in labels}
     known = Evidence(_described(doc) for doc in documents if _source(doc) in sources)
     named = [(kind, item) for kind, item in wanted if kind != "number"] or wanted
+    owners = [item for kind, item in named if kind == "name" and _POSSESSIVE.search(item)]
+    if owners:  # "Cassini's magnetometer": the owner is what the question is about
+        missing = [item for item in owners if not known.mentions("name", item)]
+        return Subject(cited=labels, missing=missing)
     if any(known.mentions(kind, item) for kind, item in named):
         return Subject(cited=labels)
     return Subject(cited=labels, missing=[item for _, item in named])

@@ -69,3 +69,15 @@ def test_a_question_s_first_word_names_its_subject_unless_it_is_a_question_word(
     passage = [Document(page_content="Mookychick is a magazine.", metadata={"source": "m.md", "heading": "Press"})]
     assert check_subject("Mookychick is published where?", passage, [1]).passed
     assert check_subject("Bustle is published where?", passage, [1]).missing == ["Bustle"]
+
+
+def test_a_name_in_the_possessive_must_be_mentioned_whatever_else_the_question_names():
+    galileo = [
+        Document(
+            page_content="Its magnetometer found an ocean under Europa.",
+            metadata={"source": "g.md", "heading": "Galileo"},
+        )
+    ]
+    assert check_subject("What did Cassini's magnetometer find on Europa?", galileo, [1]).missing == ["Cassini's"]
+    assert check_subject("What did Galileo's magnetometer find on Europa?", galileo, [1]).passed
+    assert check_subject("What did the magnetometer find on Europa?", galileo, [1]).passed
