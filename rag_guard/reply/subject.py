@@ -8,7 +8,9 @@ passages of the same file: a passage that says "she" sits in a document that nam
 the question's names or quoted terms ("Shapiro" mentions "Jake David Shapiro"; "Voyager 2" does not mention
 "Voyager 1"), or, when the question names nothing, the numbers and dates it states. One, not all: a question
 often names a bridge ("the coach of the 2014 Michigan team") that the answering passage leaves out. But a
-name in the possessive is what the question is about ("Cassini's magnetometer"): that one must be mentioned.
+name in the possessive is what the question is about ("Cassini's magnetometer"): that one must be mentioned;
+and a name another retrieved document states in full while the cited one does not ("the Brooklyn Bridge",
+when the passage is the Golden Gate's, which says "the bridge") marks an answer taken from the wrong document.
 
 A passage that opens on a subject it does not name ("He was born in 1972 in Enugu.") and has no heading could
 be about anyone: it is left alone. Matching is the grounding check's (`Evidence`).
@@ -55,6 +57,10 @@ def check_subject(question: str, documents: Sequence[Document], cited: Sequence[
     sources = {_source(documents[label - 1]) for label in labels}
     known = Evidence(_described(doc) for doc in documents if _source(doc) in sources)
     named = [(kind, item) for kind, item in wanted if kind != "number"] or wanted
+    elsewhere = Evidence(_described(doc) for doc in documents if _source(doc) not in sources)
+    taken = [item for kind, item in named if not known.states(kind, item) and elsewhere.states(kind, item)]
+    if taken:  # the thing asked about has its own document among the passages: the answer is from another
+        return Subject(cited=labels, missing=taken)
     owners = [item for kind, item in named if kind == "name" and _POSSESSIVE.search(item)]
     if owners:  # "Cassini's magnetometer": the owner is what the question is about
         missing = [item for item in owners if not known.mentions("name", item)]

@@ -81,3 +81,12 @@ def test_a_name_in_the_possessive_must_be_mentioned_whatever_else_the_question_n
     assert check_subject("What did Cassini's magnetometer find on Europa?", galileo, [1]).missing == ["Cassini's"]
     assert check_subject("What did Galileo's magnetometer find on Europa?", galileo, [1]).passed
     assert check_subject("What did the magnetometer find on Europa?", galileo, [1]).passed
+
+
+def test_a_name_another_retrieved_document_states_while_the_cited_one_does_not_marks_the_wrong_document():
+    bridges = [
+        Document(page_content="The bridge is painted International Orange.", metadata={"source": "golden_gate.md"}),
+        Document(page_content="The Brooklyn Bridge crosses the East River.", metadata={"source": "brooklyn.md"}),
+    ]
+    assert check_subject("What colour is the Brooklyn Bridge painted?", bridges, [1]).missing == ["Brooklyn Bridge"]
+    assert check_subject("What river does the Brooklyn Bridge cross?", bridges, [2]).passed
