@@ -28,6 +28,7 @@ from langchain_core.messages import BaseMessage
 from langchain_core.retrievers import BaseRetriever
 
 from rag_guard.config import ModelSettings, Settings, load_config
+from rag_guard.conversation.rewrite import REWRITE_TOKENS
 from rag_guard.errors import ConfigError, ModelUnavailableError
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.probe import (
@@ -107,6 +108,13 @@ def guard_call_options(model: ModelSettings, top_logprobs: int, tokens: int = 1)
         options = {**_ollama_options(model), "num_predict": tokens}
         return {"logprobs": True, "top_logprobs": top_logprobs, "options": options}
     return {"max_tokens": tokens, "logprobs": True, "top_logprobs": top_logprobs}
+
+
+def short_call_options(model: ModelSettings, tokens: int) -> dict[str, Any]:
+    """Options for a short generation without logprobs (a follow-up's rewrite), in the provider's names."""
+    if model.provider == "ollama":
+        return {"options": {**_ollama_options(model), "num_predict": tokens}}
+    return {"max_tokens": tokens}
 
 
 def quote_options(settings: Settings) -> dict[str, Any]:
@@ -361,5 +369,6 @@ def build_pipeline(
         single_pass_options=guard_call_options(
             settings.model, settings.guard.top_logprobs, tokens=settings.model.max_tokens + 1
         ),
+        rewrite_options=short_call_options(settings.model, REWRITE_TOKENS),
         max_concurrency=max_concurrency(models, settings),
     )

@@ -99,6 +99,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
     alone gates). False: the guard's one-token questions, then a second call."""
     single_pass_options: dict[str, Any] | None = None
     """Call options for the single-pass generation (logprobs on its first token); None uses OpenAI's names."""
+    rewrite_options: dict[str, Any] | None = None
+    """Call options for a follow-up's rewrite (a few dozen tokens); None uses OpenAI's names."""
     max_concurrency: int | None = None
     """Questions in flight at once in `batch` / `abatch` when the call's config does not say."""
 
@@ -260,9 +262,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         if options := ambiguity(typed, history):
             return Rewrite(question=typed, options=options)
         try:
-            reply = yield Invoke(
-                self.answerer, rewrite_prompt(typed, history), child("rewrite"), {"max_tokens": REWRITE_TOKENS}
-            )
+            options = self.rewrite_options or {"max_tokens": REWRITE_TOKENS}
+            reply = yield Invoke(self.answerer, rewrite_prompt(typed, history), child("rewrite"), options)
         except Exception as exc:
             log.warning("the follow-up could not be rewritten, judging it as typed: %s", exc)
             return Rewrite(question=typed, rewritten=True)

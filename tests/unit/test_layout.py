@@ -22,13 +22,13 @@ LAYERS = {
     "reply": 3,
     "conversation": 4,
     "config": 3,
-    "factory": 4,
-    "pipeline": 5,
-    "evaluation": 6,
-    "serving": 6,
-    "doctor": 6,
-    "cli": 7,
-    "__init__": 7,
+    "factory": 5,
+    "pipeline": 6,
+    "evaluation": 7,
+    "serving": 7,
+    "doctor": 7,
+    "cli": 8,
+    "__init__": 8,
 }
 """Each part of the package (a top-level module or a subpackage) and its floor: a part imports only parts on
 lower floors, and its own modules."""
