@@ -63,7 +63,7 @@ def check_subject(question: str, documents: Sequence[Document], cited: Sequence[
         return Subject(cited=labels, missing=taken)
     owners = [item for kind, item in named if kind == "name" and _POSSESSIVE.search(item)]
     if owners:  # "Cassini's magnetometer": the owner is what the question is about
-        missing = [item for item in owners if not known.mentions("name", item)]
+        missing = [_POSSESSIVE.sub("", item) for item in owners if not known.mentions("name", item)]
         return Subject(cited=labels, missing=missing)
     if any(known.mentions(kind, item) for kind, item in named):
         return Subject(cited=labels)

@@ -78,7 +78,7 @@ def test_a_name_in_the_possessive_must_be_mentioned_whatever_else_the_question_n
             metadata={"source": "g.md", "heading": "Galileo"},
         )
     ]
-    assert check_subject("What did Cassini's magnetometer find on Europa?", galileo, [1]).missing == ["Cassini's"]
+    assert check_subject("What did Cassini's magnetometer find on Europa?", galileo, [1]).missing == ["Cassini"]
     assert check_subject("What did Galileo's magnetometer find on Europa?", galileo, [1]).passed
     assert check_subject("What did the magnetometer find on Europa?", galileo, [1]).passed
 
