@@ -22,6 +22,7 @@ ANSWER_KEYS = {
     "cited",
     "reason",
     "answer_check",
+    "asked",
     "error",
     "timings",
 }
