@@ -214,7 +214,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         typed = question_of(input)
         timings = Timings()
         policy = ReplyPolicy(self.reply, self.guard, self.answerer, child, self.single_pass)
-        rewrite = yield from self._standalone(typed, history_of(input), child)
+        chained = isinstance(input, dict) and bool(input.get("chained"))
+        rewrite = yield from self._standalone(typed, history_of(input), child, chained=chained)
         timings.rewrite_s = time.perf_counter() - started if rewrite.rewritten or rewrite.ambiguous else 0.0
         if rewrite.ambiguous:
             timings.total_s = timings.rewrite_s
@@ -254,10 +255,11 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
         timings.generation_s, timings.total_s = now - generation_started, now - started
         yield GuardedAnswerChunk(timings=timings)
 
-    def _standalone(self, typed: str, history: list[Turn], child: Children) -> Steps[Rewrite]:
+    def _standalone(self, typed: str, history: list[Turn], child: Children, *, chained: bool) -> Steps[Rewrite]:
         """The question to judge: as typed for a first turn or a follow-up that stands alone; the question
-        back for an ambiguous one; else the writer's rewrite, or the question as typed when the call fails."""
-        if not needs_rewrite(typed, history):
+        back for an ambiguous one; else the writer's rewrite (of the chain, for replies to clarifying
+        questions), or the question as typed when the call fails."""
+        if not needs_rewrite(typed, history, chained=chained):
             return Rewrite(question=typed)
         if options := ambiguity(typed, history):
             return Rewrite(question=typed, options=options)

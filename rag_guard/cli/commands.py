@@ -194,7 +194,9 @@ def chat(config: ConfigOption = None, collection: CollectionOption = None) -> No
             except RagGuardError as exc:
                 err.print(f"[red]{escape(str(exc))}[/]")
                 continue
-            result = _stream_answer(rag, {"question": asked, "history": conversation.history})
+            result = _stream_answer(
+                rag, {"question": asked, "history": conversation.history, "chained": conversation.chained}
+            )
             said = result.answer or result.message or ""
             turns += [
                 Turn("user", typed),

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from rag_guard.conversation.turns import CLARIFY_MARK, Turn
+from rag_guard.conversation.turns import ASKS, CLARIFY_MARK, Turn
 from rag_guard.reply.grounding import named_items
+from rag_guard.text.words import FUNCTION_WORDS, key_words
 
 MAX_HISTORY_TURNS = 6
 """Turns before the follow-up that the rewrite reads: the last three exchanges."""
@@ -26,9 +27,12 @@ MAX_TURN_CHARS = 400
 REWRITE_TOKENS = 64
 REWRITE_INSTRUCTION = (
     "Rewrite the last question so that it can be understood without the conversation: replace words like "
-    '"it", "she", "they", "there" and "that", and fill in what a short question such as "and the other one?" '
-    "leaves out, with what they refer to in the conversation. Keep every other word of the question. If it "
-    "needs no change, repeat it. Reply with the rewritten question only, on one line."
+    '"it", "she", "he", "they" and "there" with what they refer to in the conversation, and fill in what a '
+    'short question such as "and Voyager 1?" leaves out. When the last message replies to a question the '
+    "assistant asked, rewrite the question it narrows. Keep the question's own words otherwise. Do not answer "
+    "it: reply with the rewritten question only, on one line.\n\n"
+    "Example.\nConversation:\nUser: Who wrote Hamlet?\nAssistant: William Shakespeare [1].\n\n"
+    "Last question: When was he born?\n\nRewritten question: When was William Shakespeare born?"
 )
 _REFERS = re.compile(
     r"\b(?:it|its|she|her|hers|he|him|his|they|them|their|there|that|this|those|these|the other|one)\b",
@@ -58,12 +62,15 @@ class Rewrite:
         return f"Which do you mean: {listed}?"
 
 
-def needs_rewrite(question: str, history: Sequence[Turn]) -> bool:
-    """A follow-up leans on earlier turns when it refers back ("it", "there") or is elliptic ("And Voyager
-    1?"); a first turn never does."""
+def needs_rewrite(question: str, history: Sequence[Turn], *, chained: bool = False) -> bool:
+    """A follow-up leans on earlier turns when it refers back ("it", "there"), is elliptic ("And Voyager
+    1?", "How many guns?") or replies to a clarifying question (`chained`); a first turn never does."""
+    if chained:
+        return True
     if not any(turn.role == "user" for turn in history):
         return False
-    return bool(_REFERS.search(question) or _ELLIPSIS.match(question) or not named_items(question, question=True))
+    content = [word for word in key_words(question) if word not in FUNCTION_WORDS]
+    return bool(_REFERS.search(question) or _ELLIPSIS.match(question) or len(content) < 2)
 
 
 def ambiguity(question: str, history: Sequence[Turn]) -> list[str]:
@@ -95,11 +102,12 @@ def rewrite_prompt(question: str, history: Sequence[Turn]) -> list[BaseMessage]:
 
 def read_rewrite(reply: str, question: str) -> Rewrite:
     """The writer's reply as the standalone question; the question as typed when the reply is no usable
-    question (empty, or more than three times as long and 200 characters longer)."""
+        question (empty, more than three times as long and 200 characters longer, or not a question: a small model
+    sometimes answers the follow-up instead of rewriting it)."""
     line = next((line for line in reply.strip().splitlines() if line.strip()), "")
     text = _LEAD.sub("", line).strip().strip("\"'\u201c\u201d").strip()
-    if not text or len(text) > 3 * len(question) + 200:
-        return Rewrite(question=question, rewritten=True)
+    if not text or len(text) > 3 * len(question) + 200 or not ASKS.match(text):
+        return Rewrite(question=question, rewritten=True)  # no question: the model answered, or rambled
     if not text.endswith("?"):
         text = text.rstrip(".") + "?"
     return Rewrite(question=text, rewritten=True)

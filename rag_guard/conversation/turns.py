@@ -19,7 +19,7 @@ from rag_guard.text.words import QUESTION_WORD
 CLARIFY_MARK = "\u2063"
 """Ends every clarifying message the guard sends (U+2063, an invisible separator): how a later request shows
 that the assistant turn before it was the guard asking, whatever the client did to the text around it."""
-_ASKS = re.compile(
+ASKS = re.compile(
     rf"^\W*(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b",
     re.IGNORECASE,
 )
@@ -38,6 +38,8 @@ class Conversation:
 
     question: str
     history: list[Turn] = field(default_factory=list)
+    chained: bool = False
+    """The question joins replies to the guard's clarifying questions: the rewrite makes it one question."""
 
 
 def mark_clarifying(message: str) -> str:
@@ -50,7 +52,7 @@ def is_guard_clarification(text: str) -> bool:
 
 def asks_anew(text: str) -> bool:
     """The turn is a question of its own ("Who commanded the Batavia?"), not a reply ("Just the guns.")."""
-    return text.rstrip().endswith("?") or _ASKS.match(text) is not None
+    return text.rstrip().endswith("?") or ASKS.match(text) is not None
 
 
 def conversation_of(turns: Sequence[Turn]) -> Conversation:
@@ -76,7 +78,7 @@ def conversation_of(turns: Sequence[Turn]) -> Conversation:
         i -= 2
     original, *replies = reversed(chain)
     question = original if not replies else f"{original} ({'; '.join(r for r in replies if r)})"
-    return Conversation(question=question, history=dialogue[: i + 1])
+    return Conversation(question=question, history=dialogue[: i + 1], chained=bool(replies))
 
 
 def question_from_turns(turns: Sequence[Turn]) -> str:

@@ -100,7 +100,8 @@ def evaluate_conversations(
         said: list[Turn] = []
         for index, turn in enumerate(conversation.turns):
             read = conversation_of([*said, Turn("user", turn.question)])
-            result = rag.invoke({"question": clean_question(read.question), "history": read.history})
+            asked = {"question": clean_question(read.question), "history": read.history, "chained": read.chained}
+            result = rag.invoke(asked)
             reply = result.answer or result.message or ""
             said += [
                 Turn("user", turn.question),

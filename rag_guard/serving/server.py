@@ -333,7 +333,11 @@ def create_app(rag: GuardedRAG, settings: ServeSettings, ready: ReadyCheck | Non
     @app.post("/v1/chat/completions", dependencies=[Depends(authorised)], response_model=None)
     async def chat(body: ChatCompletionRequest) -> JSONResponse | StreamingResponse:
         conversation = conversation_of([Turn(m.role, m.text) for m in body.messages])
-        question = {"question": clean_question(conversation.question), "history": conversation.history}
+        question = {
+            "question": clean_question(conversation.question),
+            "history": conversation.history,
+            "chained": conversation.chained,
+        }
         completion = _Completion(settings.model_name, thresholds)
         admission.check()  # turn a full server away with a status, before a stream has begun
         if body.stream:

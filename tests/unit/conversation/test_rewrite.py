@@ -51,3 +51,14 @@ def test_the_reply_is_read_as_one_question_or_the_question_stays_as_typed(reply,
 def test_questions_compare_without_case_spacing_or_punctuation():
     assert same_question("When did the Vasa sink?", " when did the vasa sink ")
     assert not same_question("When did the Vasa sink?", "When did it sink?")
+
+
+def test_a_reply_that_answers_instead_of_asking_leaves_the_question_as_typed():
+    assert read_rewrite("John Boyd Dunlop was a veterinarian?", "What was his profession?").question == (
+        "What was his profession?"
+    )
+
+
+def test_a_reply_to_a_clarifying_question_is_always_rewritten_and_a_full_question_never():
+    assert needs_rewrite("When was Voyager 1 launched? (Only the launch date.)", [], chained=True)
+    assert not needs_rewrite("What is oven spring?", VASA)
