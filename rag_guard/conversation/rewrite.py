@@ -1,11 +1,12 @@
 """A follow-up ("When did it sink?") rewritten into the question it stands for, from the turns before it. Pure.
 
 Retrieval and the guard see one question, so a follow-up is first made standalone: one short call to the
-writer ("When did the Vasa sink?"), none for a first turn. Two rules need no model: a follow-up that names
-something of its own and refers to nothing needs no rewrite ("Who commanded the Batavia?"), and one that
+writer ("When did the Vasa sink?"), none for a first turn. Two rules need no model: a follow-up that refers
+to nothing and has content words of its own needs no rewrite ("Who commanded the Batavia?"), and one that
 refers to a single thing ("it", "she") right after a question that named several is ambiguous: the guard
-asks which is meant ("Which do you mean: the Vasa or the Mary Rose?") instead of guessing. A reply that is
-no usable question (empty, several lines of prose, far longer than the follow-up) leaves the question as
+asks which is meant ("Which do you mean: the Vasa or the Mary Rose?") instead of guessing. A reply to the
+guard's clarifying question is always rewritten with the question it narrows. A reply that is no usable
+question (empty, far longer than the follow-up, or an answer instead of a question) leaves the question as
 typed, as does a failed call: never an answer without a verdict.
 """
 
