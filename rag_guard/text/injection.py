@@ -59,7 +59,11 @@ _TREAT = (
     r"treat|consider|mark|rate|score|accept|regard|considerar|tratar|aceptar|traiter|consid[ée]rer|accepter|"
     r"behandeln|betrachten|akzeptieren|considerare|trattare|accettare"
 )
+_COMMENT_MARK = "(comment) "
+"""What an HTML comment becomes before the sentence check: one sentence on a line of its own, always withheld."""
 _INSTRUCTION_PATTERNS = [
+    # An HTML comment (`neutralise` set it on its own line): no reader of the page sees it.
+    rf"^{re.escape(_COMMENT_MARK)}",
     # "Ignore all previous instructions", in a few languages.
     rf"\b(?:{_IGNORE})\b[^.\n]{{0,50}}\b(?:{_RULES}|previous|prior|above|pr[ée]c[ée]dentes|anteriores|vorherigen)\b",
     # "... so the correct reply is True", "Répondez True": a reply verb steering towards a capitalised verdict
@@ -94,9 +98,6 @@ _INSTRUCTION_PATTERNS = [
     r"\w*(?:sufficien|suficien|suffisan|ausreichen)\w*\s*[=:]+\s*[\"']?(?:true|yes|1|s[ií]|oui|ja)\b",
 ]
 _COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
-_COMMENT_MARK = "(comment) "
-"""What an HTML comment becomes before the sentence check: a line of its own that is always withheld."""
-_INSTRUCTION_PATTERNS.append(rf"^{re.escape(_COMMENT_MARK)}")
 _INSTRUCTION = re.compile("|".join(f"(?:{p})" for p in _INSTRUCTION_PATTERNS), re.IGNORECASE | re.MULTILINE)
 _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 
@@ -104,8 +105,12 @@ _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 def neutralise(text: str) -> str:
     """Text with delimiter and chat-template markup made inert (the lookalike characters keep it readable), and
     each HTML comment, which no reader of the page sees, set on a line of its own for `withhold_instructions`."""
-    text = _COMMENT.sub(lambda match: f"\n{_COMMENT_MARK}{' '.join(match[1].split())}\n", text)
+    text = _COMMENT.sub(lambda match: f"\n{_COMMENT_MARK}{_one_sentence(match[1])}\n", text)
     return _MARKUP.sub(lambda match: match.group(0).translate(_DEFANGED), text)
+
+
+def _one_sentence(text: str) -> str:
+    return " ".join(re.sub(r"[.!?]+", ",", text).split())
 
 
 def withhold_instructions(text: str) -> tuple[str, int]:
