@@ -32,7 +32,7 @@ from rich.table import Table
 from rag_guard.config import load_config
 from rag_guard.judging.decision import Decision
 from rag_guard.reply.checks import AnswerCheck, check_prompt, read_check, written_check
-from rag_guard.reply.grounding import NEGATIONS
+from rag_guard.reply.grounding import item_kind
 from rag_guard.reply.prompts import reply_prompt
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,14 +45,7 @@ def which_check(check: AnswerCheck) -> str:
         return "subject"
     if not check.unsupported:
         return "model check" if check.p_supported is not None or check.untrusted else "restatement"
-    item = check.unsupported[0]
-    if item[:1].isdigit():
-        return "number"
-    if item[:1] == '"':
-        return "quotation"
-    if item in NEGATIONS:
-        return "denial"
-    return "name" if item[:1].isupper() else "word"
+    return item_kind(check.unsupported[0])
 
 
 def model_checker(config: Path, threshold: float) -> Any:

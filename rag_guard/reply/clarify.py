@@ -15,7 +15,7 @@ from itertools import pairwise
 from langchain_core.documents import Document
 
 from rag_guard.judging.parts import question_parts
-from rag_guard.reply.grounding import NEGATIONS, states_number
+from rag_guard.reply.grounding import item_kind, states_number
 from rag_guard.text.injection import sanitise
 from rag_guard.text.words import FUNCTION_WORDS, excerpt, key_words, sentences, stem, stems, tokens
 
@@ -160,15 +160,5 @@ def unsupported_message(question: str, documents: Sequence[Document], unsupporte
 
 def _what(unsupported: Sequence[str]) -> str:
     """What kind of item was withheld, without repeating it: the user should not read the invented detail."""
-    kinds = {_kind(item) for item in unsupported}
+    kinds = {"a detail" if kind == "word" else f"a {kind}" for kind in map(item_kind, unsupported)}
     return " and ".join(sorted(kinds)) if len(kinds) < 3 else "details"
-
-
-def _kind(item: str) -> str:
-    if item[:1].isdigit():
-        return "a number"
-    if item[:1] == '"':
-        return "a quotation"
-    if item in NEGATIONS:
-        return "a denial"
-    return "a name" if item[:1].isupper() else "a detail"

@@ -183,6 +183,17 @@ def states_number(text: str) -> bool:
     return bool(_numbers(text, stated=True))
 
 
+def item_kind(item: str) -> str:
+    """What an unsupported item is: `number` ("3 lines" too), `quotation`, `denial`, `name` or `word`."""
+    if item[:1].isdigit():
+        return "number"
+    if item[:1] == '"':
+        return "quotation"
+    if item in NEGATIONS:
+        return "denial"
+    return "name" if item[:1].isupper() else "word"
+
+
 def named_items(text: str, *, question: bool = False) -> list[tuple[str, str]]:
     """What a text names, as (kind, item): its names, its quoted phrases and the numbers it states (by value,
     as `shown`); "Voyager 1" is one name, "September 1872" a name and a year. The subject check reads a
