@@ -19,10 +19,11 @@ from tests.servers import rag_guard_server
 pytestmark = pytest.mark.integration
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-EXAMPLES = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.DOTALL)
+README_TEXT = README.read_text(encoding="utf-8")
+EXAMPLES = re.findall(r"```python\n(.*?)```", README_TEXT, flags=re.DOTALL)
 README_SERVER = "http://127.0.0.1:8000/v1"
-QUICK_START = re.search(r"After `make demo`.*?```\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
-OWN_DOCUMENTS = re.search(r"## Your own documents\n.*?```bash\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+QUICK_START = re.search(r"## Quick start\n.*?```\n(\.venv/bin/rag-guard ask .*?)```", README_TEXT, re.DOTALL)
+OWN_DOCUMENTS = re.search(r"## Your own documents\n.*?```bash\n(.*?)```", README_TEXT, re.DOTALL)
 
 
 README_AGENT_MODEL = 'ChatOllama(model="qwen2.5:7b")'
