@@ -103,7 +103,7 @@ def rewrite_prompt(question: str, history: Sequence[Turn]) -> list[BaseMessage]:
 
 def read_rewrite(reply: str, question: str) -> Rewrite:
     """The writer's reply as the standalone question; the question as typed when the reply is no usable
-        question (empty, more than three times as long and 200 characters longer, or not a question: a small model
+    question (empty, more than three times as long and 200 characters longer, or not a question: a small model
     sometimes answers the follow-up instead of rewriting it)."""
     line = next((line for line in reply.strip().splitlines() if line.strip()), "")
     text = _LEAD.sub("", line).strip().strip("\"'\u201c\u201d").strip()
