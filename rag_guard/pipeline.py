@@ -28,6 +28,7 @@ from rag_guard.conversation.rewrite import (
     REWRITE_TOKENS,
     Rewrite,
     ambiguity,
+    narrowed,
     needs_rewrite,
     read_rewrite,
     rewrite_prompt,
@@ -263,6 +264,8 @@ class GuardedRAG(RunnableSerializable[QuestionInput, GuardedAnswer]):
             return Rewrite(question=typed)
         if options := ambiguity(typed, history):
             return Rewrite(question=typed, options=options)
+        if chained and (parts := narrowed(typed)):
+            return Rewrite(question=parts)
         try:
             options = self.rewrite_options or {"max_tokens": REWRITE_TOKENS}
             reply = yield Invoke(self.answerer, rewrite_prompt(typed, history), child("rewrite"), options)

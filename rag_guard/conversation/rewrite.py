@@ -5,7 +5,8 @@ writer ("When did the Vasa sink?"), none for a first turn. Two rules need no mod
 to nothing and has content words of its own needs no rewrite ("Who commanded the Batavia?"), and one that
 refers to a single thing ("it", "she") right after a question that named several is ambiguous: the guard
 asks which is meant ("Which do you mean: the Vasa or the Mary Rose?") instead of guessing. A reply to the
-guard's clarifying question is always rewritten with the question it narrows. A reply that is no usable
+guard's clarifying question is always rewritten with the question it narrows: to the parts it picks by
+their words ("Just the guns, please."), with no model call, else by the writer. A reply that is no usable
 question (empty, far longer than the follow-up, or an answer instead of a question) leaves the question as
 typed, as does a failed call: never an answer without a verdict.
 """
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from rag_guard.conversation.turns import ASKS, CLARIFY_MARK, Turn
+from rag_guard.conversation.turns import ASKS, CLARIFY_MARK, Turn, unchained
+from rag_guard.judging.parts import question_parts, standalone_parts
 from rag_guard.reply.grounding import named_items
-from rag_guard.text.words import FUNCTION_WORDS, key_words
+from rag_guard.text.words import FUNCTION_WORDS, key_words, stems
 
 MAX_HISTORY_TURNS = 6
 """Turns before the follow-up that the rewrite reads: the last three exchanges."""
@@ -32,8 +34,10 @@ REWRITE_INSTRUCTION = (
     'short question such as "and Voyager 1?" leaves out. When the last message replies to a question the '
     "assistant asked, rewrite the question it narrows. Keep the question's own words otherwise. Do not answer "
     "it: reply with the rewritten question only, on one line.\n\n"
-    "Example.\nConversation:\nUser: Who wrote Hamlet?\nAssistant: William Shakespeare [1].\n\n"
-    "Last question: When was he born?\n\nRewritten question: When was William Shakespeare born?"
+    "Example 1.\nConversation:\nUser: Who wrote Hamlet?\nAssistant: William Shakespeare [1].\n\n"
+    "Last question: When was he born?\n\nRewritten question: When was William Shakespeare born?\n\n"
+    "Example 2.\nConversation:\nUser: What is the capital of Peru?\nAssistant: Lima [1].\n\n"
+    "Last question: And of Chile?\n\nRewritten question: What is the capital of Chile?"
 )
 _REFERS = re.compile(
     r"\b(?:it|its|she|her|hers|he|him|his|they|them|their|there|that|this|those|these|the other|one)\b",
@@ -84,6 +88,23 @@ def ambiguity(question: str, history: Sequence[Turn]) -> list[str]:
         return []
     names = [item for kind, item in named_items(asked[-1], question=True) if kind == "name"]
     return names if len(names) > 1 else []
+
+
+def narrowed(question: str) -> str | None:
+    """A reply to a clarifying question that picks some of the parts a question asks ("Who commanded the
+    Batavia, and how many guns did the Vasa carry? (Just the guns, please.)") as those parts, with no model
+    call: the parts sharing the most words with the reply, when not all share as many. None when the reply picks no
+    part (it names a thing instead: "the Vasa"), and the writer reads it."""
+    split = unchained(question)
+    if split is None:
+        return None
+    asked, reply = split
+    shared = {part: len(stems(part) & stems(reply)) for part in question_parts(asked)}
+    most = max(shared.values(), default=0)
+    picked = [part for part, count in shared.items() if count == most]
+    if not most or len(picked) == len(shared) or not set(picked) <= set(standalone_parts(asked)):
+        return None  # no pick, all of it, or a part that refers back ("when did it sink?"): the writer's
+    return " ".join(picked)
 
 
 def rewrite_prompt(question: str, history: Sequence[Turn]) -> list[BaseMessage]:

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from rag_guard.errors import InvalidQuestionError
-from rag_guard.text.words import QUESTION_WORD
+from rag_guard.text.words import QUESTION_OPENING, QUESTION_PREPOSITION
 
 CLARIFY_MARK = "\u2063"
 """Ends every clarifying message the guard sends (U+2063, an invisible separator): how a later request shows
 that the assistant turn before it was the guard asking, whatever the client did to the text around it."""
-ASKS = re.compile(
-    rf"^\W*(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b",
-    re.IGNORECASE,
-)
+ASKS = re.compile(rf"^\W*(?:{QUESTION_PREPOSITION})?{QUESTION_OPENING}", re.IGNORECASE)
+_CHAINED = re.compile(r"^(.*\?)\s*\(([^()]*)\)$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -79,6 +77,12 @@ def conversation_of(turns: Sequence[Turn]) -> Conversation:
     original, *replies = reversed(chain)
     question = original if not replies else f"{original} ({'; '.join(r for r in replies if r)})"
     return Conversation(question=question, history=dialogue[: i + 1], chained=bool(replies))
+
+
+def unchained(question: str) -> tuple[str, str] | None:
+    """A chained question (`conversation_of`'s "question (reply; reply)") as the question and its replies."""
+    found = _CHAINED.match(question.strip())
+    return (found[1], found[2]) if found else None
 
 
 def question_from_turns(turns: Sequence[Turn]) -> str:

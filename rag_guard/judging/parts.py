@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import re
 
-from rag_guard.text.words import QUESTION_WORD, key_words
+from rag_guard.text.words import QUESTION_OPENING, QUESTION_PREPOSITION, QUESTION_WORD, key_words
 
 MAX_PARTS = 4
 """Parts judged at most, each one more token: a longer list of questions is judged by its first four."""
-_ASKS = rf"(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had)\b"
-_PREPOSITION = r"(?:at|in|on|for|from|to|by|with|since|until)\s+"
 _JOINS = re.compile(
-    rf",?\s+(?:and|but|or)\s+(?=(?:{_PREPOSITION})?{QUESTION_WORD})|(?:;|\?)\s*(?={_ASKS})", re.IGNORECASE
+    rf",?\s+(?:and|but|or)\s+(?=(?:{QUESTION_PREPOSITION})?{QUESTION_WORD})|(?:;|\?)\s*(?={QUESTION_OPENING})",
+    re.IGNORECASE,
 )
 """Where a second question begins: a conjunction followed by a question word ("..., and how much ...", "...,
 and at what time ..."),
 or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like
 mostly joins two predicates of one question ("Which family distilled brandy and were Huguenots?"): no
 split there."""
-_ASKING = re.compile(rf"(?:{_PREPOSITION})?{_ASKS}", re.IGNORECASE)
+_ASKING = re.compile(rf"(?:{QUESTION_PREPOSITION})?{QUESTION_OPENING}", re.IGNORECASE)
 _REFERS = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|one|ones|that|this|these|those)\b", re.IGNORECASE)
 
 
@@ -45,7 +44,7 @@ def _asks_on_its_own(part: str) -> bool:
     what time is high tide?", not "in which year?": that only asks more of the question before it)."""
     if not _ASKING.match(part):
         return False
-    return len(key_words(part)) >= (2 if re.match(_PREPOSITION, part, re.IGNORECASE) else 1)
+    return len(key_words(part)) >= (2 if re.match(QUESTION_PREPOSITION, part, re.IGNORECASE) else 1)
 
 
 def standalone_parts(question: str) -> list[str]:

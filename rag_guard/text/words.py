@@ -16,6 +16,10 @@ _CITATION = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 QUESTION_WORD = r"(?:how|what|when|where|which|who|whom|whose|why)\b"
 """A regex for the words that open a question asking for something it does not name ("wh" questions)."""
+QUESTION_OPENING = rf"(?:{QUESTION_WORD}|is|are|was|were|do|does|did|can|could|will|would|has|have|had|should)\b"
+"""A regex for the words that open any question: a question word or an auxiliary ("Did ...", "Can ...")."""
+QUESTION_PREPOSITION = r"(?:at|in|on|for|from|to|by|with|since|until|during)\s+"
+"""A preposition a question may open with ("In what year ...", "At what time ...")."""
 _TYPOGRAPHIC = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026"  # curly quotes, dashes, ellipsis
 _PUNCTUATION = str.maketrans("", "", string.punctuation + _TYPOGRAPHIC)
 # Words that carry no content on their own ("how much did the mission cost" is about "mission" and "cost").

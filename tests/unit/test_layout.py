@@ -39,12 +39,13 @@ ALLOWED_BELOW = {
     "store": {"errors"},
     "judging": {"errors", "steps", "text", "models.failures"},
     "reply": {"errors", "steps", "text", "judging"},
-    "conversation": {"errors", "text", "reply.grounding"},
+    "conversation": {"errors", "text", "reply.grounding", "judging.parts"},
 }
 """The strict parts: what they may import of the package besides themselves. The gate takes no configuration,
 no concrete backend (only how a failed call reads to a user) and nothing of the reply; the reply takes the
 gate's verdict and the shared text helpers, and no pipeline, configuration or factory; the conversation reads
-turns and rewrites follow-ups with no model of its own (the pipeline makes the call)."""
+turns and rewrites follow-ups with no model of its own (the pipeline makes the call), splitting a question
+into its parts as the gate does."""
 
 
 def module_name(path: Path) -> str:

@@ -71,6 +71,15 @@ def test_an_ambiguous_reference_gets_a_question_back_without_retrieval_or_a_verd
     assert fake.calls == []
 
 
+def test_a_reply_picking_a_part_of_the_question_is_judged_as_that_part_without_a_rewrite_call():
+    fake = model()
+    question = "When did Voyager 1 launch, and how much did the mission cost? (Only the launch.)"
+    result = rag(fake).invoke({"question": question, "history": [], "chained": True})
+    assert result.question == "When did Voyager 1 launch?" and result.asked == question
+    assert judged_questions(fake) == ["When did Voyager 1 launch?"] and result.timings.rewrite_s == 0
+    assert not any(c["messages"][0].text == REWRITE_INSTRUCTION for c in fake.calls)
+
+
 async def test_the_server_sends_the_read_as_line_and_the_judged_question():
     messages = [{"role": r, "content": c} for r, c in HISTORY] + [{"role": "user", "content": "And Voyager 1?"}]
     app = create_app(rag(model()), ServeSettings(), ready=None)

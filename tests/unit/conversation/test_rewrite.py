@@ -1,6 +1,13 @@
 import pytest
 
-from rag_guard.conversation.rewrite import ambiguity, needs_rewrite, read_rewrite, rewrite_prompt, same_question
+from rag_guard.conversation.rewrite import (
+    ambiguity,
+    narrowed,
+    needs_rewrite,
+    read_rewrite,
+    rewrite_prompt,
+    same_question,
+)
 from rag_guard.conversation.turns import Turn, mark_clarifying
 
 VASA = [Turn("user", "Who designed the Vasa?"), Turn("assistant", "Henrik Hybertsson [1].")]
@@ -40,6 +47,7 @@ def test_the_prompt_holds_the_last_turns_without_the_mark_and_the_follow_up():
     [
         ("When did the Vasa sink?", "When did the Vasa sink?"),
         ('Rewritten question: "When did the Vasa sink"\nExplanation: it is the Vasa.', "When did the Vasa sink?"),
+        ("In what year did the Vasa sink?", "In what year did the Vasa sink?"),
         ("", "When did it sink?"),
         ("x" * 400, "When did it sink?"),
     ],
@@ -62,3 +70,38 @@ def test_a_reply_that_answers_instead_of_asking_leaves_the_question_as_typed():
 def test_a_reply_to_a_clarifying_question_is_always_rewritten_and_a_full_question_never():
     assert needs_rewrite("When was Voyager 1 launched? (Only the launch date.)", [], chained=True)
     assert not needs_rewrite("What is oven spring?", VASA)
+
+
+@pytest.mark.parametrize(
+    ("chained", "parts"),
+    [
+        (
+            "Who commanded the Batavia, and how many guns did the Vasa carry? (Just the guns, please.)",
+            "How many guns did the Vasa carry?",
+        ),
+        (
+            "What causes neap tides, and at what time is high tide in Boston? (the cause of neap tides)",
+            "What causes neap tides?",
+        ),
+        (
+            "Who invented the safety bicycle, and how much did a Rover cost? (the inventor, please)",
+            "Who invented the safety bicycle?",
+        ),
+    ],
+)
+def test_a_reply_that_picks_parts_of_the_question_by_their_words_narrows_it_to_them(chained, parts):
+    assert narrowed(chained) == parts
+
+
+@pytest.mark.parametrize(
+    "chained",
+    [
+        "How many guns did she carry? (the Vasa)",  # names a thing: the writer reads it
+        "Who built the Vasa, and how many guns did she carry? (both)",  # picks no part by its words
+        "Who built the Vasa, and how many guns did it carry? (the guns)",  # the part refers back
+        "When was the Vasa launched, and when was the Mary Rose launched? (launched)",  # picks all
+        "How many guns did the Vasa carry?",  # no reply
+    ],
+)
+def test_a_reply_that_picks_no_part_alone_is_left_to_the_writer(chained):
+    assert narrowed(chained) is None
