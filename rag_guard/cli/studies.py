@@ -34,7 +34,7 @@ LayerOption = Annotated[
 
 @app.command("eval")
 def evaluate(
-    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    corpus: Annotated[Path, typer.Option(help="Directory of the documents the questions are about.")],
     questions: Annotated[
         Path | None, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")
     ] = None,
@@ -228,7 +228,7 @@ def eval_suite(
 
 @app.command()
 def calibrate(
-    corpus: Annotated[Path, typer.Option(help="Directory of .md/.txt files the questions are about.")],
+    corpus: Annotated[Path, typer.Option(help="Directory of the documents the questions are about.")],
     questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
     config: ConfigOption = None,
     target_precision: Annotated[
@@ -289,7 +289,7 @@ def fit_probe(
         ),
     ] = None,
     corpus: Annotated[
-        Path | None, typer.Option(help="Directory of .md/.txt files for questions without a context.")
+        Path | None, typer.Option(help="Directory of the documents for questions without a context.")
     ] = None,
     layers: Annotated[
         list[str] | None,

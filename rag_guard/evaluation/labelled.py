@@ -29,7 +29,7 @@ def judge_labelled(
     judge's states at `layers` are kept there for `fit-probe`."""
     labelled = load_questions(questions)
     if not corpus.is_dir():
-        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR with the .md/.txt files.")
+        raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR, the folder they ask about.")
     if features is not None:
         require_embedded(settings)
     read = tuple(layers or default_layers(settings)) if features is not None else ()
