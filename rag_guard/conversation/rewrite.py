@@ -93,8 +93,8 @@ def ambiguity(question: str, history: Sequence[Turn]) -> list[str]:
 def narrowed(question: str) -> str | None:
     """A reply to a clarifying question that picks some of the parts a question asks ("Who commanded the
     Batavia, and how many guns did the Vasa carry? (Just the guns, please.)") as those parts, with no model
-    call: the parts sharing the most words with the reply, when not all share as many. None when the reply picks no
-    part (it names a thing instead: "the Vasa"), and the writer reads it."""
+    call: the parts sharing the most words with the reply, when not all share as many. None when the reply
+    picks no part (it names a thing instead: "the Vasa"), and the writer reads it."""
     split = unchained(question)
     if split is None:
         return None

@@ -19,10 +19,9 @@ _JOINS = re.compile(
     re.IGNORECASE,
 )
 """Where a second question begins: a conjunction followed by a question word ("..., and how much ...", "...,
-and at what time ..."),
-or a semicolon or question mark followed by any question. A conjunction before "is", "were" and the like
-mostly joins two predicates of one question ("Which family distilled brandy and were Huguenots?"): no
-split there."""
+and at what time ..."), or a semicolon or question mark followed by any question. A conjunction before "is",
+"were" and the like mostly joins two predicates of one question ("Which family distilled brandy and were
+Huguenots?"): no split there."""
 _ASKING = re.compile(rf"(?:{QUESTION_PREPOSITION})?{QUESTION_OPENING}", re.IGNORECASE)
 _REFERS = re.compile(r"\b(?:it|its|they|them|their|he|him|his|she|her|one|ones|that|this|these|those)\b", re.IGNORECASE)
 
