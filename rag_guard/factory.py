@@ -326,7 +326,7 @@ def open_configured_store(settings: Settings, chroma: ChromaSettings | None = No
 
 
 def build_retriever(chroma: ChromaSettings, store: Chroma) -> ChromaRetriever:
-    return ChromaRetriever(store=store, k=chroma.k, search=chroma.search)
+    return ChromaRetriever(store=store, k=chroma.k, search=chroma.search, merge_adjacent=chroma.merge_adjacent)
 
 
 # --- the pipeline -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
 from rag_guard.store.fusion import reciprocal_rank_fusion
 from rag_guard.store.keyword_index import KeywordIndex
 from rag_guard.store.readers import READERS
+from rag_guard.store.reading import as_read
 from rag_guard.store.settings import ChromaSettings
 
 if TYPE_CHECKING:
@@ -272,6 +273,7 @@ class ChromaRetriever(BaseRetriever):
     store: Chroma
     k: int = 4
     search: Literal["dense", "hybrid"] = "dense"
+    merge_adjacent: bool = True
     _keywords: KeywordIndex | None = PrivateAttr(None)
 
     def _get_relevant_documents(
@@ -279,8 +281,10 @@ class ChromaRetriever(BaseRetriever):
     ) -> list[Document]:
         if self.search == "dense":
             hits = self.store.similarity_search_with_score(query, k=self.k)
-            return [_scored(doc, distance) for doc, distance in hits]
-        return self._hybrid(query)
+            found = [_scored(doc, distance) for doc, distance in hits]
+        else:
+            found = self._hybrid(query)
+        return as_read(found) if self.merge_adjacent else found
 
     def _hybrid(self, query: str) -> list[Document]:
         depth = max(HYBRID_DEPTH, self.k)

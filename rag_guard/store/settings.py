@@ -58,6 +58,8 @@ class ChromaSettings(BaseModel):
     chunk_size: int = Field(800, ge=100, le=20000)
     """Characters per chunk."""
     chunk_overlap: int = Field(120, ge=0)
+    merge_adjacent: bool = True
+    """Retrieved chunks of one file that touch or overlap are judged as one passage (`store/reading.py`)."""
 
     @property
     def location(self) -> str:
