@@ -329,6 +329,13 @@ def build_retriever(chroma: ChromaSettings, store: Chroma) -> ChromaRetriever:
     return ChromaRetriever(store=store, k=chroma.k, search=chroma.search, merge_adjacent=chroma.merge_adjacent)
 
 
+def collection_retriever(settings: Settings, store: Chroma | None = None) -> ChromaRetriever:
+    """The configured collection's retriever; a missing or empty collection is a `CorpusError`."""
+    retriever = build_retriever(settings.chroma, store or open_configured_store(settings))
+    ensure_ingested(retriever, settings.chroma)
+    return retriever
+
+
 # --- the pipeline -------------------------------------------------------------------------------------
 
 
@@ -357,9 +364,7 @@ def build_pipeline(
         with ThreadPoolExecutor(1, thread_name_prefix="rag-guard-open-store") as pool:
             opening = pool.submit(open_configured_store, settings)
             load_models(models.judge, models.answerer)
-            store = opening.result()
-        retriever = build_retriever(settings.chroma, store)
-        ensure_ingested(retriever, settings.chroma)
+            retriever = collection_retriever(settings, opening.result())
     return kind(
         retriever=retriever,
         guard=build_guard(settings, models.judge, **(guard_fields or {})),

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from rag_guard.cli.shared import (
+    CollectionOption,
     ConfigOption,
     app,
     err,
@@ -228,8 +229,27 @@ def eval_suite(
 
 @app.command()
 def calibrate(
-    corpus: Annotated[Path, typer.Option(help="Directory of the documents the questions are about.")],
-    questions: Annotated[Path, typer.Option(help="Labelled questions, JSON Lines like corpora/questions.jsonl.")],
+    questions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labelled questions, JSON Lines like corpora/questions.jsonl; with --synthetic, where the "
+            "written ones are saved (default: beside the store)."
+        ),
+    ] = None,
+    corpus: Annotated[
+        Path | None,
+        typer.Option(help="Directory of the documents the questions are about (default: judged on the collection)."),
+    ] = None,
+    synthetic: Annotated[
+        bool,
+        typer.Option(
+            "--synthetic",
+            help="No labelled questions needed: the model first writes them from the collection's own chunks, "
+            "one each chunk answers and a near miss on its topic that no chunk answers.",
+        ),
+    ] = False,
+    chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 30,
+    collection: CollectionOption = None,
     config: ConfigOption = None,
     target_precision: Annotated[
         float, typer.Option(min=0.5, max=1.0, help="Share of answered questions that must be answerable.")
@@ -237,15 +257,33 @@ def calibrate(
     write: Annotated[bool, typer.Option("--write", help="Store calibration and thresholds in the config.")] = False,
     limit: Annotated[int | None, typer.Option(min=10, help="A stratified sample of this many questions.")] = None,
 ) -> None:
-    """Fit the calibration on labelled questions and choose thresholds for a target answered precision."""
+    """Fit the calibration on labelled questions, or on questions written from the collection (--synthetic),
+    and choose thresholds for a target answered precision."""
+    if synthetic and corpus is not None:
+        raise typer.BadParameter(
+            "--synthetic writes questions about a collection, not a folder: ingest the folder "
+            "(`rag-guard ingest --corpus DIR --collection NAME`), then pass --collection NAME.",
+            param_hint="--corpus",
+        )
+    if not synthetic and questions is None:
+        raise typer.BadParameter(
+            "give labelled questions, or --synthetic to have them written from the collection",
+            param_hint="--questions",
+        )
     with user_errors():
         from rag_guard.config import write_guard_calibration
+        from rag_guard.evaluation.calibrate_command import SyntheticRun, calibrate_synthetic, synthetic_questions_path
         from rag_guard.evaluation.calibrate_command import calibrate as run_calibration
 
-        settings = load_settings(config)
+        settings = load_settings(config, collection)
         with progress_bar() as progress:
-            task = progress.add_task("Judging", total=None)
-            run = run_calibration(settings, corpus, questions, target_precision, limit, updater(progress, task))
+            if synthetic:
+                questions = questions or synthetic_questions_path(settings)
+                task = progress.add_task("Writing, then judging questions", total=None)
+                run = calibrate_synthetic(settings, questions, chunks, target_precision, updater(progress, task))
+            else:
+                task = progress.add_task("Judging", total=None)
+                run = run_calibration(settings, corpus, questions, target_precision, limit, updater(progress, task))
     choice, fitted = run.choice, run.fitted
     table = Table(title=f"rag_guard calibrate: {questions.name} ({run.n} questions, 5-fold)")
     table.add_column("figure")
@@ -276,6 +314,12 @@ def calibrate(
         with user_errors():
             write_guard_calibration(target, fitted, choice.answer_threshold, choice.clarify_threshold)
         out.print(f"Wrote guard.calibration and the thresholds to {target}.")
+    if isinstance(run, SyntheticRun):
+        out.print(
+            f"The {run.n} questions written from {run.sampled} chunks are in {run.questions} (near misses the "
+            f"collection answers after all were left out: {run.near_misses_dropped}). Read them, fix a wrong "
+            f"label, and fit again on them with `rag-guard calibrate --questions {run.questions}`."
+        )
 
 
 @app.command("fit-probe")

@@ -3,16 +3,23 @@ thresholds chosen for a target answered precision on held-out folds."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
+from langchain_core.documents import Document
 from pydantic import BaseModel
 
 from rag_guard.config import Settings
 from rag_guard.errors import CorpusError
 from rag_guard.evaluation.calibration_maths import ThresholdChoice, choose_thresholds, fit, out_of_fold
-from rag_guard.evaluation.evaluate import Progress
+from rag_guard.evaluation.evaluate import EvalRow, Evaluator, Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
+from rag_guard.evaluation.questions import LabelledQuestion
+from rag_guard.evaluation.synthetic import spread_sample, write_questions
+from rag_guard.factory import collection_retriever, load_models, open_configured_store, short_call_options
 from rag_guard.judging import Calibration
 
 
@@ -29,36 +36,102 @@ class CalibrationRun(BaseModel):
     ece_calibrated: float | None
 
 
+class SyntheticRun(CalibrationRun):
+    """A calibration on questions the model wrote from the collection (`calibrate --synthetic`)."""
+
+    sampled: int
+    """Chunks the questions were written from."""
+    near_misses_dropped: int
+    """Near misses left out because the collection answers them after all."""
+    questions: Path
+
+
 def calibrate(
     settings: Settings,
-    corpus: Path,
+    corpus: Path | None,
     questions: Path,
     target_precision: float,
     limit: int | None = None,
     progress: Progress | None = None,
 ) -> CalibrationRun:
-    """Fit on the raw signals, whatever calibration is stored now; `CorpusError` when too few of either label."""
+    """Fit on the raw signals, whatever calibration is stored now, with the questions judged on `corpus` (or
+    the configured collection); `CorpusError` when too few of either label."""
+    raw = uncalibrated(settings)
+    result = judge_labelled(raw, corpus, questions, limit, progress)
+    return fitted_on(result.rows, list(settings.guard.signals), target_precision, questions.name)
+
+
+def calibrate_synthetic(
+    settings: Settings, questions: Path, chunks: int, target_precision: float, progress: Progress | None = None
+) -> SyntheticRun:
+    """Questions written from `chunks` sampled chunks of the configured collection (saved to `questions`),
+    judged on the collection, and the calibration fitted on them (`synthetic.py`)."""
+    raw = uncalibrated(settings)
+    store = open_configured_store(raw)
+    retriever = collection_retriever(raw, store)
+    held = store.get(include=["documents", "metadatas"])
+    everything = [
+        Document(id=chunk, page_content=text or "", metadata=dict(metadata or {}))
+        for chunk, text, metadata in zip(held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True)
+    ]
+    sampled = spread_sample(everything, chunks)
+    with Evaluator(raw, collection=retriever) as evaluator:
+        writer = evaluator.pipeline.answerer
+        load_models(writer)
+        written, dropped = write_questions(
+            sampled, writer, retriever, partial(short_call_options, raw.model), _stage(progress, "writing")
+        )
+        save_questions(questions, written)
+        judged = evaluator.evaluate(None, written, _stage(progress, "judging"))
+    run = fitted_on(judged.rows, list(settings.guard.signals), target_precision, questions.name)
+    return SyntheticRun(**run.model_dump(), sampled=len(sampled), near_misses_dropped=dropped, questions=questions)
+
+
+def synthetic_questions_path(settings: Settings) -> Path:
+    """Where `calibrate --synthetic` keeps a collection's written questions: beside its store."""
+    return settings.chroma.persist_directory.parent / f"synthetic-{settings.chroma.collection}.jsonl"
+
+
+def uncalibrated(settings: Settings) -> Settings:
     raw = settings.model_copy(deep=True)  # a copy skips the check that retrieval has weights
     raw.guard = settings.guard.model_copy(update={"calibration": None})
-    result = judge_labelled(raw, corpus, questions, limit, progress)
-    scored = [row for row in result.rows if row.signals is not None]  # faults refuse regardless
+    return raw
+
+
+def fitted_on(rows: Sequence[EvalRow], signals: list[str], target_precision: float, name: str) -> CalibrationRun:
+    """The calibration fitted on judged rows, and thresholds chosen on its held-out folds."""
+    scored = [row for row in rows if row.signals is not None]  # faults refuse regardless
     features = [row.signals.features() for row in scored if row.signals]
-    uncalibrated = [row.p_sufficient or 0.0 for row in scored]
+    uncalibrated_p = [row.p_sufficient or 0.0 for row in scored]
     labels = [row.answerable for row in scored]
     if min(labels.count(True), labels.count(False)) < 5:
         raise CorpusError(
-            f"{questions} needs at least 5 answerable and 5 unanswerable questions with a probability to "
+            f"{name} needs at least 5 answerable and 5 unanswerable questions with a probability to "
             f"calibrate on (has {labels.count(True)} and {labels.count(False)})."
         )
-    signals = list(settings.guard.signals)
     held_out = out_of_fold(features, labels, signals)
     return CalibrationRun(
         signals=signals,
         n=len(scored),
-        fitted=fit(features, labels, signals).model_copy(update={"fitted_on": questions.name}),
+        fitted=fit(features, labels, signals).model_copy(update={"fitted_on": name}),
         choice=choose_thresholds(held_out, labels, target_precision),
-        auroc_uncalibrated=auroc(uncalibrated, labels),
+        auroc_uncalibrated=auroc(uncalibrated_p, labels),
         auroc_calibrated=auroc(held_out, labels),
-        ece_uncalibrated=expected_calibration_error(uncalibrated, labels),
+        ece_uncalibrated=expected_calibration_error(uncalibrated_p, labels),
         ece_calibrated=expected_calibration_error(held_out, labels),
     )
+
+
+def save_questions(path: Path, questions: Sequence[LabelledQuestion]) -> None:
+    """The questions as a labelled-questions file (JSON Lines) the user can read, correct and judge again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = (json.dumps(q.model_dump(exclude_none=True), ensure_ascii=False) + "\n" for q in questions)
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def _stage(progress: Progress | None, stage: str) -> Progress | None:
+    """Both stages report on one bar: writing fills its first half, judging its second."""
+    if progress is None:
+        return None
+    first = stage == "writing"
+    return lambda done, total: progress(done if first else total + done, 2 * total)

@@ -200,7 +200,7 @@ reading can lose."""
 
 def evaluate(
     settings: Settings,
-    corpus_dir: Path,
+    corpus_dir: Path | None,
     questions: list[LabelledQuestion],
     limit: int | None = None,
     progress: Progress | None = None,
@@ -208,11 +208,13 @@ def evaluate(
     read_layers: tuple[int, ...] = (),
     checkpoint: Path | None = None,
     on_judged: OnJudged | None = None,
+    collection: BaseRetriever | None = None,
 ) -> EvalReport:
-    """One labelled set judged (`Evaluator.evaluate`); `limit` samples it, stratified by label."""
+    """One labelled set judged (`Evaluator.evaluate`); `limit` samples it, stratified by label. Without
+    `corpus_dir`, questions are judged on `collection`."""
     if limit is not None:
         questions = stratified_sample(questions, [q.answerable for q in questions], limit)
-    with Evaluator(settings, answers=answers, read_layers=read_layers) as evaluator:
+    with Evaluator(settings, answers=answers, read_layers=read_layers, collection=collection) as evaluator:
         return evaluator.evaluate(corpus_dir, questions, progress, checkpoint, on_judged)
 
 
@@ -221,12 +223,21 @@ class Evaluator:
     thirteen articles of one corpus): the models, guard and pipeline when the first question is judged, and
     one temporary store per corpus, removed on leaving the `with` block."""
 
-    def __init__(self, settings: Settings, *, answers: bool = False, read_layers: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        answers: bool = False,
+        read_layers: tuple[int, ...] = (),
+        collection: BaseRetriever | None = None,
+    ) -> None:
         self.settings = settings
         self.answers = answers
         """Also write the reply each verdict calls for, through the pipeline."""
         self.read_layers = read_layers
         """The embedded judge's layers whose states each row keeps (`EvalRow.hidden_states`)."""
+        self.collection = collection
+        """What questions without a context are judged on when no corpus is given (a user's collection)."""
         self._stores = ExitStack()
         self._retrievers: dict[Path, BaseRetriever] = {}
         self._pipeline: GuardedRAG | None = None
@@ -253,7 +264,7 @@ class Evaluator:
         needed when every question carries one)."""
         rows = read_checkpoint(checkpoint, questions) if checkpoint is not None else {}
         todo = [i for i in range(len(questions)) if i not in rows]
-        pipeline = self._built()
+        pipeline = self.pipeline
         if todo:
             from rag_guard.factory import load_models
 
@@ -283,7 +294,8 @@ class Evaluator:
                     _save(checkpoint, fresh)
         return summarise(questions, [rows[i] for i in range(len(questions))], pipeline.guard)
 
-    def _built(self) -> GuardedRAG:
+    @property
+    def pipeline(self) -> GuardedRAG:
         """The pipeline as config.yaml describes it (`GuardedRAG.from_config`), built on first use: its guard
         judges, and with `answers` the whole question goes through it, the answer's logprobs recorded."""
         if self._pipeline is None:
@@ -297,7 +309,7 @@ class Evaluator:
 
     def _retriever(self, corpus_dir: Path | None) -> BaseRetriever | None:
         if corpus_dir is None:
-            return None
+            return self.collection
         if corpus_dir not in self._retrievers:
             self._retrievers[corpus_dir] = self._stores.enter_context(temporary_retriever(self.settings, corpus_dir))
         return self._retrievers[corpus_dir]

@@ -10,13 +10,13 @@ from rag_guard.errors import CorpusError
 from rag_guard.evaluation.evaluate import EvalReport, Progress, evaluate
 from rag_guard.evaluation.probe_states import keep_features, require_embedded
 from rag_guard.evaluation.questions import load_questions
-from rag_guard.factory import build_chat_model
+from rag_guard.factory import build_chat_model, collection_retriever
 from rag_guard.judging.probe import load_probe
 
 
 def judge_labelled(
     settings: Settings,
-    corpus: Path,
+    corpus: Path | None,
     questions: Path,
     limit: int | None,
     progress: Progress | None = None,
@@ -25,16 +25,28 @@ def judge_labelled(
     features: Path | None = None,
     layers: list[int] | None = None,
 ) -> EvalReport:
-    """The guard over a labelled questions file in a temporary store (eval, calibrate); with `features`, the
-    judge's states at `layers` are kept there for `fit-probe`."""
+    """The guard over a labelled questions file in a temporary store of `corpus` (eval, calibrate), or on the
+    configured collection without one; with `features`, the judge's states at `layers` are kept there for
+    `fit-probe`."""
     labelled = load_questions(questions)
-    if not corpus.is_dir():
+    if corpus is not None and not corpus.is_dir():
         raise CorpusError(f"Corpus directory {corpus} not found: pass --corpus DIR, the folder they ask about.")
+    collection = collection_retriever(settings) if corpus is None else None
     if features is not None:
         require_embedded(settings)
     read = tuple(layers or default_layers(settings)) if features is not None else ()
     keep = keep_features(features, settings, corpus, file_label(questions)) if features is not None else None
-    return evaluate(settings, corpus, labelled, limit, progress, answers=answers, read_layers=read, on_judged=keep)
+    return evaluate(
+        settings,
+        corpus,
+        labelled,
+        limit,
+        progress,
+        answers=answers,
+        read_layers=read,
+        on_judged=keep,
+        collection=collection,
+    )
 
 
 def default_layers(settings: Settings) -> list[int]:

@@ -72,11 +72,20 @@ def format_context(documents: Sequence[Document]) -> str:
     """Number the passages so answers can cite them as [n]."""
     blocks = []
     for label, doc in enumerate(documents, start=1):
-        source = neutralise(str(doc.metadata.get("source", "unknown")))
         text, _ = sanitise(doc.page_content.strip())
-        blocks.append(f"[{label}] (source: {source})\n{text}")
+        blocks.append(f"[{label}] ({_cited(doc, text)})\n{text}")
     body = "\n\n".join(blocks) if blocks else "(no passages were found)"
     return f"<context>\n{body}\n</context>"
+
+
+def _cited(doc: Document, text: str) -> str:
+    """The passage's label: its file and, unless the text opens with it, the heading it sits under, so a
+    passage cut from the middle of a section still says what it is about."""
+    source = neutralise(str(doc.metadata.get("source", "unknown")))
+    heading = doc.metadata.get("heading")
+    if not isinstance(heading, str) or not heading.strip() or heading.strip() in text[: len(heading) + 8]:
+        return f"source: {source}"
+    return f"source: {source}, under: {neutralise(heading.strip())}"
 
 
 def build_messages(

@@ -30,6 +30,20 @@ def as_read(chunks: Sequence[Document]) -> list[Document]:
     return [_joined(run) for run in runs]
 
 
+def within(chunks: Sequence[Document], margin: float) -> list[Document]:
+    """The chunks whose similarity (`metadata["score"]`) is within `margin` of the best one's: a chunk far
+    below the best match is seldom what answers, and beside it reads as noise. Unscored chunks are kept."""
+    scores = [_score(chunk) for chunk in chunks]
+    best = max((score for score in scores if score is not None), default=None)
+    kept = zip(chunks, scores, strict=True)
+    return [chunk for chunk, score in kept if best is None or score is None or score >= best - margin]
+
+
+def _score(chunk: Document) -> float | None:
+    score = chunk.metadata.get("score")
+    return float(score) if isinstance(score, int | float) else None
+
+
 def _absorb(runs: list[list[Document]], grown: list[Document]) -> None:
     """A chunk can bridge two runs (chunks 1 and 3, then 2): fold every run it now touches into `grown`."""
     for run in [run for run in runs if run is not grown]:
@@ -68,6 +82,6 @@ def _joined(run: list[Document]) -> Document:
         text += new if start < end or not new or new[0].isspace() or text[-1:].isspace() else " " + new
         end = stop
     first, best = ordered[0], run[0]  # `run` is in rank order: its first chunk ranked best
-    scores = [piece.metadata["score"] for piece in run if isinstance(piece.metadata.get("score"), (int, float))]
+    scores = [score for score in map(_score, run) if score is not None]
     metadata = {**first.metadata, **({"score": max(scores)} if scores else {})}
     return Document(id=best.id, page_content=text, metadata=metadata)

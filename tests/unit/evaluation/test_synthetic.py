@@ -1,0 +1,73 @@
+from typing import Any
+
+from langchain_core.documents import Document
+from langchain_core.messages import BaseMessage
+
+from rag_guard.evaluation.synthetic import answered_by, read_written, spread_sample, write_questions
+from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
+from tests.fakes import FakeChatModel, FixedRetriever
+
+VASA = (
+    "The Vasa was a Swedish warship built between 1626 and 1628. She sank on her maiden voyage on 10 August 1628, "
+    "less than a nautical mile into the voyage, and was raised in 1961."
+)
+WRITTEN = "ANSWERED: When did the Vasa sink?\nANSWER: 10 August 1628\nNOT ANSWERED: Who was the captain of the Vasa?"
+
+
+def test_the_two_questions_are_read_with_the_answer_found_in_the_passage():
+    written = read_written(WRITTEN, VASA)
+    assert written.answered == "When did the Vasa sink?" and written.answer == "10 August 1628"
+    assert written.near_miss == "Who was the captain of the Vasa?"
+
+
+def test_an_answer_the_passage_does_not_hold_drops_the_answered_question_but_keeps_the_near_miss():
+    written = read_written(WRITTEN.replace("10 August 1628", "in a storm off Gotland"), VASA)
+    assert written.answered is None and written.answer is None
+    assert written.near_miss == "Who was the captain of the Vasa?"
+
+
+def test_questions_that_are_no_questions_or_lean_on_the_passage_are_dropped():
+    reply = "ANSWERED: When did it sink?\nANSWER: 1628\nNOT ANSWERED: What does the passage say about guns?"
+    assert read_written(reply, VASA) == read_written("nothing of the form", VASA)
+    assert read_written("ANSWERED: The Vasa sank in 1628.\nANSWER: 1628", VASA).answered is None
+
+
+def test_an_extraction_counts_as_an_answer_only_when_a_passage_holds_it_word_for_word():
+    passages = [Document(page_content=VASA)]
+    assert answered_by("10 August 1628.", passages)
+    assert not answered_by("unanswerable", passages)
+    assert not answered_by("Captain Söfring Hansson", passages)
+
+
+def test_the_sample_takes_from_each_file_in_turn_and_skips_scraps():
+    chunks = [Document(id=f"a{i}", page_content=VASA, metadata={"source": "a.md"}) for i in range(5)]
+    chunks += [Document(id="b0", page_content=VASA, metadata={"source": "b.md"})]
+    chunks += [Document(id="c0", page_content="# Title", metadata={"source": "c.md"})]
+    picked = spread_sample(chunks, 3)
+    assert len(picked) == 3
+    assert sorted(chunk.metadata["source"] for chunk in picked) == ["a.md", "a.md", "b.md"]
+
+
+def test_a_near_miss_the_collection_answers_is_dropped_and_the_others_are_labelled():
+    captain = "Söfring Hansson was the captain of the Vasa."
+
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        if EXTRACT_INSTRUCTION in messages[-1].text:
+            return ("Söfring Hansson" if "Who was the captain" in messages[-1].text else "unanswerable"), None
+        if "Söfring" in messages[-1].text:
+            return WRITTEN.replace("Who was the captain", "How long was the hull"), None
+        return WRITTEN, None
+
+    chunks = [
+        Document(id="vasa", page_content=VASA, metadata={"source": "vasa.md"}),
+        Document(id="crew", page_content=f"{captain} {VASA}", metadata={"source": "crew.md"}),
+    ]
+    retriever = FixedRetriever(documents=[Document(page_content=captain), Document(page_content=VASA)])
+    questions, dropped = write_questions(chunks, FakeChatModel(reply=reply), retriever, lambda n: {"max_tokens": n})
+    assert dropped == 1  # the captain is named in another chunk
+    assert [(q.question, q.answerable, q.kind) for q in questions] == [
+        ("When did the Vasa sink?", True, "answerable"),
+        ("When did the Vasa sink?", True, "answerable"),
+        ("How long was the hull of the Vasa?", False, "near_miss"),
+    ]
+    assert {q.group for q in questions} == {"vasa.md", "crew.md"}
