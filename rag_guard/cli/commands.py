@@ -77,6 +77,13 @@ def ingest(
         f"Ingested {report.files} file(s) from {corpus_dir} into '{settings.chroma.collection}': "
         f"{report.chunks} chunks ({report.added} added, {report.removed} removed, {report.unchanged} unchanged)."
     )
+    if report.added:
+        err.print(
+            "The answer and clarify thresholds were chosen on other documents. To fit them to these, with no "
+            f"labelled questions: rag-guard calibrate --synthetic --collection {settings.chroma.collection} "
+            "(a few minutes; it shows what it would write, --write stores it).",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -71,3 +71,67 @@ def test_a_near_miss_the_collection_answers_is_dropped_and_the_others_are_labell
         ("How long was the hull of the Vasa?", False, "near_miss"),
     ]
     assert {q.group for q in questions} == {"vasa.md", "crew.md"}
+
+
+def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separate_them(tmp_path, monkeypatch):
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+    from typer.testing import CliRunner
+
+    from rag_guard import factory
+    from rag_guard.cli import app
+    from rag_guard.config import load_config
+    from rag_guard.evaluation.questions import load_questions
+    from rag_guard.judging.signals import Signals
+    from rag_guard.store import ChromaSettings, ingest, open_store
+    from tests.fakes import openai_logprobs
+
+    ships = ["Vasa", "Mary Rose", "Batavia", "Kronan", "Mars", "Elefanten", "Victory", "Wasa II"]
+    (tmp_path / "notes").mkdir()
+    for ship in ships:
+        text = f"The {ship} was a warship. The {ship} carried 64 guns on two decks and sank in a storm. " * 2
+        (tmp_path / "notes" / f"{ship}.md").write_text(text, encoding="utf-8")
+    chroma = ChromaSettings(persist_directory=tmp_path / "chroma", collection="ships")
+    ingest(open_store(chroma, DeterministicFakeEmbedding(size=8), create=True), tmp_path / "notes", chroma)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        last = messages[-1].text
+        if kwargs.get("max_tokens") == 1:  # the guard: sure of the guns, unsure of the builders
+            p = 0.2 if "Who built" in last.rsplit("Question:", 1)[-1] else 0.9
+            return ("True" if p >= 0.5 else "False"), openai_logprobs({"True": p, "False": 1 - p})
+        if EXTRACT_INSTRUCTION in last:
+            return "unanswerable", None
+        ship = next(ship for ship in ships if f"The {ship} was" in last)
+        return (
+            f"ANSWERED: How many guns did the {ship} carry?\nANSWER: 64 guns\nNOT ANSWERED: Who built the {ship}?",
+            None,
+        )
+
+    model = FakeChatModel(reply=reply)
+    models = factory.Models(answerer=model, judge=model, judge_settings=load_config(config, env={}).model)
+    monkeypatch.setattr(factory, "build_models", lambda settings: models)
+    monkeypatch.setattr(factory, "build_embeddings", lambda *args: DeterministicFakeEmbedding(size=8))
+    written = tmp_path / "written.jsonl"
+
+    args = ["--synthetic", "--collection", "ships", "--chunks", "8", "--questions", str(written), "--write"]
+    result = CliRunner().invoke(app, ["calibrate", *args, "--target-precision", "0.9", "--config", str(config)])
+
+    assert result.exit_code == 0, result.output
+    questions = load_questions(written)
+    assert sum(q.answerable for q in questions) == 8 and sum(not q.answerable for q in questions) == 8
+    assert str(written) in " ".join(result.output.split())
+    guard = load_config(config, env={}).guard
+    assert guard.calibration is not None and guard.calibration.fitted_on == "written.jsonl"
+    calibrated = {p: guard.calibration.apply(Signals(verdict=p).features()) for p in (0.2, 0.9)}
+    assert calibrated[0.2] < guard.answer_threshold <= calibrated[0.9]  # answers the guns, not the builders
+
+
+def test_calibrate_synthetic_refuses_a_corpus_folder_and_says_to_ingest_it(tmp_path):
+    from typer.testing import CliRunner
+
+    from rag_guard.cli import app
+
+    result = CliRunner().invoke(app, ["calibrate", "--synthetic", "--corpus", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "rag-guard ingest" in " ".join(result.output.split())
