@@ -78,11 +78,9 @@ def calibrate_synthetic(
     with Evaluator(raw, collection=retriever) as evaluator:
         writer = evaluator.pipeline.answerer
         load_models(writer)
-        written, dropped = write_questions(
-            sampled, writer, retriever, partial(short_call_options, raw.model), _stage(progress, "writing")
-        )
+        written, dropped = write_questions(sampled, writer, retriever, partial(short_call_options, raw.model), progress)
         save_questions(questions, written)
-        judged = evaluator.evaluate(None, written, _stage(progress, "judging"))
+        judged = evaluator.evaluate(None, written, progress)
     run = fitted_on(judged.rows, list(settings.guard.signals), target_precision, questions.name)
     return SyntheticRun(**run.model_dump(), sampled=len(sampled), near_misses_dropped=dropped, questions=questions)
 
@@ -127,11 +125,3 @@ def save_questions(path: Path, questions: Sequence[LabelledQuestion]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = (json.dumps(q.model_dump(exclude_none=True), ensure_ascii=False) + "\n" for q in questions)
     path.write_text("".join(lines), encoding="utf-8")
-
-
-def _stage(progress: Progress | None, stage: str) -> Progress | None:
-    """Both stages report on one bar: writing fills its first half, judging its second."""
-    if progress is None:
-        return None
-    first = stage == "writing"
-    return lambda done, total: progress(done if first else total + done, 2 * total)
