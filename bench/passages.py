@@ -32,7 +32,7 @@ from rag_guard.evaluation.questions import load_questions
 from rag_guard.factory import build_retriever, load_models, open_configured_store
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.store import ingest
-from rag_guard.store.reading import as_read, within
+from rag_guard.store.reading import as_read
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANT = re.compile(r"k(?P<k>\d+)(?P<rules>(\+(merge|bare|cut0?\.\d+))*)")
@@ -63,6 +63,14 @@ class Variant:
         if self.bare:
             shown = [Document(id=d.id, page_content=d.page_content, metadata=_unheaded(d.metadata)) for d in shown]
         return shown
+
+
+def within(chunks: list[Document], margin: float) -> list[Document]:
+    """The candidate rule `cut`: the chunks whose similarity is within `margin` of the best one's."""
+    scores = [chunk.metadata.get("score") for chunk in chunks]
+    best = max((s for s in scores if isinstance(s, float)), default=None)
+    kept = zip(chunks, scores, strict=True)
+    return [chunk for chunk, s in kept if best is None or not isinstance(s, float) or s >= best - margin]
 
 
 def _unheaded(metadata: dict[str, object]) -> dict[str, object]:

@@ -273,7 +273,7 @@ class ChromaRetriever(BaseRetriever):
     store: Chroma
     k: int = 4
     search: Literal["dense", "hybrid"] = "dense"
-    merge_adjacent: bool = True
+    merge_adjacent: bool = False
     _keywords: KeywordIndex | None = PrivateAttr(None)
 
     def _get_relevant_documents(

@@ -30,15 +30,6 @@ def as_read(chunks: Sequence[Document]) -> list[Document]:
     return [_joined(run) for run in runs]
 
 
-def within(chunks: Sequence[Document], margin: float) -> list[Document]:
-    """The chunks whose similarity (`metadata["score"]`) is within `margin` of the best one's: a chunk far
-    below the best match is seldom what answers, and beside it reads as noise. Unscored chunks are kept."""
-    scores = [_score(chunk) for chunk in chunks]
-    best = max((score for score in scores if score is not None), default=None)
-    kept = zip(chunks, scores, strict=True)
-    return [chunk for chunk, score in kept if best is None or score is None or score >= best - margin]
-
-
 def _score(chunk: Document) -> float | None:
     score = chunk.metadata.get("score")
     return float(score) if isinstance(score, int | float) else None

@@ -1,6 +1,6 @@
 from langchain_core.documents import Document
 
-from rag_guard.store.reading import as_read, within
+from rag_guard.store.reading import as_read
 
 TEXT = "The Vasa sank on 10 August 1628. " * 3 + "She was raised in 1961 and now stands in a museum."
 
@@ -41,9 +41,3 @@ def test_chunks_that_only_touch_are_joined_with_a_space():
 def test_chunks_without_an_offset_are_kept_as_given():
     loose = [Document(page_content="a", metadata={"source": "x"}), Document(page_content="b", metadata={"source": "x"})]
     assert as_read(loose) == loose
-
-
-def test_chunks_far_below_the_best_match_are_left_out_and_unscored_ones_kept():
-    chunks = [chunk("a.md", 0, 10, 0.7), chunk("b.md", 0, 10, 0.62), chunk("c.md", 0, 10, 0.4)]
-    unscored = Document(page_content="given", metadata={"source": "given"})
-    assert [c.metadata["source"] for c in within([*chunks, unscored], 0.1)] == ["a.md", "b.md", "given"]
