@@ -85,9 +85,11 @@ def read_written(reply: str, passage: str) -> Written:
 
 
 def _usable(question: str | None) -> bool:
-    return bool(question and question.rstrip().endswith("?") and len(key_words(question)) >= 2) and not bool(
-        _REFERS_TO_TEXT.search(question or "")
-    )
+    """A question that stands alone: it ends in a question mark, names something, and does not lean on "the
+    passage" it was written from."""
+    if not question or not question.rstrip().endswith("?"):
+        return False
+    return len(key_words(question)) >= 2 and not _REFERS_TO_TEXT.search(question)
 
 
 def _found_in(answer: str, passage: str) -> bool:
