@@ -18,7 +18,7 @@ from rag_guard.evaluation.evaluate import EvalRow, Evaluator, Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.evaluation.synthetic import spread_sample, write_questions
+from rag_guard.evaluation.synthetic import answered_elsewhere, spread_sample, write_questions
 from rag_guard.factory import collection_retriever, load_models, open_configured_store, short_call_options
 from rag_guard.judging import Calibration
 
@@ -75,13 +75,22 @@ def calibrate_synthetic(
         for chunk, text, metadata in zip(held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True)
     ]
     sampled = spread_sample(everything, chunks)
+    options = partial(short_call_options, raw.model)
     with Evaluator(raw, collection=retriever) as evaluator:
         writer = evaluator.pipeline.answerer
         load_models(writer)
-        written, dropped = write_questions(sampled, writer, retriever, partial(short_call_options, raw.model), progress)
-        save_questions(questions, written)
-        judged = evaluator.evaluate(None, written, progress)
-    run = fitted_on(judged.rows, list(settings.guard.signals), target_precision, questions.name)
+        written = write_questions(sampled, writer, options, progress)
+        judged = evaluator.evaluate(None, written, progress).rows
+        kept: list[tuple[LabelledQuestion, EvalRow]] = []
+        dropped = 0
+        for question, row in zip(written, judged, strict=True):
+            refused = (row.p_sufficient or 0.0) < raw.guard.clarify_threshold
+            if question.answerable or refused or not answered_elsewhere(question.question, writer, retriever, options):
+                kept.append((question, row))
+            else:
+                dropped += 1
+    save_questions(questions, [question for question, _ in kept])
+    run = fitted_on([row for _, row in kept], list(settings.guard.signals), target_precision, questions.name)
     return SyntheticRun(**run.model_dump(), sampled=len(sampled), near_misses_dropped=dropped, questions=questions)
 
 

@@ -3,11 +3,13 @@
 The thresholds that suit one kind of document do not suit every other (docs/studies/thresholds.md), and
 a user seldom has labelled questions about their own. So the model writes them: for each sampled chunk, a
 question the chunk answers, with the answer copied from it (kept only when the chunk holds the answer's
-words), and a near miss on the same topic that the chunk leaves open. A near miss is then put to the whole
-collection through an extraction prompt unlike the guard's, "answer in a few words taken from the
-passages", and dropped when it draws an answer found word for word in a retrieved passage: a near miss
-answered elsewhere would teach the thresholds that answerable questions are not. What survives is written
-to a JSON Lines file of labelled questions the user can read and correct, and judged like any other.
+words), and a near miss on the same topic that the chunk leaves open. A near miss the guard would not
+refuse is then put to the whole collection through an extraction prompt unlike the guard's, "answer in a
+few words taken from the passages", and dropped when it draws an answer found word for word in a retrieved
+passage: a near miss answered elsewhere would teach the thresholds that answerable questions are not. (One
+the guard refuses is never answered, whatever its label, so it cannot lower the answered precision the
+thresholds are chosen for; checking only the others saves a long call for each of them.) What survives is
+written to a JSON Lines file of labelled questions the user can read and correct.
 """
 
 from __future__ import annotations
@@ -134,14 +136,12 @@ Progress = Callable[[int, int], None]
 def write_questions(
     chunks: Sequence[Document],
     writer: BaseChatModel,
-    retriever: BaseRetriever,
     options: Callable[[int], dict[str, Any]],
     progress: Progress | None = None,
-) -> tuple[list[LabelledQuestion], int]:
-    """Labelled questions for `chunks` (see the module's note), and how many near misses were dropped because
-    the collection answers them. `options(tokens)`: the writer's call options for that many tokens."""
+) -> list[LabelledQuestion]:
+    """Labelled questions for `chunks`, as the model wrote them (see the module's note); `options(tokens)`:
+    the writer's call options for that many tokens."""
     questions: list[LabelledQuestion] = []
-    dropped = 0
     for done, chunk in enumerate(chunks, start=1):
         reply = writer.invoke(write_prompt(chunk), **options(WRITE_TOKENS))
         written = read_written(str(reply.content), chunk.page_content)
@@ -158,18 +158,21 @@ def write_questions(
                 )
             )
         if written.near_miss:
-            found = retriever.invoke(written.near_miss)
-            check = writer.invoke(
-                build_messages(written.near_miss, found, EXTRACT_INSTRUCTION), **options(CHECK_TOKENS)
-            )
-            if answered_by(str(check.content), found):
-                dropped += 1
-            else:
-                questions.append(
-                    LabelledQuestion(
-                        question=written.near_miss, answerable=False, kind="near_miss", group=source, chunk=chunk.id
-                    )
+            questions.append(
+                LabelledQuestion(
+                    question=written.near_miss, answerable=False, kind="near_miss", group=source, chunk=chunk.id
                 )
+            )
         if progress:
             progress(done, len(chunks))
-    return questions, dropped
+    return questions
+
+
+def answered_elsewhere(
+    near_miss: str, writer: BaseChatModel, retriever: BaseRetriever, options: Callable[[int], dict[str, Any]]
+) -> bool:
+    """Whether what the collection retrieves for a near miss answers it after all: asked to answer in words
+    taken from those passages, the model quotes one of them."""
+    found = retriever.invoke(near_miss)
+    reply = writer.invoke(build_messages(near_miss, found, EXTRACT_INSTRUCTION), **options(CHECK_TOKENS))
+    return answered_by(str(reply.content), found)

@@ -3,7 +3,13 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 
-from rag_guard.evaluation.synthetic import answered_by, read_written, spread_sample, write_questions
+from rag_guard.evaluation.synthetic import (
+    answered_by,
+    answered_elsewhere,
+    read_written,
+    spread_sample,
+    write_questions,
+)
 from rag_guard.judging.prompts import EXTRACT_INSTRUCTION
 from tests.fakes import FakeChatModel, FixedRetriever
 
@@ -48,29 +54,31 @@ def test_the_sample_takes_from_each_file_in_turn_and_skips_scraps():
     assert sorted(chunk.metadata["source"] for chunk in picked) == ["a.md", "a.md", "b.md"]
 
 
-def test_a_near_miss_the_collection_answers_is_dropped_and_the_others_are_labelled():
-    captain = "Söfring Hansson was the captain of the Vasa."
-
-    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
-        if EXTRACT_INSTRUCTION in messages[-1].text:
-            return ("Söfring Hansson" if "Who was the captain" in messages[-1].text else "unanswerable"), None
-        if "Söfring" in messages[-1].text:
-            return WRITTEN.replace("Who was the captain", "How long was the hull"), None
-        return WRITTEN, None
-
+def test_each_chunk_gives_a_labelled_question_and_near_miss_grouped_by_its_file():
     chunks = [
         Document(id="vasa", page_content=VASA, metadata={"source": "vasa.md"}),
-        Document(id="crew", page_content=f"{captain} {VASA}", metadata={"source": "crew.md"}),
+        Document(id="junk", page_content=VASA, metadata={"source": "junk.md"}),
     ]
-    retriever = FixedRetriever(documents=[Document(page_content=captain), Document(page_content=VASA)])
-    questions, dropped = write_questions(chunks, FakeChatModel(reply=reply), retriever, lambda n: {"max_tokens": n})
-    assert dropped == 1  # the captain is named in another chunk
-    assert [(q.question, q.answerable, q.kind) for q in questions] == [
-        ("When did the Vasa sink?", True, "answerable"),
-        ("When did the Vasa sink?", True, "answerable"),
-        ("How long was the hull of the Vasa?", False, "near_miss"),
+    model = FakeChatModel(reply=lambda messages, kwargs: (WRITTEN if "Vasa" in messages[-1].text else "", None))
+    chunks[1] = Document(id="junk", page_content="No ships here. " * 10, metadata={"source": "junk.md"})
+    questions = write_questions(chunks, model, lambda n: {"max_tokens": n})
+    assert [(q.question, q.answerable, q.kind, q.group) for q in questions] == [
+        ("When did the Vasa sink?", True, "answerable", "vasa.md"),
+        ("Who was the captain of the Vasa?", False, "near_miss", "vasa.md"),
     ]
-    assert {q.group for q in questions} == {"vasa.md", "crew.md"}
+
+
+def test_a_near_miss_is_answered_elsewhere_when_the_extraction_quotes_a_retrieved_passage():
+    captain = Document(page_content="Söfring Hansson was the captain of the Vasa.")
+
+    def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
+        assert EXTRACT_INSTRUCTION in messages[-1].text
+        return ("Söfring Hansson" if "Söfring" in messages[-1].text else "unanswerable"), None
+
+    model, options = FakeChatModel(reply=reply), lambda n: {"max_tokens": n}
+    question = "Who was the captain of the Vasa?"
+    assert answered_elsewhere(question, model, FixedRetriever(documents=[captain]), options)
+    assert not answered_elsewhere(question, model, FixedRetriever(documents=[Document(page_content=VASA)]), options)
 
 
 def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separate_them(tmp_path, monkeypatch):
@@ -89,6 +97,7 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
     (tmp_path / "notes").mkdir()
     for ship in ships:
         text = f"The {ship} was a warship. The {ship} carried 64 guns on two decks and sank in a storm. " * 2
+        text += "Henrik Hybertsson built the Vasa."  # in every file, so whatever is retrieved holds it
         (tmp_path / "notes" / f"{ship}.md").write_text(text, encoding="utf-8")
     chroma = ChromaSettings(persist_directory=tmp_path / "chroma", collection="ships")
     ingest(open_store(chroma, DeterministicFakeEmbedding(size=8), create=True), tmp_path / "notes", chroma)
@@ -97,11 +106,12 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
 
     def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
         last = messages[-1].text
-        if kwargs.get("max_tokens") == 1:  # the guard: sure of the guns, unsure of the builders
-            p = 0.2 if "Who built" in last.rsplit("Question:", 1)[-1] else 0.9
+        asked = last.rsplit("Question:", 1)[-1]
+        if kwargs.get("max_tokens") == 1:  # the guard: sure of the guns, unsure of the builders but the Vasa's
+            p = 0.9 if "guns" in asked else 0.7 if "Vasa" in asked else 0.2
             return ("True" if p >= 0.5 else "False"), openai_logprobs({"True": p, "False": 1 - p})
         if EXTRACT_INSTRUCTION in last:
-            return "unanswerable", None
+            return ("Henrik Hybertsson" if "Vasa" in asked else "unanswerable"), None
         ship = next(ship for ship in ships if f"The {ship} was" in last)
         return (
             f"ANSWERED: How many guns did the {ship} carry?\nANSWER: 64 guns\nNOT ANSWERED: Who built the {ship}?",
@@ -119,8 +129,12 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
 
     assert result.exit_code == 0, result.output
     questions = load_questions(written)
-    assert sum(q.answerable for q in questions) == 8 and sum(not q.answerable for q in questions) == 8
-    assert str(written) in " ".join(result.output.split())
+    assert sum(q.answerable for q in questions) == 8
+    assert [q.question for q in questions if not q.answerable] == [
+        f"Who built the {ship}?" for ship in sorted(ships) if ship != "Vasa"
+    ]  # the Vasa's near miss scored in the clarify band and the collection answers it: left out
+    said = " ".join(result.output.split())
+    assert str(written) in said and "left out: 1" in said
     guard = load_config(config, env={}).guard
     assert guard.calibration is not None and guard.calibration.fitted_on == "written.jsonl"
     calibrated = {p: guard.calibration.apply(Signals(verdict=p).features()) for p in (0.2, 0.9)}
