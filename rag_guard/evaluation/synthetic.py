@@ -30,7 +30,8 @@ from rag_guard.judging.prompts import ABSTAIN_WORD, EXTRACT_INSTRUCTION, build_m
 from rag_guard.text.injection import sanitise
 from rag_guard.text.words import key_words
 
-WRITE_TOKENS = 120
+WRITE_TOKENS = 80
+"""The three lines take 40-60 tokens; a reply that runs on past them is cut."""
 CHECK_TOKENS = 16
 MIN_CHUNK_CHARS = 120
 """Shorter chunks (a heading, a caption) seldom hold a fact to ask about."""
@@ -143,7 +144,7 @@ def write_questions(
     the writer's call options for that many tokens."""
     questions: list[LabelledQuestion] = []
     for done, chunk in enumerate(chunks, start=1):
-        reply = writer.invoke(write_prompt(chunk), **options(WRITE_TOKENS))
+        reply = writer.invoke(write_prompt(chunk), stop=["\n\n"], **options(WRITE_TOKENS))
         written = read_written(str(reply.content), chunk.page_content)
         source = str(chunk.metadata.get("source", ""))
         if written.answered:
