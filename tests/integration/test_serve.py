@@ -164,8 +164,8 @@ def test_load_50_requests_from_8_clients_without_errors_or_unguarded_answers(sma
         p = guard["p_sufficient"]
         if guard["decision"] == "answer":
             assert p is not None and p >= 0.4, "an answer without a passing verdict"
-        else:
-            assert p is None or p < 0.4
+        else:  # a passing verdict is not answered only when a reply check withheld the answer, and says why
+            assert p is None or p < 0.4 or guard["answer_check"], "a passing verdict neither answered nor withheld"
             assert guard["sources"] is not None
         if guard["decision"] == "refuse":
             assert text == REFUSAL
