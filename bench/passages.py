@@ -1,6 +1,7 @@
-"""What the guard is shown, measured: the retrieved chunks turned into passages by each rule of
-`store/reading.py` (adjacent chunks merged, the heading in the label, chunks far below the best match left
-out) and by `k`, side by side on one labelled set, one store and one retrieval per question.
+"""What the guard is shown, measured: the retrieved chunks turned into passages by each candidate rule
+(adjacent chunks merged, `store/reading.py`; the heading in the label, `judging/prompts.py`; chunks far below
+the best match left out, `within` here) and by `k`, side by side on one labelled set, one store and one
+retrieval per question.
 
     .venv/bin/python bench/passages.py --corpus DIR --questions FILE [--limit 200] [--store DIR] \
         [--variant k4 --variant k4+merge --variant k4+merge+cut0.15 ...] [--out FILE.json]
@@ -89,8 +90,8 @@ def main() -> None:
     variants = [Variant.parse(name) for name in args.variant or ["k4+bare", "k4", "k4+merge"]]
 
     settings = load_config(REPO / "config.yaml", env={})
-    questions = [q for q in load_questions(args.questions)]
-    questions = [q.model_copy(update={"context": None}) for q in questions]  # judged on what is retrieved
+    # judged on what is retrieved, never on a line's own context
+    questions = [q.model_copy(update={"context": None}) for q in load_questions(args.questions)]
     if args.limit:
         questions = stratified_sample(questions, [q.answerable for q in questions], args.limit)
     with tempfile.TemporaryDirectory(prefix="rag_guard_passages_") as tmp:
