@@ -64,8 +64,9 @@ def calibrate(
 def calibrate_synthetic(
     settings: Settings, questions: Path, chunks: int, target_precision: float, progress: Progress | None = None
 ) -> SyntheticRun:
-    """Questions written from `chunks` sampled chunks of the configured collection (saved to `questions`),
-    judged on the collection, and the calibration fitted on them (`synthetic.py`)."""
+    """Questions written from `chunks` sampled chunks of the configured collection, judged on the collection,
+    and the calibration fitted on them (`synthetic.py`). `questions` is saved once written, then again without
+    the near misses the collection answers."""
     raw = uncalibrated(settings)
     store = open_configured_store(raw)
     retriever = collection_retriever(raw, store)
@@ -80,6 +81,7 @@ def calibrate_synthetic(
         writer = evaluator.pipeline.answerer
         load_models(writer)
         written = write_questions(sampled, writer, options, progress)
+        save_questions(questions, written)  # a run stopped while judging keeps what was written
         judged = evaluator.evaluate(None, written, progress).rows
         kept: list[tuple[LabelledQuestion, EvalRow]] = []
         dropped = 0

@@ -1,5 +1,8 @@
+from pathlib import Path
 from typing import Any
 
+import pytest
+from click.testing import Result
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 
@@ -81,21 +84,23 @@ def test_a_near_miss_is_answered_elsewhere_when_the_extraction_quotes_a_retrieve
     assert not answered_elsewhere(question, model, FixedRetriever(documents=[Document(page_content=VASA)]), options)
 
 
-def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separate_them(tmp_path, monkeypatch):
+SHIPS = ["Vasa", "Mary Rose", "Batavia", "Kronan", "Mars", "Elefanten", "Victory", "Wasa II"]
+
+
+def _calibrate_on_ships(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_judging: bool = False) -> Result:
+    """`calibrate --synthetic --write` on one note per ship, with a fake model that writes a question on the
+    guns and a near miss on the builder from each, sure of the guns and unsure of the builders."""
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from typer.testing import CliRunner
 
     from rag_guard import factory
     from rag_guard.cli import app
     from rag_guard.config import load_config
-    from rag_guard.evaluation.questions import load_questions
-    from rag_guard.judging.signals import Signals
     from rag_guard.store import ChromaSettings, ingest, open_store
     from tests.fakes import openai_logprobs
 
-    ships = ["Vasa", "Mary Rose", "Batavia", "Kronan", "Mars", "Elefanten", "Victory", "Wasa II"]
     (tmp_path / "notes").mkdir()
-    for ship in ships:
+    for ship in SHIPS:
         text = f"The {ship} was a warship. The {ship} carried 64 guns on two decks and sank in a storm. " * 2
         text += "Henrik Hybertsson built the Vasa."  # in every file, so whatever is retrieved holds it
         (tmp_path / "notes" / f"{ship}.md").write_text(text, encoding="utf-8")
@@ -108,11 +113,13 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
         last = messages[-1].text
         asked = last.rsplit("Question:", 1)[-1]
         if kwargs.get("max_tokens") == 1:  # the guard: sure of the guns, unsure of the builders but the Vasa's
+            if interrupt_judging:
+                raise KeyboardInterrupt
             p = 0.9 if "guns" in asked else 0.7 if "Vasa" in asked else 0.2
             return ("True" if p >= 0.5 else "False"), openai_logprobs({"True": p, "False": 1 - p})
         if EXTRACT_INSTRUCTION in last:
             return ("Henrik Hybertsson" if "Vasa" in asked else "unanswerable"), None
-        ship = next(ship for ship in ships if f"The {ship} was" in last)
+        ship = next(ship for ship in SHIPS if f"The {ship} was" in last)
         return (
             f"ANSWERED: How many guns did the {ship} carry?\nANSWER: 64 guns\nNOT ANSWERED: Who built the {ship}?",
             None,
@@ -122,23 +129,45 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
     models = factory.Models(answerer=model, judge=model, judge_settings=load_config(config, env={}).model)
     monkeypatch.setattr(factory, "build_models", lambda settings: models)
     monkeypatch.setattr(factory, "build_embeddings", lambda *args: DeterministicFakeEmbedding(size=8))
-    written = tmp_path / "written.jsonl"
+    args = ["--synthetic", "--collection", "ships", "--chunks", "8", "--questions", str(tmp_path / "written.jsonl")]
+    return CliRunner().invoke(
+        app, ["calibrate", *args, "--write", "--target-precision", "0.9", "--config", str(config)]
+    )
 
-    args = ["--synthetic", "--collection", "ships", "--chunks", "8", "--questions", str(written), "--write"]
-    result = CliRunner().invoke(app, ["calibrate", *args, "--target-precision", "0.9", "--config", str(config)])
+
+def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separate_them(tmp_path, monkeypatch):
+    from rag_guard.config import load_config
+    from rag_guard.evaluation.questions import load_questions
+    from rag_guard.judging.signals import Signals
+
+    result = _calibrate_on_ships(tmp_path, monkeypatch)
 
     assert result.exit_code == 0, result.output
+    written = tmp_path / "written.jsonl"
     questions = load_questions(written)
     assert sum(q.answerable for q in questions) == 8
     assert [q.question for q in questions if not q.answerable] == [
-        f"Who built the {ship}?" for ship in sorted(ships) if ship != "Vasa"
+        f"Who built the {ship}?" for ship in sorted(SHIPS) if ship != "Vasa"
     ]  # the Vasa's near miss scored in the clarify band and the collection answers it: left out
     said = " ".join(result.output.split())
     assert str(written) in said and "left out: 1" in said
-    guard = load_config(config, env={}).guard
+    guard = load_config(tmp_path / "config.yaml", env={}).guard
     assert guard.calibration is not None and guard.calibration.fitted_on == "written.jsonl"
     calibrated = {p: guard.calibration.apply(Signals(verdict=p).features()) for p in (0.2, 0.9)}
     assert calibrated[0.2] < guard.answer_threshold <= calibrated[0.9]  # answers the guns, not the builders
+
+
+def test_calibrate_synthetic_stopped_while_judging_keeps_the_written_questions(tmp_path, monkeypatch):
+    from rag_guard.config import load_config
+    from rag_guard.evaluation.questions import load_questions
+
+    result = _calibrate_on_ships(tmp_path, monkeypatch, interrupt_judging=True)
+
+    assert result.exit_code == 130  # Ctrl-C while the guard judges
+
+    questions = load_questions(tmp_path / "written.jsonl")
+    assert len(questions) == 16 and sum(q.answerable for q in questions) == 8  # every near miss, none checked yet
+    assert load_config(tmp_path / "config.yaml", env={}).guard.calibration is None
 
 
 def test_calibrate_synthetic_refuses_a_corpus_folder_and_says_to_ingest_it(tmp_path):
