@@ -24,7 +24,7 @@ from rag_guard.store.corpus import CorpusScan, corpus_key, scan_corpus
 from rag_guard.store.fusion import reciprocal_rank_fusion
 from rag_guard.store.keyword_index import KeywordIndex
 from rag_guard.store.readers import READERS
-from rag_guard.store.reading import as_read
+from rag_guard.store.reading import as_read, distinct
 from rag_guard.store.settings import ChromaSettings
 
 if TYPE_CHECKING:
@@ -280,8 +280,8 @@ class ChromaRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
         if self.search == "dense":
-            hits = self.store.similarity_search_with_score(query, k=self.k)
-            found = [_scored(doc, distance) for doc, distance in hits]
+            hits = self.store.similarity_search_with_score(query, k=self.k + SPARE)
+            found = distinct([_scored(doc, distance) for doc, distance in hits], self.k)
         else:
             found = self._hybrid(query)
         return as_read(found) if self.merge_adjacent else found
@@ -295,12 +295,15 @@ class ChromaRetriever(BaseRetriever):
         }
         if self._keywords is None:
             self._keywords = KeywordIndex(self.store)
-        fused = reciprocal_rank_fusion([list(scored), self._keywords.ranked(query, depth)])[: self.k]
+        fused = reciprocal_rank_fusion([list(scored), self._keywords.ranked(query, depth)])[: self.k + SPARE]
         if keyword_only := [chunk for chunk in fused if chunk not in scored]:
             held = self.store.get(ids=keyword_only, include=["documents", "metadatas", "embeddings"])
             scored.update(_with_similarity(held, vector))
-        return [scored[chunk] for chunk in fused if chunk in scored]
+        return distinct([scored[chunk] for chunk in fused if chunk in scored], self.k)
 
+
+SPARE = 4
+"""Chunks fetched beyond `k`, so that `k` remain when copies of one text are dropped (`reading.distinct`)."""
 
 HYBRID_DEPTH = 50
 """Chunks each search ranks before fusion: deep enough that a chunk one search ranks highly is scored by

@@ -1,4 +1,9 @@
-"""Retrieved chunks as a reader sees them: one passage per run of adjacent chunks of a file. Pure.
+"""Retrieved chunks as a reader sees them: each text once, and one passage per run of adjacent chunks of a
+file. Pure.
+
+A folder copied twice into a collection, or a page repeated in a file (a licence, a disclaimer), returns
+the same text under several ids; the copies would fill the guard's `k` places with one passage, so only the
+best-ranked is kept.
 
 A splitter cuts a file every `chunk_size` characters, so a passage the retriever finds whole may reach the
 guard in two pieces, each beside unrelated ones, and a piece alone reads as less sufficient than the whole.
@@ -15,6 +20,18 @@ from langchain_core.documents import Document
 
 GAP = 1
 """Characters allowed between two chunks for them to read as one (a splitter drops the separator)."""
+
+
+def distinct(chunks: Sequence[Document], k: int) -> list[Document]:
+    """The first `k` of `chunks` (in rank order) whose text, spacing aside, no better-ranked chunk has."""
+    seen: set[str] = set()
+    kept: list[Document] = []
+    for chunk in chunks:
+        text = " ".join(chunk.page_content.split())
+        if text not in seen and len(kept) < k:
+            seen.add(text)
+            kept.append(chunk)
+    return kept
 
 
 def as_read(chunks: Sequence[Document]) -> list[Document]:

@@ -1,6 +1,6 @@
 from langchain_core.documents import Document
 
-from rag_guard.store.reading import as_read
+from rag_guard.store.reading import as_read, distinct
 
 TEXT = "The Vasa sank on 10 August 1628. " * 3 + "She was raised in 1961 and now stands in a museum."
 
@@ -41,3 +41,9 @@ def test_chunks_that_only_touch_are_joined_with_a_space():
 def test_chunks_without_an_offset_are_kept_as_given():
     loose = [Document(page_content="a", metadata={"source": "x"}), Document(page_content="b", metadata={"source": "x"})]
     assert as_read(loose) == loose
+
+
+def test_copies_of_a_text_are_dropped_for_the_next_distinct_chunk_keeping_the_best_ranked():
+    first, copy = chunk("vasa.md", 0, 60, 0.9), chunk("backup/vasa.md", 0, 60, 0.9, text=TEXT.replace(". ", ".  "))
+    other, last = chunk("vasa.md", 60, 120, 0.7), chunk("vasa.md", 120, len(TEXT), 0.6)
+    assert distinct([first, copy, other, last], k=2) == [first, other]
