@@ -81,7 +81,7 @@ def ingest(
         err.print(
             "The answer and clarify thresholds were chosen on other documents. To fit them to these, with no "
             f"labelled questions: rag-guard calibrate --synthetic --collection {settings.chroma.collection} "
-            "(a few minutes; it shows what it would write, --write stores it).",
+            "(about 10 minutes on 2 cores; it shows what it would write, --write stores it).",
             highlight=False,
         )
 

@@ -248,7 +248,7 @@ def calibrate(
             "one each chunk answers and a near miss on its topic that no chunk answers.",
         ),
     ] = False,
-    chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 30,
+    chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 20,
     collection: CollectionOption = None,
     config: ConfigOption = None,
     target_precision: Annotated[
