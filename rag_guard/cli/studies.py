@@ -244,8 +244,8 @@ def calibrate(
         bool,
         typer.Option(
             "--synthetic",
-            help="No labelled questions needed: the model first writes them from the collection's own chunks, "
-            "one each chunk answers and a near miss on its topic that no chunk answers.",
+            help="No labelled questions needed: the model first writes a question each sampled chunk answers, "
+            "judged as written and with every chunk stating its answer left out.",
         ),
     ] = False,
     chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 20,
@@ -316,9 +316,9 @@ def calibrate(
         out.print(f"Wrote guard.calibration and the thresholds to {target}.")
     if isinstance(run, SyntheticRun):
         out.print(
-            f"The {run.n} questions written from {run.sampled} chunks are in {run.questions} (near misses the "
-            f"collection answers after all were left out: {run.near_misses_dropped}). Read them, fix a wrong "
-            f"label, and fit again on them with `rag-guard calibrate --questions {run.questions}`."
+            f"The questions written from {run.sampled} chunks are in {run.questions}, each twice: as written, and "
+            "with its answer withheld from what is retrieved (`withhold`). Read them, drop or fix a wrong one, "
+            f"and fit again on them with `rag-guard calibrate --questions {run.questions}`."
         )
 
 

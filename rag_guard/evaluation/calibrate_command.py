@@ -18,7 +18,7 @@ from rag_guard.evaluation.evaluate import EvalRow, Evaluator, Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.evaluation.synthetic import answered_elsewhere, spread_sample, write_questions
+from rag_guard.evaluation.synthetic import spread_sample, write_questions
 from rag_guard.factory import collection_retriever, load_models, open_configured_store, short_call_options
 from rag_guard.judging import Calibration
 
@@ -41,8 +41,6 @@ class SyntheticRun(CalibrationRun):
 
     sampled: int
     """Chunks the questions were written from."""
-    near_misses_dropped: int
-    """Near misses left out because the collection answers them after all."""
     questions: Path
 
 
@@ -64,9 +62,9 @@ def calibrate(
 def calibrate_synthetic(
     settings: Settings, questions: Path, chunks: int, target_precision: float, progress: Progress | None = None
 ) -> SyntheticRun:
-    """Questions written from `chunks` sampled chunks of the configured collection, judged on the collection,
-    and the calibration fitted on them (`synthetic.py`). `questions` is saved once written, then again without
-    the near misses the collection answers."""
+    """Questions written from `chunks` sampled chunks of the configured collection (saved to `questions`
+    before they are judged), judged on the collection as written and with their answers withheld, and the
+    calibration fitted on them (`synthetic.py`)."""
     raw = uncalibrated(settings)
     store = open_configured_store(raw)
     retriever = collection_retriever(raw, store)
@@ -76,24 +74,14 @@ def calibrate_synthetic(
         for chunk, text, metadata in zip(held["ids"], held["documents"] or [], held["metadatas"] or [], strict=True)
     ]
     sampled = spread_sample(everything, chunks)
-    options = partial(short_call_options, raw.model)
     with Evaluator(raw, collection=retriever) as evaluator:
         writer = evaluator.pipeline.answerer
         load_models(writer)
-        written = write_questions(sampled, writer, options, progress)
+        written = write_questions(sampled, writer, partial(short_call_options, raw.model), progress)
         save_questions(questions, written)  # a run stopped while judging keeps what was written
         judged = evaluator.evaluate(None, written, progress).rows
-        kept: list[tuple[LabelledQuestion, EvalRow]] = []
-        dropped = 0
-        for question, row in zip(written, judged, strict=True):
-            refused = (row.p_sufficient or 0.0) < raw.guard.clarify_threshold
-            if question.answerable or refused or not answered_elsewhere(question.question, writer, retriever, options):
-                kept.append((question, row))
-            else:
-                dropped += 1
-    save_questions(questions, [question for question, _ in kept])
-    run = fitted_on([row for _, row in kept], list(settings.guard.signals), target_precision, questions.name)
-    return SyntheticRun(**run.model_dump(), sampled=len(sampled), near_misses_dropped=dropped, questions=questions)
+    run = fitted_on(judged, list(settings.guard.signals), target_precision, questions.name)
+    return SyntheticRun(**run.model_dump(), sampled=len(sampled), questions=questions)
 
 
 def synthetic_questions_path(settings: Settings) -> Path:

@@ -25,6 +25,7 @@ from rag_guard.config import Settings
 from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
+from rag_guard.evaluation.synthetic import states
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
@@ -135,7 +136,8 @@ class Judged(BaseModel):
 
 
 def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
-    """The question's own `context` when it has one, else what the retriever finds."""
+    """The question's own `context` when it has one, else what the retriever finds, without the chunks that
+    state its `withhold` answer."""
 
     async def documents_for(question: LabelledQuestion) -> list[Document]:
         if question.context is not None:
@@ -143,7 +145,14 @@ def given_or_retrieved(retriever: BaseRetriever | None) -> DocumentsFor:
             return [Document(page_content=question.context, metadata={"source": source})]
         if retriever is None:
             raise ValueError(f"question {question.question!r} has no context and no corpus was given")
-        return await retriever.ainvoke(question.question)
+        if (answer := question.withhold) is None:
+            return await retriever.ainvoke(question.question)
+
+        def stated(doc: Document) -> bool:
+            return states(doc.page_content, answer)
+
+        found = await retriever.ainvoke(question.question, leave_out=stated)
+        return [doc for doc in found if not stated(doc)]  # a retriever that ignores `leave_out` shows fewer
 
     return documents_for
 

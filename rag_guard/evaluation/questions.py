@@ -30,6 +30,9 @@ class LabelledQuestion(BaseModel):
     """Optional grouping (answerable, partial, unanswerable, off_topic) used to pick demo questions."""
     context: str | None = None
     """The passage to judge the question against, instead of retrieving one (`rag-guard fit-probe`)."""
+    withhold: str | None = None
+    """An answer the retrieved passages must not state: every chunk that does is left out, so the question
+    meets passages on its topic that leave it open (`calibrate --synthetic`'s near misses)."""
 
     @property
     def group(self) -> str | None:

@@ -3,13 +3,12 @@
 The thresholds that suit one kind of document do not suit every other (docs/studies/thresholds.md), and
 a user seldom has labelled questions about their own. So the model writes them: for each sampled chunk, a
 question the chunk answers, with the answer copied from it (kept only when the chunk holds the answer's
-words), and a near miss on the same topic that the chunk leaves open. A near miss the guard would not
-refuse is then put to the whole collection through an extraction prompt unlike the guard's, "answer in a
-few words taken from the passages", and dropped when it draws an answer found word for word in a retrieved
-passage: a near miss answered elsewhere would teach the thresholds that answerable questions are not. (One
-the guard refuses is never answered, whatever its label, so it cannot lower the answered precision the
-thresholds are chosen for; checking only the others saves a long call for each of them.) What survives is
-written to a JSON Lines file of labelled questions the user can read and correct.
+words). Each question is then labelled twice: answerable as written, and unanswerable with its answer
+withheld (`LabelledQuestion.withhold`), judged on what the collection retrieves for it once every chunk
+stating the answer is left out. That near miss is what a guard meets most: passages on the question's
+topic that do not state what it asks. A near miss written by the model instead was often answered by its
+own chunk (a 1.5B writer asked "What is a rotating light?" of a passage that says), and the labels were
+only as good as a check asking the same model again.
 """
 
 from __future__ import annotations
@@ -23,44 +22,38 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.retrievers import BaseRetriever
 
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.judging.prompts import ABSTAIN_WORD, EXTRACT_INSTRUCTION, build_messages
 from rag_guard.text.injection import sanitise
 from rag_guard.text.words import key_words
 
-WRITE_TOKENS = 80
-"""The three lines take 40-60 tokens; a reply that runs on past them is cut."""
-CHECK_TOKENS = 16
+WRITE_TOKENS = 60
+"""The two lines take 20-40 tokens; a reply that runs on past them is cut."""
 MIN_CHUNK_CHARS = 120
 """Shorter chunks (a heading, a caption) seldom hold a fact to ask about."""
 
 WRITE_INSTRUCTION = (
     "You write quiz questions about a passage. For the passage you are given, write:\n"
     "ANSWERED: a question the passage answers\n"
-    "ANSWER: its answer, a few words copied exactly from the passage\n"
-    "NOT ANSWERED: a question about the same thing that sounds answerable but that the passage does not "
-    "answer, because it asks for a fact the passage never states (a date, number, name, place or reason)\n"
-    "Each question names what it is about, as a reader would ask it without the passage at hand. Reply with "
-    "those three lines only."
+    "ANSWER: its answer, a few words copied exactly from the passage (a date, number, name, place or reason)\n"
+    "The question names what it is about, as a reader would ask it without the passage at hand. Reply with "
+    "those two lines only."
 )
 EXAMPLE = (
     "The Halden bridge opened in 1931 and carries two lanes over the river Vass.",
-    "ANSWERED: When did the Halden bridge open?\nANSWER: 1931\nNOT ANSWERED: Who designed the Halden bridge?",
+    "ANSWERED: When did the Halden bridge open?\nANSWER: 1931",
 )
 """A made-up passage and its reply, shown as an earlier turn: a small model keeps the form it has seen."""
-_LINE = re.compile(r"^\W*(ANSWERED|ANSWER|NOT ANSWERED)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_LINE = re.compile(r"^\W*(ANSWERED|ANSWER)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
 _REFERS_TO_TEXT = re.compile(r"\b(?:the|this) (?:passage|text|article|document)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Written:
-    """What the model wrote for one chunk, once checked against it."""
+    """A question the model wrote for one chunk and its answer, checked against the chunk."""
 
-    answered: str | None
-    answer: str | None
-    near_miss: str | None
+    question: str
+    answer: str
 
 
 def write_prompt(passage: Document) -> list[BaseMessage]:
@@ -73,18 +66,13 @@ def write_prompt(passage: Document) -> list[BaseMessage]:
     ]
 
 
-def read_written(reply: str, passage: str) -> Written:
-    """The two questions in the model's reply: the answered one only when the passage holds its answer; the
-    near miss only when it is a different question."""
+def read_written(reply: str, passage: str) -> Written | None:
+    """The question in the model's reply, when it stands alone and the passage holds its answer."""
     lines = {label.upper(): value for label, value in _LINE.findall(reply)}
-    answered, answer, near = lines.get("ANSWERED"), lines.get("ANSWER"), lines.get("NOT ANSWERED")
-    answered = answered if _usable(answered) else None
-    answer = answer.strip(" \"'.") if answer else None
-    if answered is None or not answer or not _found_in(answer, passage):
-        answered = answer = None
-    if not _usable(near) or (answered and _plain(near or "") == _plain(answered)):
-        near = None
-    return Written(answered=answered, answer=answer, near_miss=near)
+    question, answer = lines.get("ANSWERED"), (lines.get("ANSWER") or "").strip(" \"'.")
+    if question is None or not _usable(question) or not states(passage, answer):
+        return None
+    return Written(question=question, answer=answer)
 
 
 def _usable(question: str | None) -> bool:
@@ -95,23 +83,10 @@ def _usable(question: str | None) -> bool:
     return len(key_words(question)) >= 2 and not _REFERS_TO_TEXT.search(question)
 
 
-def _found_in(answer: str, passage: str) -> bool:
-    """The answer's content words are the passage's: copied, or closely enough that a reader finds it there."""
+def states(text: str, answer: str) -> bool:
+    """The answer's content words are the text's: copied, or closely enough that a reader finds it there."""
     wanted = set(key_words(answer))
-    return bool(wanted) and len(wanted & set(key_words(passage))) >= 0.8 * len(wanted)
-
-
-def _plain(text: str) -> str:
-    return " ".join(re.findall(r"\w+", text.lower()))
-
-
-def answered_by(reply: str, passages: Sequence[Document]) -> bool:
-    """An extraction reply that is an answer found word for word in one of the passages (not the abstain
-    word, not words of its own)."""
-    words = _plain(reply)
-    if not words or words.startswith(ABSTAIN_WORD):
-        return False
-    return any(words in _plain(doc.page_content) for doc in passages)
+    return bool(wanted) and len(wanted & set(key_words(text))) >= 0.8 * len(wanted)
 
 
 def spread_sample(chunks: Sequence[Document], n: int, seed: int = 0) -> list[Document]:
@@ -140,40 +115,17 @@ def write_questions(
     options: Callable[[int], dict[str, Any]],
     progress: Progress | None = None,
 ) -> list[LabelledQuestion]:
-    """Labelled questions for `chunks`, as the model wrote them (see the module's note); `options(tokens)`:
+    """Labelled questions for `chunks`, each written question twice (see the module's note); `options(tokens)`:
     the writer's call options for that many tokens."""
     questions: list[LabelledQuestion] = []
     for done, chunk in enumerate(chunks, start=1):
         reply = writer.invoke(write_prompt(chunk), stop=["\n\n"], **options(WRITE_TOKENS))
-        written = read_written(str(reply.content), chunk.page_content)
-        source = str(chunk.metadata.get("source", ""))
-        if written.answered:
+        if written := read_written(str(reply.content), chunk.page_content):
+            about = {"question": written.question, "group": str(chunk.metadata.get("source", "")), "chunk": chunk.id}
+            questions.append(LabelledQuestion(**about, answerable=True, answer=written.answer, kind="answerable"))
             questions.append(
-                LabelledQuestion(
-                    question=written.answered,
-                    answerable=True,
-                    answer=written.answer,
-                    kind="answerable",
-                    group=source,
-                    chunk=chunk.id,
-                )
-            )
-        if written.near_miss:
-            questions.append(
-                LabelledQuestion(
-                    question=written.near_miss, answerable=False, kind="near_miss", group=source, chunk=chunk.id
-                )
+                LabelledQuestion(**about, answerable=False, withhold=written.answer, kind="answer_withheld")
             )
         if progress:
             progress(done, len(chunks))
     return questions
-
-
-def answered_elsewhere(
-    near_miss: str, writer: BaseChatModel, retriever: BaseRetriever, options: Callable[[int], dict[str, Any]]
-) -> bool:
-    """Whether what the collection retrieves for a near miss answers it after all: asked to answer in words
-    taken from those passages, the model quotes one of them."""
-    found = retriever.invoke(near_miss)
-    reply = writer.invoke(build_messages(near_miss, found, EXTRACT_INSTRUCTION), **options(CHECK_TOKENS))
-    return answered_by(str(reply.content), found)

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from filelock import FileLock, Timeout
 from langchain_chroma import Chroma
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, PrivateAttr
 
 from rag_guard.errors import ConfigError, CorpusError, StoreBusyError, StoreUnavailableError
@@ -277,17 +278,37 @@ class ChromaRetriever(BaseRetriever):
     _keywords: KeywordIndex | None = PrivateAttr(None)
 
     def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+        self,
+        query: str,
+        *,
+        run_manager: CallbackManagerForRetrieverRun,
+        leave_out: Callable[[Document], bool] | None = None,
+        **kwargs: Any,
     ) -> list[Document]:
+        """`leave_out`: chunks to pass over for the next ones (`LabelledQuestion.withhold`)."""
+        fetched = self.k + (SPARE if leave_out is None else 4 * SPARE)
         if self.search == "dense":
-            hits = self.store.similarity_search_with_score(query, k=self.k + SPARE)
-            found = distinct([_scored(doc, distance) for doc, distance in hits], self.k)
+            hits = self.store.similarity_search_with_score(query, k=fetched)
+            found = distinct([_scored(doc, distance) for doc, distance in hits], self.k, leave_out)
         else:
-            found = self._hybrid(query)
+            found = distinct(self._hybrid(query, fetched), self.k, leave_out)
         return as_read(found) if self.merge_adjacent else found
 
-    def _hybrid(self, query: str) -> list[Document]:
-        depth = max(HYBRID_DEPTH, self.k)
+    async def _aget_relevant_documents(
+        self,
+        query: str,
+        *,
+        run_manager: AsyncCallbackManagerForRetrieverRun,
+        leave_out: Callable[[Document], bool] | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """The sync search in a thread (Chroma's client is sync), `leave_out` passed on: LangChain's default
+        takes no keyword arguments."""
+        sync = run_manager.get_sync()
+        return await run_in_executor(None, self._get_relevant_documents, query, run_manager=sync, leave_out=leave_out)
+
+    def _hybrid(self, query: str, fetched: int) -> list[Document]:
+        depth = max(HYBRID_DEPTH, fetched)
         vector = self.store.embeddings.embed_query(query)
         scored = {
             doc.id: _scored(doc, distance)
@@ -295,15 +316,16 @@ class ChromaRetriever(BaseRetriever):
         }
         if self._keywords is None:
             self._keywords = KeywordIndex(self.store)
-        fused = reciprocal_rank_fusion([list(scored), self._keywords.ranked(query, depth)])[: self.k + SPARE]
+        fused = reciprocal_rank_fusion([list(scored), self._keywords.ranked(query, depth)])[:fetched]
         if keyword_only := [chunk for chunk in fused if chunk not in scored]:
             held = self.store.get(ids=keyword_only, include=["documents", "metadatas", "embeddings"])
             scored.update(_with_similarity(held, vector))
-        return distinct([scored[chunk] for chunk in fused if chunk in scored], self.k)
+        return [scored[chunk] for chunk in fused if chunk in scored]
 
 
 SPARE = 4
-"""Chunks fetched beyond `k`, so that `k` remain when copies of one text are dropped (`reading.distinct`)."""
+"""Chunks fetched beyond `k`, so that `k` remain when copies of one text are dropped (`reading.distinct`);
+four times as many when chunks are also left out."""
 
 HYBRID_DEPTH = 50
 """Chunks each search ranks before fusion: deep enough that a chunk one search ranks highly is scored by

@@ -14,7 +14,7 @@ page, heading) of its first, so its label still points at what the user can open
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.documents import Document
 
@@ -22,13 +22,14 @@ GAP = 1
 """Characters allowed between two chunks for them to read as one (a splitter drops the separator)."""
 
 
-def distinct(chunks: Sequence[Document], k: int) -> list[Document]:
-    """The first `k` of `chunks` (in rank order) whose text, spacing aside, no better-ranked chunk has."""
+def distinct(chunks: Sequence[Document], k: int, leave_out: Callable[[Document], bool] | None = None) -> list[Document]:
+    """The first `k` of `chunks` (in rank order) whose text, spacing aside, no better-ranked chunk has, and
+    that `leave_out` does not reject."""
     seen: set[str] = set()
     kept: list[Document] = []
     for chunk in chunks:
         text = " ".join(chunk.page_content.split())
-        if text not in seen and len(kept) < k:
+        if text not in seen and len(kept) < k and not (leave_out and leave_out(chunk)):
             seen.add(text)
             kept.append(chunk)
     return kept

@@ -291,3 +291,13 @@ def test_eval_reads_its_thresholds_from_the_guard_it_runs_not_from_the_settings(
     assert (settings.guard.answer_threshold, settings.guard.clarify_threshold) != (0.7, 0.45)
     result = evaluate_module.evaluate(settings, tmp_path, QUESTIONS)
     assert (result.answer_threshold, result.clarify_threshold) == (0.7, 0.45)
+
+
+async def test_a_withheld_answer_is_left_out_of_the_passages_even_by_a_retriever_that_cannot_leave_it_out():
+    from langchain_core.documents import Document
+
+    stating = Document(page_content="Voyager 2 launched on 20 August 1977.", metadata={"source": "voyager.md"})
+    around = Document(page_content="Voyager 2 flew past Neptune in 1989.", metadata={"source": "voyager.md"})
+    question = LabelledQuestion(question="When did Voyager 2 launch?", answerable=False, withhold="20 August 1977")
+    documents_for = given_or_retrieved(FixedRetriever(documents=[stating, around]))
+    assert await documents_for(question) == [around]
