@@ -248,7 +248,7 @@ def calibrate(
             "judged as written and with every chunk stating its answer left out.",
         ),
     ] = False,
-    chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 20,
+    chunks: Annotated[int, typer.Option(min=5, help="With --synthetic: the chunks sampled to write from.")] = 30,
     collection: CollectionOption = None,
     config: ConfigOption = None,
     target_precision: Annotated[

@@ -31,11 +31,14 @@ WRITE_TOKENS = 60
 """The two lines take 20-40 tokens; a reply that runs on past them is cut."""
 MIN_CHUNK_CHARS = 120
 """Shorter chunks (a heading, a caption) seldom hold a fact to ask about."""
+MAX_ANSWER_WORDS = 6
+"""Content words an answer may have. A question answered by a sentence ("What did Voyager 1 do?") is one
+other passages answer in words of their own, so withholding the sentence does not leave it open."""
 
 WRITE_INSTRUCTION = (
     "You write quiz questions about a passage. For the passage you are given, write:\n"
     "ANSWERED: a question the passage answers\n"
-    "ANSWER: its answer, a few words copied exactly from the passage (a date, number, name, place or reason)\n"
+    "ANSWER: its answer, a few words copied exactly from the passage (a date, number, name or place)\n"
     "The question names what it is about, as a reader would ask it without the passage at hand. Reply with "
     "those two lines only."
 )
@@ -67,10 +70,14 @@ def write_prompt(passage: Document) -> list[BaseMessage]:
 
 
 def read_written(reply: str, passage: str) -> Written | None:
-    """The question in the model's reply, when it stands alone and the passage holds its answer."""
+    """The question in the model's reply, when it stands alone and the passage holds its answer: a fact of a
+    few words that the question does not already hold ("What kind of bee is the queen?" "queen")."""
     lines = {label.upper(): value for label, value in _LINE.findall(reply)}
     question, answer = lines.get("ANSWERED"), (lines.get("ANSWER") or "").strip(" \"'.")
     if question is None or not _usable(question) or not states(passage, answer):
+        return None
+    told = set(key_words(answer))
+    if len(told) > MAX_ANSWER_WORDS or told <= set(key_words(question)):
         return None
     return Written(question=question, answer=answer)
 

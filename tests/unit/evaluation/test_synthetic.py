@@ -26,6 +26,12 @@ def test_an_answer_the_passage_does_not_hold_drops_the_question():
     assert read_written(WRITTEN.replace("10 August 1628", "in a storm off Gotland"), VASA) is None
 
 
+def test_an_answer_that_is_a_sentence_or_repeats_the_question_drops_the_question():
+    sentence = "She sank on her maiden voyage on 10 August 1628, less than a nautical mile into the voyage"
+    assert read_written(f"ANSWERED: What happened to the Vasa?\nANSWER: {sentence}", VASA) is None
+    assert read_written("ANSWERED: What was the Vasa, a Swedish warship?\nANSWER: Swedish warship", VASA) is None
+
+
 def test_questions_that_are_no_questions_or_lean_on_the_passage_are_dropped():
     assert read_written("ANSWERED: When did it sink?\nANSWER: 1628", VASA) is None
     assert read_written("ANSWERED: When does the passage say she sank?\nANSWER: 1628", VASA) is None
