@@ -18,7 +18,7 @@ from rag_guard.evaluation.evaluate import EvalRow, Evaluator, Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.evaluation.synthetic import spread_sample, write_questions
+from rag_guard.evaluation.synthetic import retrieved_with_answer, spread_sample, write_questions
 from rag_guard.factory import collection_retriever, load_models, open_configured_store, short_call_options
 from rag_guard.judging import Calibration
 
@@ -62,9 +62,9 @@ def calibrate(
 def calibrate_synthetic(
     settings: Settings, questions: Path, chunks: int, target_precision: float, progress: Progress | None = None
 ) -> SyntheticRun:
-    """Questions written from `chunks` sampled chunks of the configured collection (saved to `questions`
-    before they are judged), judged on the collection as written and with their answers withheld, and the
-    calibration fitted on them (`synthetic.py`)."""
+    """Questions written from `chunks` sampled chunks of the configured collection (those whose answer the
+    collection retrieves, saved to `questions` before they are judged), judged on the collection as written
+    and with their answers withheld, and the calibration fitted on them (`synthetic.py`)."""
     raw = uncalibrated(settings)
     store = open_configured_store(raw)
     retriever = collection_retriever(raw, store)
@@ -78,6 +78,7 @@ def calibrate_synthetic(
         writer = evaluator.pipeline.answerer
         load_models(writer)
         written = write_questions(sampled, writer, partial(short_call_options, raw.model), progress)
+        written = retrieved_with_answer(written, retriever)
         save_questions(questions, written)  # a run stopped while judging keeps what was written
         judged = evaluator.evaluate(None, written, progress).rows
     run = fitted_on(judged, list(settings.guard.signals), target_precision, questions.name)

@@ -22,6 +22,7 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.retrievers import BaseRetriever
 
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.text.injection import sanitise
@@ -136,3 +137,17 @@ def write_questions(
         if progress:
             progress(done, len(chunks))
     return questions
+
+
+def retrieved_with_answer(questions: Sequence[LabelledQuestion], retriever: BaseRetriever) -> list[LabelledQuestion]:
+    """The questions whose own answer is in what the collection retrieves for them, each with its withheld
+    twin. When retrieval misses the answer, the question is unanswerable as the guard meets it and its twin
+    the same passages: the pair would teach the thresholds about the retriever, not the judge."""
+    found = {
+        q.question
+        for q in questions
+        if q.answerable
+        and isinstance(q.answer, str)
+        and any(states(doc.page_content, q.answer) for doc in retriever.invoke(q.question))
+    }
+    return [q for q in questions if q.question in found]

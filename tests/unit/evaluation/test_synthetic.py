@@ -6,8 +6,14 @@ from click.testing import Result
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
 
-from rag_guard.evaluation.synthetic import read_written, spread_sample, states, write_questions
-from tests.fakes import FakeChatModel
+from rag_guard.evaluation.synthetic import (
+    read_written,
+    retrieved_with_answer,
+    spread_sample,
+    states,
+    write_questions,
+)
+from tests.fakes import FakeChatModel, FixedRetriever
 
 VASA = (
     "The Vasa was a Swedish warship built between 1626 and 1628. She sank on her maiden voyage on 10 August 1628, "
@@ -66,6 +72,15 @@ def test_each_written_question_is_labelled_answerable_and_again_with_its_answer_
     ]
 
 
+def test_a_question_whose_answer_the_collection_does_not_retrieve_is_dropped_with_its_twin():
+    chunks = [Document(id="vasa", page_content=VASA, metadata={"source": "vasa.md"})]
+    model = FakeChatModel(reply=lambda messages, kwargs: (WRITTEN, None))
+    written = write_questions(chunks, model, lambda n: {"max_tokens": n})
+    elsewhere = Document(page_content="The Vasa museum opened in 1990.", metadata={"source": "museum.md"})
+    assert retrieved_with_answer(written, FixedRetriever(documents=[elsewhere, chunks[0]])) == written
+    assert retrieved_with_answer(written, FixedRetriever(documents=[elsewhere])) == []
+
+
 SHIPS = ["Vasa", "Mary Rose", "Batavia", "Kronan", "Mars", "Elefanten", "Victory", "Wasa II"]
 
 
@@ -88,7 +103,8 @@ def _calibrate_on_ships(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interru
     chroma = ChromaSettings(persist_directory=tmp_path / "chroma", collection="ships")
     ingest(open_store(chroma, DeterministicFakeEmbedding(size=8), create=True), tmp_path / "notes", chroma)
     config = tmp_path / "config.yaml"
-    config.write_text(f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n", encoding="utf-8")
+    every_chunk = f"chroma:\n  persist_directory: {tmp_path / 'chroma'}\n  k: {len(SHIPS)}\n"
+    config.write_text(every_chunk, encoding="utf-8")  # the fake embedding ranks at random: each answer found
 
     def reply(messages: list[BaseMessage], kwargs: dict[str, Any]) -> tuple[str, Any]:
         last = messages[-1].text
