@@ -79,9 +79,10 @@ def ingest(
     )
     if report.added:
         err.print(
-            "The answer and clarify thresholds were chosen on other documents. To fit them to these, with no "
-            f"labelled questions: rag-guard calibrate --synthetic --collection {settings.chroma.collection} "
-            "(about 10 minutes on 2 cores; it shows what it would write, --write stores it).",
+            "The answer and clarify thresholds were chosen on other documents. To see how the guard separates "
+            "questions on these and fit thresholds to them, with no labelled questions: rag-guard calibrate "
+            f"--synthetic --collection {settings.chroma.collection} (5-10 minutes on 2 cores; it shows the "
+            "precision and coverage it expects, --write stores its thresholds).",
             highlight=False,
         )
 
