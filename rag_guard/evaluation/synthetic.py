@@ -49,7 +49,8 @@ EXAMPLE = (
 )
 """A made-up passage and its reply, shown as an earlier turn: a small model keeps the form it has seen."""
 _LINE = re.compile(r"^\W*(ANSWERED|ANSWER)\s*:\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
-_REFERS_TO_TEXT = re.compile(r"\b(?:the|this) (?:passage|text|article|document)\b", re.IGNORECASE)
+_REFERS_TO_TEXT = re.compile(r"\b(?:the (?:passage|text|article|document)|this|these|above)\b", re.IGNORECASE)
+"""A question that points at what it was written from ("this process") rather than naming it."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def read_written(reply: str, passage: str) -> Written | None:
 
 def _usable(question: str | None) -> bool:
     """A question that stands alone: it ends in a question mark, names something, and does not lean on "the
-    passage" it was written from."""
+    passage" or "this process" it was written from."""
     if not question or not question.rstrip().endswith("?"):
         return False
     return len(key_words(question)) >= 2 and not _REFERS_TO_TEXT.search(question)

@@ -41,6 +41,7 @@ def test_an_answer_that_is_a_sentence_or_repeats_the_question_drops_the_question
 def test_questions_that_are_no_questions_or_lean_on_the_passage_are_dropped():
     assert read_written("ANSWERED: When did it sink?\nANSWER: 1628", VASA) is None
     assert read_written("ANSWERED: When does the passage say she sank?\nANSWER: 1628", VASA) is None
+    assert read_written("ANSWERED: When did this ship sink?\nANSWER: 1628", VASA) is None
     assert read_written("ANSWERED: The Vasa sank in 1628.\nANSWER: 1628", VASA) is None
     assert read_written("nothing of the form", VASA) is None
 
