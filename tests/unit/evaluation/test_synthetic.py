@@ -85,9 +85,12 @@ def test_a_question_whose_answer_the_collection_does_not_retrieve_is_dropped_wit
 SHIPS = ["Vasa", "Mary Rose", "Batavia", "Kronan", "Mars", "Elefanten", "Victory", "Wasa II"]
 
 
-def _calibrate_on_ships(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_judging: bool = False) -> Result:
+def _calibrate_on_ships(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_judging: bool = False, sure_of: int = len(SHIPS)
+) -> Result:
     """`calibrate --synthetic --write` on one note per ship, each with its own number of guns, with a fake model
-    that asks each note how many guns its ship carried, and judges sure only when a passage states it."""
+    that asks each note how many guns its ship carried, and judges sure only when a passage states it (and,
+    with `sure_of`, only for that many ships, the near misses scoring above the others)."""
     from langchain_core.embeddings import DeterministicFakeEmbedding
     from typer.testing import CliRunner
 
@@ -114,7 +117,8 @@ def _calibrate_on_ships(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interru
                 raise KeyboardInterrupt
             passages, asked = last.rsplit("Question:", 1)
             guns = next(guns for guns, ship in enumerate(SHIPS, start=20) if f"the {ship} carry" in asked)
-            p = 0.9 if f"{guns} guns" in passages else 0.2
+            stated, sure = f"{guns} guns" in passages, guns - 20 < sure_of
+            p = (0.9 if sure else 0.4) if stated else (0.2 if sure_of == len(SHIPS) else 0.5)
             return ("True" if p >= 0.5 else "False"), openai_logprobs({"True": p, "False": 1 - p})
         guns, ship = next((guns, ship) for guns, ship in enumerate(SHIPS, start=20) if f"The {ship} was" in last)
         return f"ANSWERED: How many guns did the {ship} carry?\nANSWER: {guns} guns", None
@@ -144,11 +148,19 @@ def test_calibrate_synthetic_writes_the_questions_file_and_thresholds_that_separ
         (False, "20 guns"),
     ]
     assert len(questions) == 16
-    assert str(written) in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert str(written) in said and "would answer" not in said
     guard = load_config(tmp_path / "config.yaml", env={}).guard
     assert guard.calibration is not None and guard.calibration.fitted_on == "written.jsonl"
     calibrated = {p: guard.calibration.apply(Signals(verdict=p).features()) for p in (0.2, 0.9)}
     assert calibrated[0.2] < guard.answer_threshold <= calibrated[0.9]  # answers when the guns are stated
+
+
+def test_thresholds_that_would_answer_few_answerable_questions_come_with_a_warning(tmp_path, monkeypatch):
+    result = _calibrate_on_ships(tmp_path, monkeypatch, sure_of=3)
+
+    assert result.exit_code == 0, result.output
+    assert "would answer 38% of the answerable questions" in " ".join(result.output.split())
 
 
 def test_calibrate_synthetic_stopped_while_judging_keeps_the_written_questions(tmp_path, monkeypatch):
