@@ -310,11 +310,16 @@ def calibrate(
             highlight=False,
         )
     if choice.expected_coverage < LOW_COVERAGE:
+        written = (
+            " Written questions set a strict bar: on the bundled notes and a SQuAD article their thresholds "
+            "answered 4% and 0% of labelled answerable questions (docs/studies/thresholds.md)."
+            if isinstance(run, SyntheticRun)
+            else ""
+        )
         err.print(
             f"[yellow]These thresholds would answer {choice.expected_coverage:.0%} of the answerable questions: "
-            "most replies would be clarifying questions. Written questions set a strict bar (on the bundled notes "
-            "and a SQuAD article they answered 4% and 0% of labelled answerable questions, docs/studies/"
-            "thresholds.md); keep the shipped thresholds, lower --target-precision, or fit on labelled questions.[/]",
+            f"most replies would be clarifying questions.{written} Keep the shipped thresholds, lower "
+            "--target-precision, or fit on more labelled questions.[/]",
             highlight=False,
         )
     if write:

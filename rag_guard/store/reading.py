@@ -28,8 +28,10 @@ def distinct(chunks: Sequence[Document], k: int, leave_out: Callable[[Document],
     seen: set[str] = set()
     kept: list[Document] = []
     for chunk in chunks:
+        if len(kept) == k:
+            break
         text = " ".join(chunk.page_content.split())
-        if text not in seen and len(kept) < k and not (leave_out and leave_out(chunk)):
+        if text not in seen and not (leave_out and leave_out(chunk)):
             seen.add(text)
             kept.append(chunk)
     return kept
