@@ -300,12 +300,13 @@ def calibrate(
     table.add_row("weights; bias", f"{weights}; {fitted.bias:.3f}")
     table.add_row("answer_threshold / clarify_threshold", f"{choice.answer_threshold} / {choice.clarify_threshold}")
     precision = "n/a" if choice.expected_precision is None else f"{choice.expected_precision:.3f}"
-    table.add_row("expected answered precision (held out)", precision)
-    table.add_row("expected coverage (held out)", f"{choice.expected_coverage:.3f}")
+    read = "from the fit" if run.expected else "held out"
+    table.add_row(f"expected answered precision ({read})", precision)
+    table.add_row(f"expected coverage ({read})", f"{choice.expected_coverage:.3f}")
     out.print(table)
     if not choice.reached_target:
         err.print(
-            f"[yellow]No threshold reaches precision {target_precision} on held-out folds; the best is {precision} "
+            f"[yellow]No threshold reaches precision {target_precision} ({read}); the best is {precision} "
             "(shown above).[/]",
             highlight=False,
         )

@@ -1,5 +1,6 @@
 """`rag-guard calibrate`: the configured signals read on labelled questions, a calibration fitted on them, and
-thresholds chosen for a target answered precision on held-out folds."""
+thresholds chosen for a target answered precision: counted on held-out folds, or on written questions read
+from the fit's probabilities (`calibration_maths.choose_thresholds`)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from rag_guard.evaluation.evaluate import EvalRow, Evaluator, Progress
 from rag_guard.evaluation.labelled import judge_labelled
 from rag_guard.evaluation.metrics import auroc, expected_calibration_error
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.evaluation.synthetic import retrieved_with_answer, spread_sample, write_questions
+from rag_guard.evaluation.synthetic import WITHHELD, retrieved_with_answer, spread_sample, write_questions
 from rag_guard.factory import collection_retriever, load_models, open_configured_store, short_call_options
 from rag_guard.judging import Calibration
 
@@ -34,6 +35,8 @@ class CalibrationRun(BaseModel):
     auroc_calibrated: float | None
     ece_uncalibrated: float | None
     ece_calibrated: float | None
+    expected: bool = False
+    """The thresholds' precision and coverage read from the fit's probabilities, not counted held out."""
 
 
 class SyntheticRun(CalibrationRun):
@@ -56,7 +59,8 @@ def calibrate(
     the configured collection); `CorpusError` when too few of either label."""
     raw = uncalibrated(settings)
     result = judge_labelled(raw, corpus, questions, limit, progress)
-    return fitted_on(result.rows, list(settings.guard.signals), target_precision, questions.name)
+    written = any(row.kind == WITHHELD for row in result.rows)  # --synthetic's file, perhaps corrected
+    return fitted_on(result.rows, list(settings.guard.signals), target_precision, questions.name, expected=written)
 
 
 def calibrate_synthetic(
@@ -81,7 +85,7 @@ def calibrate_synthetic(
         written = retrieved_with_answer(written, retriever)
         save_questions(questions, written)  # a run stopped while judging keeps what was written
         judged = evaluator.evaluate(None, written, progress).rows
-    run = fitted_on(judged, list(settings.guard.signals), target_precision, questions.name)
+    run = fitted_on(judged, list(settings.guard.signals), target_precision, questions.name, expected=True)
     return SyntheticRun(**run.model_dump(), sampled=len(sampled), questions=questions)
 
 
@@ -96,8 +100,12 @@ def uncalibrated(settings: Settings) -> Settings:
     return raw
 
 
-def fitted_on(rows: Sequence[EvalRow], signals: list[str], target_precision: float, name: str) -> CalibrationRun:
-    """The calibration fitted on judged rows, and thresholds chosen on its held-out folds."""
+def fitted_on(
+    rows: Sequence[EvalRow], signals: list[str], target_precision: float, name: str, *, expected: bool = False
+) -> CalibrationRun:
+    """The calibration fitted on judged rows, and thresholds chosen on its held-out folds, or with `expected`
+    on its own probabilities: the thresholds are then in the scale of the calibration written, where five
+    fits on a few dozen questions each put them in their own."""
     scored = [row for row in rows if row.signals is not None]  # faults refuse regardless
     features = [row.signals.features() for row in scored if row.signals]
     uncalibrated_p = [row.p_sufficient or 0.0 for row in scored]
@@ -108,15 +116,18 @@ def fitted_on(rows: Sequence[EvalRow], signals: list[str], target_precision: flo
             f"calibrate on (has {labels.count(True)} and {labels.count(False)})."
         )
     held_out = out_of_fold(features, labels, signals)
+    fitted = fit(features, labels, signals).model_copy(update={"fitted_on": name})
+    chosen_on = [fitted.apply(row) for row in features] if expected else held_out
     return CalibrationRun(
         signals=signals,
         n=len(scored),
-        fitted=fit(features, labels, signals).model_copy(update={"fitted_on": name}),
-        choice=choose_thresholds(held_out, labels, target_precision),
+        fitted=fitted,
+        choice=choose_thresholds(chosen_on, labels, target_precision, expected=expected),
         auroc_uncalibrated=auroc(uncalibrated_p, labels),
         auroc_calibrated=auroc(held_out, labels),
         ece_uncalibrated=expected_calibration_error(uncalibrated_p, labels),
         ece_calibrated=expected_calibration_error(held_out, labels),
+        expected=expected,
     )
 
 

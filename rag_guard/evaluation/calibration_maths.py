@@ -1,7 +1,8 @@
 """Fitting a calibration and choosing thresholds from labelled data. Pure numpy.
 
-Thresholds are read off out-of-fold probabilities (each question scored by a fit that never saw it), so the
-precision promised for a threshold is not the precision on the fitting data.
+On hand-labelled questions, thresholds are read off out-of-fold probabilities (each question scored by a fit
+that never saw it), so the precision promised for a threshold is not the precision on the fitting data. On a
+few dozen written questions, the precision is read from the fit's own probabilities instead (`expected`).
 """
 
 from __future__ import annotations
@@ -74,20 +75,28 @@ class ThresholdChoice(BaseModel):
     reached_target: bool
 
 
-def choose_thresholds(probs: Sequence[float], labels: Sequence[bool], target_precision: float) -> ThresholdChoice:
+def choose_thresholds(
+    probs: Sequence[float], labels: Sequence[bool], target_precision: float, *, expected: bool = False
+) -> ThresholdChoice:
     """The lowest answer threshold whose answered precision reaches the target (the most coverage); the
     clarify band runs from 0.5, where answerable becomes the likelier label, up to it.
+
+    Precision and coverage are counted from the labels, or with `expected` taken from the probabilities
+    (the mean probability of what a threshold answers): counted on a few dozen questions, precision moves in
+    steps of 1/n and a target of 0.95 lands the threshold above the highest-scoring unanswerable question,
+    which on written questions answered almost nothing a user asked (docs/studies/thresholds.md).
 
     When no threshold reaches the target, the one with the best precision is chosen and `reached_target` is
     False, so the caller can say how close it got.
     """
     p = np.asarray(probs, dtype=np.float64)
     y = np.asarray(labels, dtype=bool)
+    weight = p if expected else y.astype(np.float64)  # how answerable each question counts as
     best: tuple[float, float, float] | None = None  # (precision, coverage, threshold) of the best miss
     for t in np.unique(p):  # ascending: the first threshold that reaches the target answers the most
         answered = p >= t
-        precision = float(y[answered].mean())
-        coverage = float((answered & y).sum() / max(y.sum(), 1))
+        precision = float(weight[answered].mean())
+        coverage = float(weight[answered].sum() / max(weight.sum(), 1e-12))
         if precision >= target_precision:
             return _choice(float(t), precision, coverage, reached=True)
         if best is None or precision > best[0]:

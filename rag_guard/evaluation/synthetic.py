@@ -35,6 +35,8 @@ MIN_CHUNK_CHARS = 120
 MAX_ANSWER_WORDS = 6
 """Content words an answer may have. A question answered by a sentence ("What did Voyager 1 do?") is one
 other passages answer in words of their own, so withholding the sentence does not leave it open."""
+WITHHELD = "answer_withheld"
+"""The kind of a written question judged with its answer left out of the passages: unanswerable."""
 
 WRITE_INSTRUCTION = (
     "You write quiz questions about a passage. For the passage you are given, write:\n"
@@ -132,9 +134,7 @@ def write_questions(
         if written := read_written(str(reply.content), chunk.page_content):
             about = {"question": written.question, "group": str(chunk.metadata.get("source", "")), "chunk": chunk.id}
             questions.append(LabelledQuestion(**about, answerable=True, answer=written.answer, kind="answerable"))
-            questions.append(
-                LabelledQuestion(**about, answerable=False, withhold=written.answer, kind="answer_withheld")
-            )
+            questions.append(LabelledQuestion(**about, answerable=False, withhold=written.answer, kind=WITHHELD))
         if progress:
             progress(done, len(chunks))
     return questions

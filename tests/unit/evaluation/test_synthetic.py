@@ -160,7 +160,23 @@ def test_thresholds_that_would_answer_few_answerable_questions_come_with_a_warni
     result = _calibrate_on_ships(tmp_path, monkeypatch, sure_of=3)
 
     assert result.exit_code == 0, result.output
-    assert "would answer 38% of the answerable questions" in " ".join(result.output.split())
+    assert "would answer 30% of the answerable questions" in " ".join(result.output.split())
+
+
+def test_written_questions_fitted_again_read_their_precision_from_the_fit_as_the_first_fit_did(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rag_guard.cli import app
+
+    first = _calibrate_on_ships(tmp_path, monkeypatch)
+    written, config = str(tmp_path / "written.jsonl"), str(tmp_path / "config.yaml")
+    args = ["--questions", written, "--collection", "ships", "--target-precision", "0.9", "--config", config]
+    again = CliRunner().invoke(app, ["calibrate", *args])
+
+    assert first.exit_code == 0 and again.exit_code == 0, again.output
+    for result in (first, again):
+        said = " ".join(result.output.split())
+        assert "expected answered precision (from the fit)" in said and "(held out)" in said  # AUROC stays 5-fold
 
 
 def test_calibrate_synthetic_stopped_while_judging_keeps_the_written_questions(tmp_path, monkeypatch):

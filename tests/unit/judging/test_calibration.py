@@ -80,6 +80,17 @@ def test_the_lowest_threshold_reaching_the_target_is_chosen():
     assert choice.reached_target
 
 
+def test_read_from_the_probabilities_a_threshold_may_sit_below_the_highest_unanswerable_question():
+    probs = [0.1, 0.2, 0.3, 0.85, 0.9, 0.92, 0.95, 0.97, 0.98, 0.99]
+    labels = [False, False, False, True, False, True, True, True, True, True]
+    counted = choose_thresholds(probs, labels, target_precision=0.9)
+    expected = choose_thresholds(probs, labels, target_precision=0.9, expected=True)
+    assert counted.answer_threshold == 0.92  # above the unanswerable question at 0.9
+    assert expected.answer_threshold == 0.85
+    assert expected.expected_precision == pytest.approx(sum(probs[3:]) / 7)
+    assert expected.expected_coverage == pytest.approx(sum(probs[3:]) / sum(probs))
+
+
 def test_an_unreachable_target_says_so_and_keeps_the_best_precision():
     choice = choose_thresholds([0.3, 0.9], [True, False], target_precision=0.95)
     assert not choice.reached_target
