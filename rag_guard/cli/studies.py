@@ -313,7 +313,7 @@ def calibrate(
     if choice.expected_coverage < LOW_COVERAGE:
         written = (
             " Written questions set a strict bar: on the bundled notes and a SQuAD article their thresholds "
-            "answered 4% and 0% of labelled answerable questions (docs/studies/thresholds.md)."
+            "answered 0% and 2% of labelled answerable questions (docs/studies/thresholds.md)."
             if isinstance(run, SyntheticRun)
             else ""
         )
