@@ -117,7 +117,7 @@ def fitted_on(
         )
     held_out = out_of_fold(features, labels, signals)
     fitted = fit(features, labels, signals).model_copy(update={"fitted_on": name})
-    chosen_on = [fitted.apply(row) for row in features] if expected else held_out
+    chosen_on = [fitted.apply(question) for question in features] if expected else held_out
     return CalibrationRun(
         signals=signals,
         n=len(scored),

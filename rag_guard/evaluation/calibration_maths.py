@@ -83,8 +83,9 @@ def choose_thresholds(
 
     Precision and coverage are counted from the labels, or with `expected` taken from the probabilities
     (the mean probability of what a threshold answers): counted on a few dozen questions, precision moves in
-    steps of 1/n and a target of 0.95 lands the threshold above the highest-scoring unanswerable question,
-    which on written questions answered almost nothing a user asked (docs/studies/thresholds.md).
+    steps of 1/n, so the threshold lands just above an unanswerable question and jumps as the target moves;
+    read from the probabilities on written questions, the precision promised held on labelled questions
+    (docs/studies/thresholds.md).
 
     When no threshold reaches the target, the one with the best precision is chosen and `reached_target` is
     False, so the caller can say how close it got.
