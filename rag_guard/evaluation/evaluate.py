@@ -25,7 +25,6 @@ from rag_guard.config import Settings
 from rag_guard.evaluation.answer_scoring import AnswerQuality, ScoredText, answer_quality, names, score_answer
 from rag_guard.evaluation.metrics import GateQuality, gate_quality, stratified_sample
 from rag_guard.evaluation.questions import LabelledQuestion
-from rag_guard.evaluation.synthetic import states
 from rag_guard.judging import SufficiencyGuard
 from rag_guard.judging.decision import Decision
 from rag_guard.judging.logprobs import LogprobError, joint_logprob, min_content_probability, parse_logprobs, perplexity
@@ -33,6 +32,7 @@ from rag_guard.judging.signals import Signals
 from rag_guard.judging.verdict import Verdict
 from rag_guard.pipeline import GuardedRAG
 from rag_guard.reply.answers import GuardedAnswer
+from rag_guard.text.words import states
 
 Progress = Callable[[int, int], None]
 OnJudged = Callable[[list[LabelledQuestion], list["EvalRow"]], None]

@@ -26,7 +26,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from rag_guard.evaluation.questions import LabelledQuestion
 from rag_guard.text.injection import sanitise
-from rag_guard.text.words import key_words
+from rag_guard.text.words import key_words, states
 
 WRITE_TOKENS = 60
 """The two lines take 20-40 tokens; a reply that runs on past them is cut."""
@@ -92,12 +92,6 @@ def _usable(question: str | None) -> bool:
     if not question or not question.rstrip().endswith("?"):
         return False
     return len(key_words(question)) >= 2 and not _REFERS_TO_TEXT.search(question)
-
-
-def states(text: str, answer: str) -> bool:
-    """The answer's content words are the text's: copied, or closely enough that a reader finds it there."""
-    wanted = set(key_words(answer))
-    return bool(wanted) and len(wanted & set(key_words(text))) >= 0.8 * len(wanted)
 
 
 def spread_sample(chunks: Sequence[Document], n: int, seed: int = 0) -> list[Document]:

@@ -72,6 +72,12 @@ def key_words(text: str) -> list[str]:
     return [word for word in tokens(text) if word not in _FILLER]
 
 
+def states(text: str, answer: str) -> bool:
+    """The answer's content words are the text's: copied, or closely enough that a reader finds it there."""
+    wanted = set(key_words(answer))
+    return bool(wanted) and len(wanted & set(key_words(text))) >= 0.8 * len(wanted)
+
+
 def stem(word: str) -> str:
     """Crude, on purpose: "drones" matches "drone", "costs" "cost", "launched" "launch"."""
     return word.rstrip("s")[:5]

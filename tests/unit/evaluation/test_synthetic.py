@@ -10,7 +10,6 @@ from rag_guard.evaluation.synthetic import (
     read_written,
     retrieved_with_answer,
     spread_sample,
-    states,
     write_questions,
 )
 from tests.fakes import FakeChatModel, FixedRetriever
@@ -44,11 +43,6 @@ def test_questions_that_are_no_questions_or_lean_on_the_passage_are_dropped():
     assert read_written("ANSWERED: When did this ship sink?\nANSWER: 1628", VASA) is None
     assert read_written("ANSWERED: The Vasa sank in 1628.\nANSWER: 1628", VASA) is None
     assert read_written("nothing of the form", VASA) is None
-
-
-def test_a_text_states_an_answer_when_it_holds_its_content_words():
-    assert states(VASA, "10 August 1628") and states(VASA, "on 10 August, 1628")
-    assert not states(VASA, "August 1627") and not states(VASA, "the")
 
 
 def test_the_sample_takes_from_each_file_in_turn_and_skips_scraps():
